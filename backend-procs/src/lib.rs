@@ -1,0 +1,5 @@
+//! futurepool: ProcessPoolExecutor (filled by the process-pool issue).
+//!
+//! Re-exports the whole core API, so this crate is the only dependency a user needs.
+
+pub use futurepool_core::*;

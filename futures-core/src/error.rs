@@ -1,0 +1,270 @@
+//! Errors: what a future can end in, and what an operation on it can fail with.
+//!
+//! One type per operation, crossbeam-style: [`FutureError`] is what reading a future's result
+//! gives (the task's own typed error, a panic, cancellation, a timed-out wait, a broken or shut
+//! down executor); [`InvalidStateError`] is a second completion, with the rejected value given
+//! back; [`TimeoutError`] is what `as_completed` yields past its deadline.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A panic caught in a task, with its message (and, where the backend knows it, its location).
+///
+/// Cheap to clone: the text is shared.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Panic {
+    message: Arc<str>,
+    location: Option<Arc<str>>,
+}
+
+impl Panic {
+    /// A panic with this message and no known location.
+    pub fn new(message: impl Into<Arc<str>>) -> Panic {
+        Panic { message: message.into(), location: None }
+    }
+
+    /// A panic with this message, raised at `location` (`file:line:column`).
+    pub fn with_location(message: impl Into<Arc<str>>, location: impl Into<Arc<str>>) -> Panic {
+        Panic { message: message.into(), location: Some(location.into()) }
+    }
+
+    /// Turns the payload of [`std::panic::catch_unwind`] into a `Panic`, keeping the message of
+    /// `panic!("...")` (a `&str` or `String` payload) and naming the type of anything else.
+    pub fn from_payload(payload: Box<dyn Any + Send>) -> Panic {
+        let message: Arc<str> = match payload.downcast::<String>() {
+            Ok(s) => (*s).into(),
+            Err(payload) => match payload.downcast::<&'static str>() {
+                Ok(s) => (*s).into(),
+                Err(_) => "Box<dyn Any> (a panic payload that is not a string)".into(),
+            },
+        };
+        Panic { message, location: None }
+    }
+
+    /// The panic message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where the panic was raised, when the backend captured it.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(location) = &self.location {
+            write!(f, " (at {location})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a future has no value: everything `result()` can fail with.
+///
+/// `E` is the task's own error type; reading a result by reference gives `FutureError<&E>`,
+/// taking it by value gives `FutureError<E>`. Python raises the task's exception from
+/// `result()`; here it arrives as [`FutureError::Raised`], typed, with no downcasting.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FutureError<E> {
+    /// The task returned `Err(e)`: Python's exception raised by the callable.
+    Raised(E),
+    /// The task panicked. Python has no separate case: a panic is an uncaught exception.
+    Panicked(Panic),
+    /// The future was cancelled (Python's `CancelledError`).
+    Cancelled,
+    /// A wait with a timeout ran out before the future finished (Python's `TimeoutError`). The
+    /// future itself is unaffected and may still finish later.
+    TimedOut,
+    /// The executor broke before the task could finish (Python's `BrokenExecutor`): a failed
+    /// initializer, a lost worker in a pool that breaks as a whole, or a completer that went
+    /// away without completing. The text says which.
+    Broken(Arc<str>),
+    /// The executor was shut down and refused the task (Python's `RuntimeError('cannot schedule
+    /// new futures after shutdown')`).
+    ShutDown,
+}
+
+impl<E> FutureError<E> {
+    /// `true` for the two outcomes that count as "the task raised" for
+    /// [`ReturnWhen::FirstException`](crate::ReturnWhen::FirstException): a returned error and a
+    /// panic. Python counts every exception; so do we, plus [`FutureError::Broken`], which
+    /// Python also reports through `exception()`.
+    pub fn is_raised(&self) -> bool {
+        matches!(self, FutureError::Raised(_) | FutureError::Panicked(_) | FutureError::Broken(_))
+    }
+
+    /// The task's own error, if that is what this is.
+    pub fn raised(self) -> Option<E> {
+        match self {
+            FutureError::Raised(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Applies `f` to the task's error, leaving every other case as it is.
+    pub fn map_raised<F>(self, f: impl FnOnce(E) -> F) -> FutureError<F> {
+        match self {
+            FutureError::Raised(e) => FutureError::Raised(f(e)),
+            FutureError::Panicked(p) => FutureError::Panicked(p),
+            FutureError::Cancelled => FutureError::Cancelled,
+            FutureError::TimedOut => FutureError::TimedOut,
+            FutureError::Broken(why) => FutureError::Broken(why),
+            FutureError::ShutDown => FutureError::ShutDown,
+        }
+    }
+
+    /// Borrows the task's error.
+    pub fn as_ref(&self) -> FutureError<&E> {
+        match self {
+            FutureError::Raised(e) => FutureError::Raised(e),
+            FutureError::Panicked(p) => FutureError::Panicked(p.clone()),
+            FutureError::Cancelled => FutureError::Cancelled,
+            FutureError::TimedOut => FutureError::TimedOut,
+            FutureError::Broken(why) => FutureError::Broken(why.clone()),
+            FutureError::ShutDown => FutureError::ShutDown,
+        }
+    }
+}
+
+impl<E: Clone> FutureError<&E> {
+    /// Clones the borrowed task error into an owned `FutureError<E>`.
+    pub fn cloned(self) -> FutureError<E> {
+        self.map_raised(E::clone)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FutureError::Raised(e) => f.debug_tuple("Raised").field(e).finish(),
+            FutureError::Panicked(p) => f.debug_tuple("Panicked").field(p).finish(),
+            FutureError::Cancelled => f.write_str("Cancelled"),
+            FutureError::TimedOut => f.write_str("TimedOut"),
+            FutureError::Broken(why) => f.debug_tuple("Broken").field(why).finish(),
+            FutureError::ShutDown => f.write_str("ShutDown"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for FutureError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FutureError::Raised(e) => write!(f, "task failed: {e}"),
+            FutureError::Panicked(p) => write!(f, "task panicked: {p}"),
+            FutureError::Cancelled => f.write_str("future was cancelled"),
+            FutureError::TimedOut => f.write_str("timed out waiting for the future"),
+            FutureError::Broken(why) => write!(f, "executor is broken: {why}"),
+            FutureError::ShutDown => f.write_str("cannot schedule new futures after shutdown"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for FutureError<E> {}
+
+/// A future was completed twice (Python's `InvalidStateError`). The first outcome is kept; the
+/// rejected one is given back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvalidStateError<V> {
+    rejected: V,
+    state: &'static str,
+}
+
+impl<V> InvalidStateError<V> {
+    pub(crate) fn new(rejected: V, state: &'static str) -> Self {
+        InvalidStateError { rejected, state }
+    }
+
+    /// The outcome that was not stored.
+    pub fn into_inner(self) -> V {
+        self.rejected
+    }
+
+    /// The state the future was in (`"finished"` or `"cancelled"`).
+    pub fn state(&self) -> &'static str {
+        self.state
+    }
+}
+
+impl<V> fmt::Debug for InvalidStateError<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvalidStateError").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl<V> fmt::Display for InvalidStateError<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid state: the future is already {}", self.state)
+    }
+}
+
+impl<V> std::error::Error for InvalidStateError<V> {}
+
+/// `as_completed` ran past its deadline with futures still unfinished (Python: `TimeoutError:
+/// 3 (of 5) futures unfinished`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutError {
+    /// How many futures had not finished.
+    pub unfinished: usize,
+    /// How many distinct futures were waited on.
+    pub total: usize,
+    /// The timeout the wait was given.
+    pub timeout: Duration,
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (of {}) futures unfinished after {:?}",
+            self.unfinished, self.total, self.timeout
+        )
+    }
+}
+
+impl std::error::Error for TimeoutError {}
+
+/// Why an executor refused a task at `submit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// `shutdown` was called (Python's `RuntimeError`).
+    ShutDown,
+    /// The pool is broken (Python's `BrokenThreadPool` / `BrokenProcessPool`); the text says why.
+    Broken(Arc<str>),
+    /// The task could not be sent (for instance its argument failed to serialize).
+    Rejected(Arc<str>),
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShutDown => f.write_str("cannot schedule new futures after shutdown"),
+            SubmitError::Broken(why) => write!(f, "executor is broken: {why}"),
+            SubmitError::Rejected(why) => write!(f, "task rejected: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+impl<E> From<SubmitError> for FutureError<E> {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::ShutDown => FutureError::ShutDown,
+            SubmitError::Broken(why) => FutureError::Broken(why),
+            SubmitError::Rejected(why) => FutureError::Broken(why),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The executor interface both backends implement (Python's `Executor` base class), and the
+//! [`Map`] iterator that gives every executor a lazy, bounded `map`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::error::{FutureError, SubmitError};
+use crate::Future;
+
+/// A unit of work an executor can run: a callable from `Input` to `Result<Output, Error>`.
+///
+/// A thread pool can run any `Job`; a process pool needs jobs it can name across the process
+/// boundary and whose types serialize (it adds those bounds in its `Executor` impl). Build one
+/// from a function or closure with [`job`] or [`fallible_job`].
+pub trait Job: Clone + Send + Sync + 'static {
+    /// The argument.
+    type Input: Send + 'static;
+    /// The value of a successful call.
+    type Output: Send + Sync + 'static;
+    /// The task's own error type.
+    type Error: Send + Sync + 'static;
+
+    /// Runs the job once.
+    fn call(&self, input: Self::Input) -> Result<Self::Output, Self::Error>;
+}
+
+/// A [`Job`] from an infallible function or closure; see [`job`].
+pub struct FnJob<F, I, O> {
+    f: F,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+/// A [`Job`] from a fallible function or closure; see [`fallible_job`].
+pub struct FallibleJob<F, I, O, E> {
+    f: F,
+    _types: PhantomData<fn(I) -> Result<O, E>>,
+}
+
+/// Wraps `f: Fn(I) -> O` as a [`Job`] that never fails.
+pub fn job<F, I, O>(f: F) -> FnJob<F, I, O>
+where
+    F: Fn(I) -> O + Clone + Send + Sync + 'static,
+{
+    FnJob { f, _types: PhantomData }
+}
+
+/// Wraps `f: Fn(I) -> Result<O, E>` as a [`Job`] whose `Err` is the task's typed error.
+pub fn fallible_job<F, I, O, E>(f: F) -> FallibleJob<F, I, O, E>
+where
+    F: Fn(I) -> Result<O, E> + Clone + Send + Sync + 'static,
+{
+    FallibleJob { f, _types: PhantomData }
+}
+
+impl<F: Clone, I, O> Clone for FnJob<F, I, O> {
+    fn clone(&self) -> Self {
+        FnJob { f: self.f.clone(), _types: PhantomData }
+    }
+}
+
+impl<F: Clone, I, O, E> Clone for FallibleJob<F, I, O, E> {
+    fn clone(&self) -> Self {
+        FallibleJob { f: self.f.clone(), _types: PhantomData }
+    }
+}
+
+impl<F, I, O> fmt::Debug for FnJob<F, I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::any::type_name::<F>())
+    }
+}
+
+impl<F, I, O, E> fmt::Debug for FallibleJob<F, I, O, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::any::type_name::<F>())
+    }
+}
+
+impl<F, I, O> Job for FnJob<F, I, O>
+where
+    F: Fn(I) -> O + Clone + Send + Sync + 'static,
+    I: Send + 'static,
+    O: Send + Sync + 'static,
+{
+    type Input = I;
+    type Output = O;
+    type Error = std::convert::Infallible;
+
+    fn call(&self, input: I) -> Result<O, Self::Error> {
+        Ok((self.f)(input))
+    }
+}
+
+impl<F, I, O, E> Job for FallibleJob<F, I, O, E>
+where
+    F: Fn(I) -> Result<O, E> + Clone + Send + Sync + 'static,
+    I: Send + 'static,
+    O: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Input = I;
+    type Output = O;
+    type Error = E;
+
+    fn call(&self, input: I) -> Result<O, E> {
+        (self.f)(input)
+    }
+}
+
+/// How [`Executor::shutdown`] behaves (Python's `shutdown(wait=True, cancel_futures=False)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shutdown {
+    /// Block until every started task has finished and the workers have exited.
+    pub wait: bool,
+    /// Cancel every task that has not started.
+    pub cancel_futures: bool,
+}
+
+impl Default for Shutdown {
+    /// Python's defaults: wait, do not cancel.
+    fn default() -> Self {
+        Shutdown { wait: true, cancel_futures: false }
+    }
+}
+
+/// Options of [`Executor::map`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapOptions {
+    /// One deadline for the whole iteration, counted from the call (Python's `timeout`).
+    pub timeout: Option<Duration>,
+    /// How many tasks may be submitted ahead of the one being read (Python 3.14's
+    /// `buffersize`). `None` means twice the executor's worker count. Unlike Python's default,
+    /// `map` never reads its whole input up front: it works on an infinite iterator.
+    pub buffersize: Option<usize>,
+}
+
+/// An executor: Python's `concurrent.futures.Executor`, for jobs of type `J`.
+///
+/// Both backends implement it, so generic code (and the `pool` CLI) can take either.
+pub trait Executor<J: Job> {
+    /// Schedules `job(input)` and returns its future.
+    fn submit_job(&self, job: &J, input: J::Input)
+        -> Result<Future<J::Output, J::Error>, SubmitError>;
+
+    /// The maximum number of tasks run at once.
+    fn max_workers(&self) -> usize;
+
+    /// Signals the executor to free its resources once pending work is done; idempotent.
+    /// Later submissions fail with [`SubmitError::ShutDown`].
+    fn shutdown(&self, options: Shutdown);
+
+    /// Applies `job` to every input, yielding outcomes in input order (Python's `map`).
+    ///
+    /// Lazy: at most `buffersize` tasks run ahead of the consumer. A failed item is reported at
+    /// that item and iteration goes on; past the deadline the item being waited for yields
+    /// [`FutureError::TimedOut`], the rest are cancelled and iteration ends. Dropping the
+    /// iterator cancels the tasks that have not started.
+    fn map<I>(&self, job: J, inputs: I, options: MapOptions) -> Map<'_, Self, J, I::IntoIter>
+    where
+        Self: Sized,
+        I: IntoIterator<Item = J::Input>,
+    {
+        Map::new(self, job, inputs.into_iter(), options)
+    }
+}
+
+/// The iterator of [`Executor::map`].
+pub struct Map<'a, X: Executor<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>> {
+    executor: &'a X,
+    job: J,
+    /// `None` once exhausted or once submitting failed.
+    inputs: Option<I>,
+    window: VecDeque<Future<J::Output, J::Error>>,
+    buffersize: usize,
+    deadline: Option<Instant>,
+    /// Set once the deadline passed: nothing more is yielded.
+    ended: bool,
+}
+
+impl<'a, X, J, I> Map<'a, X, J, I>
+where
+    X: Executor<J> + ?Sized,
+    J: Job,
+    I: Iterator<Item = J::Input>,
+{
+    /// A `map` over `inputs` on `executor`; what [`Executor::map`] returns.
+    pub fn new(executor: &'a X, job: J, inputs: I, options: MapOptions) -> Self {
+        let buffersize =
+            options.buffersize.unwrap_or_else(|| executor.max_workers().saturating_mul(2)).max(1);
+        Map {
+            executor,
+            job,
+            inputs: Some(inputs),
+            window: VecDeque::new(),
+            buffersize,
+            deadline: crate::time::deadline(options.timeout),
+            ended: false,
+        }
+    }
+
+    fn refill(&mut self) {
+        while self.window.len() < self.buffersize {
+            let Some(inputs) = self.inputs.as_mut() else { return };
+            let Some(input) = inputs.next() else {
+                self.inputs = None;
+                return;
+            };
+            let future = match self.executor.submit_job(&self.job, input) {
+                Ok(future) => future,
+                Err(error) => {
+                    // Report the refusal at this item and submit nothing more.
+                    self.inputs = None;
+                    Future::failed(error.into())
+                }
+            };
+            self.window.push_back(future);
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        for future in self.window.drain(..) {
+            future.cancel();
+        }
+        self.inputs = None;
+    }
+}
+
+impl<X, J, I> Iterator for Map<'_, X, J, I>
+where
+    X: Executor<J> + ?Sized,
+    J: Job,
+    I: Iterator<Item = J::Input>,
+{
+    type Item = Result<J::Output, FutureError<J::Error>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        self.refill();
+        let future = self.window.pop_front()?;
+        let finished = match self.deadline {
+            None => {
+                future.wait();
+                true
+            }
+            Some(deadline) => future.wait_timeout(deadline.saturating_duration_since(Instant::now())),
+        };
+        if !finished {
+            future.cancel();
+            self.cancel_all();
+            self.ended = true;
+            return Some(Err(FutureError::TimedOut));
+        }
+        // The map holds the only handle to its futures (executors keep promises, not
+        // futures), so this moves the value out.
+        Some(match future.try_into_result() {
+            Ok(outcome) => outcome,
+            Err(_) => Err(FutureError::Broken("map's future was shared".into())),
+        })
+    }
+}
+
+impl<X, J, I> Drop for Map<'_, X, J, I>
+where
+    X: Executor<J> + ?Sized,
+    J: Job,
+    I: Iterator<Item = J::Input>,
+{
+    fn drop(&mut self) {
+        self.cancel_all();
+    }
+}
+
+impl<X, J, I> fmt::Debug for Map<'_, X, J, I>
+where
+    X: Executor<J> + ?Sized,
+    J: Job,
+    I: Iterator<Item = J::Input>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("in_flight", &self.window.len())
+            .field("buffersize", &self.buffersize)
+            .field("exhausted", &self.inputs.is_none())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,629 @@
+//! [`Future`] and its completing side, [`Promise`]: the state machine everything else waits on.
+//!
+//! # States
+//!
+//! ```text
+//!             set_running_or_notify_cancel           set_result / set_exception / …
+//!   PENDING ─────────────────────────────────▶ RUNNING ──────────────────────────▶ FINISHED
+//!      │  └──────────────────────── set_result / set_exception (no running step) ──▶ FINISHED
+//!      └── cancel ──▶ CANCELLED
+//! ```
+//!
+//! FINISHED and CANCELLED are final. Every move to a final state happens under the future's
+//! lock, which also takes the waiter list (see [`crate::waiter`]); PENDING → RUNNING is a
+//! lock-free compare-and-swap, which can only race with `cancel` (also a CAS, from PENDING) and
+//! never produces a final state.
+//!
+//! # The outcome cell
+//!
+//! A finished future's outcome lives in a write-once cell that is read without the lock, so
+//! `result()` on a finished future is one atomic load and a pointer. The protocol:
+//!
+//! * written exactly once, under the lock, by the completion that moves the state to FINISHED,
+//!   *before* the state is stored with `Release`;
+//! * read only after loading FINISHED with `Acquire`, which makes the write visible, and never
+//!   written again while a reader may exist;
+//! * moved out (by [`Future::try_into_result`]) only by the last [`Future`] handle, once the state
+//!   is final: a [`Promise`] never reads the cell, and every other reader holds a `Future` handle
+//!   (done-callbacks are lent a counted handle), so none can exist.
+
+use std::fmt;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::error::{FutureError, InvalidStateError, Panic};
+use crate::loom::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::loom::{Arc, Condvar, Mutex, UnsafeCell};
+use crate::waiter::{Entry, Queue, Waiters};
+
+/// Not started; may be cancelled.
+const PENDING: u8 = 0;
+/// Taken by a worker (`set_running_or_notify_cancel` returned `true`); can no longer be cancelled.
+const RUNNING: u8 = 1;
+/// Final: the outcome cell holds the result.
+const FINISHED: u8 = 2;
+/// Final: cancelled before it ran. The outcome cell stays empty.
+const CANCELLED: u8 = 3;
+
+fn is_final(state: u8) -> bool {
+    state >= FINISHED
+}
+
+fn state_name(state: u8) -> &'static str {
+    match state {
+        PENDING => "pending",
+        RUNNING => "running",
+        FINISHED => "finished",
+        _ => "cancelled",
+    }
+}
+
+/// What a finished future holds.
+pub(crate) type Outcome<T, E> = Result<T, FutureError<E>>;
+
+type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
+
+/// The state shared by every [`Future`] and [`Promise`] of one task.
+pub(crate) struct Inner<T, E> {
+    state: AtomicU8,
+    waiters: Mutex<Waiters<Callback<T, E>>>,
+    /// Woken (`notify_all`) when the state becomes final and someone sleeps on it.
+    finished: Condvar,
+    outcome: UnsafeCell<Option<Outcome<T, E>>>,
+    /// Live `Future` handles, including one lent to running done-callbacks.
+    handles: AtomicUsize,
+    /// Live `Promise` handles; the last one to go leaves no future pending.
+    promises: AtomicUsize,
+}
+
+// SAFETY: `Inner` owns `T`/`E` values (in the outcome cell), so sending it moves them: `T: Send`,
+// `E: Send`. The callbacks are `Send` by their type.
+unsafe impl<T: Send, E: Send> Send for Inner<T, E> {}
+// SAFETY: shared `Inner`s hand out `&T`/`&E` to any thread (`T: Sync`, `E: Sync`) and let any
+// thread store or take the value (`T: Send`, `E: Send`). The outcome cell follows the protocol in
+// the module docs: one write under the lock before a `Release` store of FINISHED, reads only after
+// an `Acquire` load of FINISHED, and a move-out only by the last `Future` handle.
+unsafe impl<T: Send + Sync, E: Send + Sync> Sync for Inner<T, E> {}
+
+impl<T, E> Inner<T, E> {
+    fn new(state: u8, outcome: Option<Outcome<T, E>>, promises: usize) -> Self {
+        Inner {
+            state: AtomicU8::new(state),
+            waiters: Mutex::new(Waiters::new()),
+            finished: Condvar::new(),
+            outcome: UnsafeCell::new(outcome),
+            handles: AtomicUsize::new(1),
+            promises: AtomicUsize::new(promises),
+        }
+    }
+
+    fn state(&self) -> u8 {
+        // Acquire: seeing FINISHED makes the outcome written before it visible.
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// The outcome of a FINISHED future.
+    ///
+    /// Callers must have loaded FINISHED (with `Acquire`) and hold a `Future` handle.
+    fn outcome(&self) -> &Outcome<T, E> {
+        // SAFETY: per the module docs the cell was written before FINISHED was published, the
+        // caller observed FINISHED with Acquire, and no write or move-out can happen while the
+        // caller's `Future` handle (which `&self` is borrowed through) exists.
+        let outcome = self.outcome.with(|p| unsafe { &*p });
+        outcome.as_ref().expect("a finished future has an outcome")
+    }
+
+    /// Blocks until the state is final or `deadline` passes; returns the last state seen.
+    fn wait_final(&self, deadline: Option<Instant>) -> u8 {
+        let state = self.state();
+        if is_final(state) {
+            return state;
+        }
+        if matches!(deadline, Some(d) if Instant::now() >= d) {
+            return state;
+        }
+        let mut waiters = self.waiters.lock();
+        loop {
+            // Final states are only stored under the lock we hold, so this load cannot miss a
+            // completion that happens before we sleep.
+            let state = self.state();
+            if is_final(state) {
+                return state;
+            }
+            waiters.sleepers += 1;
+            let expired = match deadline {
+                None => {
+                    waiters = self.finished.wait(waiters);
+                    false
+                }
+                Some(d) => {
+                    let (guard, expired) = self.finished.wait_deadline(waiters, d);
+                    waiters = guard;
+                    expired
+                }
+            };
+            waiters.sleepers -= 1;
+            if expired {
+                return self.state();
+            }
+        }
+    }
+
+    /// Moves the state to `new` (FINISHED or CANCELLED), storing `outcome` for FINISHED, then
+    /// notifies every waiter and runs the done-callbacks. `this` is the `Arc` the callbacks'
+    /// handle is made from.
+    ///
+    /// Fails, giving the outcome back, when the state is already final.
+    fn complete(
+        this: &Arc<Self>,
+        outcome: Option<Outcome<T, E>>,
+    ) -> Result<(), (Option<Outcome<T, E>>, u8)> {
+        let new = if outcome.is_some() { FINISHED } else { CANCELLED };
+        let mut waiters = this.waiters.lock();
+        let current = this.state.load(Ordering::Acquire);
+        if is_final(current) || (new == CANCELLED && current != PENDING) {
+            return Err((outcome, current));
+        }
+        if new == FINISHED {
+            // SAFETY: the state is not final and we hold the lock, so no completion has written
+            // the cell and no reader may look at it yet (readers wait for FINISHED).
+            this.outcome.with_mut(|p| unsafe { *p = outcome });
+        }
+        let entries = mem::take(&mut waiters.entries);
+        let has_callbacks = entries.iter().any(|e| matches!(e, Entry::Callback(_)));
+        if has_callbacks {
+            // Lend the callbacks a handle; counted before the state is published so that a
+            // `try_into_result` that sees the final state also sees this handle.
+            this.handles.fetch_add(1, Ordering::Relaxed);
+        }
+        if new == CANCELLED {
+            // Only a cancel races with the lock-free PENDING → RUNNING step.
+            if this
+                .state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // A worker took the task first; undo.
+                if has_callbacks {
+                    this.handles.fetch_sub(1, Ordering::Relaxed);
+                }
+                waiters.entries = entries;
+                return Err((None, RUNNING));
+            }
+        } else {
+            // PENDING or RUNNING → FINISHED; a concurrent PENDING → RUNNING CAS fails after this.
+            this.state.store(FINISHED, Ordering::Release);
+        }
+        let sleepers = waiters.sleepers;
+        drop(waiters);
+        if sleepers > 0 {
+            this.finished.notify_all();
+        }
+        let mut callbacks = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Queue { queue, token } => queue.push(token),
+                Entry::Waker { waker, .. } => waker.wake(),
+                Entry::Callback(cb) => callbacks.push(cb),
+            }
+        }
+        if has_callbacks {
+            let lent = Future { inner: this.clone() };
+            for cb in callbacks {
+                run_callback(cb, &lent);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T, E> Drop for Inner<T, E> {
+    fn drop(&mut self) {
+        // Nothing to do: the cell's `Option` drops the outcome. Kept to document that dropping
+        // the last handle of a pending future does not cancel its task (as in Python).
+    }
+}
+
+/// Runs one done-callback, catching and logging a panic so later callbacks still run.
+fn run_callback<T, E>(cb: Callback<T, E>, future: &Future<T, E>) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| cb(future))) {
+        let panic = Panic::from_payload(payload);
+        log::error!("a done-callback panicked (later callbacks still run): {panic}");
+    }
+}
+
+/// A handle to the eventual outcome of a task: Python's `concurrent.futures.Future`.
+///
+/// Cheap to clone (one reference count); every clone sees the same state. `T` is the task's
+/// value, `E` its own error type (a task that cannot fail uses the default,
+/// [`std::convert::Infallible`]).
+///
+/// ```
+/// use futurepool_core::{Future, FutureError};
+///
+/// let (future, promise) = Future::<u32, String>::pending();
+/// assert!(!future.done());
+/// promise.set_result(7).unwrap();
+/// assert_eq!(future.result(), Ok(&7));
+/// assert_eq!(future.into_result(), Ok(7));
+/// ```
+pub struct Future<T, E = std::convert::Infallible> {
+    inner: Arc<Inner<T, E>>,
+}
+
+impl<T, E> Future<T, E> {
+    fn from_inner(inner: Arc<Inner<T, E>>) -> Self {
+        Future { inner }
+    }
+
+    /// A pending future and the promise that completes it (Python: `Future()`, whose completing
+    /// methods live on the future itself; here they are on [`Promise`]).
+    pub fn pending() -> (Future<T, E>, Promise<T, E>) {
+        let inner = Arc::new(Inner::new(PENDING, None, 1));
+        (Future::from_inner(inner.clone()), Promise { inner })
+    }
+
+    /// A future that is already finished with `value`.
+    pub fn ready(value: T) -> Future<T, E> {
+        Future::from_inner(Arc::new(Inner::new(FINISHED, Some(Ok(value)), 0)))
+    }
+
+    /// A future that is already finished with `error` (a [`FutureError::Cancelled`] makes a
+    /// cancelled future).
+    pub fn failed(error: FutureError<E>) -> Future<T, E> {
+        match error {
+            FutureError::Cancelled => Future::from_inner(Arc::new(Inner::new(CANCELLED, None, 0))),
+            error => Future::from_inner(Arc::new(Inner::new(FINISHED, Some(Err(error)), 0))),
+        }
+    }
+
+    /// Attempts to cancel: `true` if the future is now cancelled (it was pending, or already
+    /// cancelled), `false` if it is running or finished. Waiters and callbacks are notified at
+    /// once — unlike CPython, a cancelled future counts as done for [`wait`](crate::wait) and
+    /// [`as_completed`](crate::as_completed) immediately (gh-92001, gh-109934).
+    pub fn cancel(&self) -> bool {
+        match self.inner.state() {
+            CANCELLED => return true,
+            RUNNING | FINISHED => return false,
+            _ => {}
+        }
+        match Inner::complete(&self.inner, None) {
+            Ok(()) => true,
+            Err((_, state)) => state == CANCELLED,
+        }
+    }
+
+    /// `true` if the future was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.inner.state() == CANCELLED
+    }
+
+    /// `true` if a worker is running the task right now.
+    pub fn running(&self) -> bool {
+        self.inner.state() == RUNNING
+    }
+
+    /// `true` if the future is finished or cancelled.
+    pub fn done(&self) -> bool {
+        is_final(self.inner.state())
+    }
+
+    /// `true` if the future finished with an error that counts as raised (see
+    /// [`FutureError::is_raised`]); `false` while it is not done.
+    pub fn raised(&self) -> bool {
+        self.inner.state() == FINISHED
+            && matches!(self.inner.outcome(), Err(e) if e.is_raised())
+    }
+
+    /// Blocks until the future is done and returns its value by reference — as often as you
+    /// like, from any clone.
+    pub fn result(&self) -> Result<&T, FutureError<&E>> {
+        self.result_deadline_opt(None)
+    }
+
+    /// Like [`result`](Self::result), but gives up after `timeout` with
+    /// [`FutureError::TimedOut`]; a zero timeout only looks. The task is not affected.
+    pub fn result_timeout(&self, timeout: Duration) -> Result<&T, FutureError<&E>> {
+        self.result_deadline_opt(crate::time::deadline(Some(timeout)))
+    }
+
+    /// Like [`result`](Self::result), but gives up at `deadline`.
+    pub fn result_deadline(&self, deadline: Instant) -> Result<&T, FutureError<&E>> {
+        self.result_deadline_opt(Some(deadline))
+    }
+
+    fn result_deadline_opt(&self, deadline: Option<Instant>) -> Result<&T, FutureError<&E>> {
+        match self.inner.wait_final(deadline) {
+            FINISHED => match self.inner.outcome() {
+                Ok(value) => Ok(value),
+                Err(error) => Err(error.as_ref()),
+            },
+            CANCELLED => Err(FutureError::Cancelled),
+            _ => Err(FutureError::TimedOut),
+        }
+    }
+
+    /// Blocks until done; `None` if the future has a value, otherwise its error (Python's
+    /// `exception()`, where cancellation raises instead: here it is `Some(Cancelled)`).
+    pub fn exception(&self) -> Option<FutureError<&E>> {
+        self.result().err()
+    }
+
+    /// Like [`exception`](Self::exception), with a timeout: `Some(TimedOut)` when it runs out.
+    pub fn exception_timeout(&self, timeout: Duration) -> Option<FutureError<&E>> {
+        self.result_timeout(timeout).err()
+    }
+
+    /// Blocks until the future is done (Python: `wait([f])`).
+    pub fn wait(&self) {
+        self.inner.wait_final(None);
+    }
+
+    /// Blocks until the future is done or `timeout` passes; `true` if it is done.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        is_final(self.inner.wait_final(crate::time::deadline(Some(timeout))))
+    }
+
+    /// Attaches a callback that runs exactly once, with this future, when it is done: in the
+    /// thread that completes or cancels it, outside any lock, in the order callbacks were added —
+    /// or at once, in this thread, if the future is already done (Python's
+    /// `add_done_callback`). A panicking callback is caught and logged (`log::error!`); later
+    /// callbacks still run.
+    pub fn add_done_callback<F>(&self, callback: F)
+    where
+        F: FnOnce(&Future<T, E>) + Send + 'static,
+    {
+        if !self.done() {
+            let mut waiters = self.inner.waiters.lock();
+            if !is_final(self.inner.state()) {
+                waiters.entries.push(Entry::Callback(Box::new(callback)));
+                return;
+            }
+        }
+        run_callback(Box::new(callback), self);
+    }
+
+    /// Waits, then takes the outcome by value if this is the last handle to the future; otherwise
+    /// gives the handle back. Another handle includes one lent to a done-callback that is still
+    /// running.
+    pub fn try_into_result(self) -> Result<Outcome<T, E>, Future<T, E>> {
+        match self.inner.wait_final(None) {
+            CANCELLED => return Ok(Err(FutureError::Cancelled)),
+            FINISHED => {}
+            _ => unreachable!("wait_final without a deadline returns a final state"),
+        }
+        // Acquire: pairs with the Release decrement in `Drop for Future`, so every other
+        // handle's reads of the cell happen before our move.
+        if self.inner.handles.load(Ordering::Acquire) != 1 {
+            return Err(self);
+        }
+        // SAFETY: the state is FINISHED (written, never to be written again), and we hold the
+        // only `Future` handle; promises never read the cell, and new handles can only be made
+        // from ours. So no reference into the cell exists or can be made.
+        let outcome = self.inner.outcome.with_mut(|p| unsafe { (*p).take() });
+        Ok(outcome.expect("a finished future has an outcome until its last handle takes it"))
+    }
+
+    /// Waits, then returns the outcome by value: moved out if this is the last handle, cloned
+    /// otherwise (like `Arc::unwrap_or_clone`).
+    pub fn into_result(self) -> Outcome<T, E>
+    where
+        T: Clone,
+        E: Clone,
+    {
+        match self.try_into_result() {
+            Ok(outcome) => outcome,
+            Err(shared) => shared.result().map(T::clone).map_err(FutureError::cloned),
+        }
+    }
+
+    /// A type-erased handle to this future, for [`wait`](crate::wait) and
+    /// [`as_completed`](crate::as_completed) over futures of different types.
+    pub fn erase(&self) -> crate::AnyFuture
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        crate::AnyFuture::new(self.clone())
+    }
+
+    /// An identity for this future, equal for all its clones.
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
+    }
+
+    /// Adds a queue entry; `false` if the future is already done (nothing was added).
+    pub(crate) fn register(&self, queue: &Arc<Queue>, token: usize) -> bool {
+        if self.done() {
+            return false;
+        }
+        let mut waiters = self.inner.waiters.lock();
+        if is_final(self.inner.state()) {
+            return false;
+        }
+        waiters.entries.push(Entry::Queue { queue: queue.clone(), token });
+        true
+    }
+
+    pub(crate) fn unregister(&self, queue: &Arc<Queue>, token: usize) {
+        if !self.done() {
+            self.inner.waiters.lock().remove_queue(queue, token);
+        }
+    }
+
+    /// The async bridge's registration: `Ready` when done, otherwise the waker is stored under
+    /// `key` (replacing an earlier one).
+    pub(crate) fn poll_done(&self, key: &mut Option<u64>, waker: &std::task::Waker) -> bool {
+        if self.done() {
+            return true;
+        }
+        let mut waiters = self.inner.waiters.lock();
+        if is_final(self.inner.state()) {
+            return true;
+        }
+        waiters.set_waker(key, waker);
+        false
+    }
+
+    pub(crate) fn forget_waker(&self, key: u64) {
+        if !self.done() {
+            self.inner.waiters.lock().remove_waker(key);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn entry_count(&self) -> usize {
+        self.inner.waiters.lock().entries.len()
+    }
+}
+
+impl<T, E> Clone for Future<T, E> {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Future::from_inner(self.inner.clone())
+    }
+}
+
+impl<T, E> Drop for Future<T, E> {
+    fn drop(&mut self) {
+        // Release: our reads of the outcome happen before a later move-out (see
+        // `try_into_result`).
+        self.inner.handles.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl<T, E> fmt::Debug for Future<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state();
+        let mut d = f.debug_struct("Future");
+        d.field("state", &state_name(state));
+        if state == FINISHED {
+            d.field("ok", &self.inner.outcome().is_ok());
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+/// The completing side of a [`Future`]: what an executor (or a test) uses to move it along.
+/// Python keeps these methods on the future itself; splitting them out means a waiter cannot
+/// complete a future by mistake, and lets the last promise to go away fail a future nobody will
+/// complete instead of leaving it pending forever.
+///
+/// Cloneable: every clone completes the same future, and the first completion wins.
+pub struct Promise<T, E = std::convert::Infallible> {
+    inner: Arc<Inner<T, E>>,
+}
+
+impl<T, E> Promise<T, E> {
+    /// Python's `set_running_or_notify_cancel`: `Ok(true)` if the future moved from pending to
+    /// running (run the task), `Ok(false)` if it was cancelled (skip it; its waiters have already
+    /// been notified), and an error if it is already running or finished.
+    pub fn set_running_or_notify_cancel(&self) -> Result<bool, InvalidStateError<()>> {
+        match self.inner.state.compare_exchange(
+            PENDING,
+            RUNNING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(true),
+            Err(CANCELLED) => Ok(false),
+            Err(state) => Err(InvalidStateError::new((), state_name(state))),
+        }
+    }
+
+    /// Finishes the future with `value` (Python's `set_result`). A second completion is refused
+    /// and `value` is given back; the first outcome is kept.
+    pub fn set_result(&self, value: T) -> Result<(), InvalidStateError<T>> {
+        self.set_outcome(Ok(value)).map_err(|e| {
+            let state = e.state();
+            match e.into_inner() {
+                Ok(value) => InvalidStateError::new(value, state),
+                Err(_) => unreachable!("the rejected outcome is the one passed in"),
+            }
+        })
+    }
+
+    /// Finishes the future with the task's own error (Python's `set_exception`).
+    pub fn set_exception(&self, error: E) -> Result<(), InvalidStateError<E>> {
+        self.set_outcome(Err(FutureError::Raised(error))).map_err(|e| {
+            let state = e.state();
+            match e.into_inner() {
+                Err(FutureError::Raised(error)) => InvalidStateError::new(error, state),
+                _ => unreachable!("the rejected outcome is the one passed in"),
+            }
+        })
+    }
+
+    /// Finishes the future with any outcome: a value, the task's error, a panic, a broken
+    /// executor… `Err(FutureError::Cancelled)` cancels the future if it is still pending.
+    pub fn set_outcome(&self, outcome: Outcome<T, E>) -> Result<(), InvalidStateError<Outcome<T, E>>> {
+        let cancel = matches!(outcome, Err(FutureError::Cancelled));
+        let stored = if cancel { None } else { Some(outcome) };
+        Inner::complete(&self.inner, stored).map_err(|(rejected, state)| {
+            InvalidStateError::new(rejected.unwrap_or(Err(FutureError::Cancelled)), state_name(state))
+        })
+    }
+
+    /// Runs `task` for this future, the way a worker does: marks it running (or skips it if
+    /// it was cancelled), runs the task catching a panic, and stores the outcome. Returns `false`
+    /// if the task did not run.
+    pub fn run<F>(&self, task: F) -> bool
+    where
+        F: FnOnce() -> Result<T, E>,
+    {
+        match self.set_running_or_notify_cancel() {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return false,
+        }
+        let outcome = match panic::catch_unwind(AssertUnwindSafe(task)) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(FutureError::Raised(error)),
+            Err(payload) => Err(FutureError::Panicked(Panic::from_payload(payload))),
+        };
+        // The future is RUNNING and only completions can end it; another promise clone may have
+        // completed it meanwhile, in which case its outcome is kept and ours dropped.
+        let _ = self.set_outcome(outcome);
+        true
+    }
+
+    /// `true` if the future was cancelled (a worker can skip work nobody waits for).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.state() == CANCELLED
+    }
+
+    /// `true` if the future is finished or cancelled.
+    pub fn is_done(&self) -> bool {
+        is_final(self.inner.state())
+    }
+}
+
+impl<T, E> Clone for Promise<T, E> {
+    fn clone(&self) -> Self {
+        self.inner.promises.fetch_add(1, Ordering::Relaxed);
+        Promise { inner: self.inner.clone() }
+    }
+}
+
+impl<T, E> Drop for Promise<T, E> {
+    fn drop(&mut self) {
+        if self.inner.promises.fetch_sub(1, Ordering::AcqRel) == 1 && !self.is_done() {
+            // Nobody can complete the future any more: fail it rather than leave its waiters
+            // hanging (a queue dropped with tasks in it, a task closure dropped unrun).
+            let _ = Inner::complete(
+                &self.inner,
+                Some(Err(FutureError::Broken(
+                    "the task was dropped before it completed its future".into(),
+                ))),
+            );
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Promise<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promise")
+            .field("state", &state_name(self.inner.state()))
+            .finish_non_exhaustive()
+    }
+}

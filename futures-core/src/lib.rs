@@ -1,0 +1,52 @@
+//! Python's `concurrent.futures` model for Rust: the [`Future`] state machine, [`wait`],
+//! [`as_completed`] and the [`Executor`] trait. Backends (`futurepool-threads`,
+//! `futurepool-procs`) re-export all of it.
+//!
+//! This crate does no I/O and knows no backend. All its synchronization goes through
+//! [`loom`], the facade that `--cfg futurepool_loom` swaps for the loom model checker.
+//!
+//! ```
+//! use futurepool_core::{as_completed, Future};
+//! use std::thread;
+//!
+//! let (future, promise) = Future::<u64>::pending();
+//! future.add_done_callback(|f| println!("done: {:?}", f.result()));
+//! let worker = thread::spawn(move || promise.run(|| Ok((1..=10u64).map(|i| i * i).sum())));
+//! assert_eq!(future.result(), Ok(&385));
+//! worker.join().unwrap();
+//! for done in as_completed([future], None) {
+//!     assert_eq!(done.unwrap().into_result(), Ok(385));
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod as_completed;
+mod bridge;
+mod error;
+mod executor;
+mod future;
+#[allow(missing_docs)]
+pub mod loom;
+mod time;
+mod waitable;
+mod wait;
+mod waiter;
+
+pub use crate::as_completed::{as_completed, AsCompleted};
+pub use crate::bridge::{Awaiting, DoneAsync};
+pub use crate::error::{FutureError, InvalidStateError, Panic, SubmitError, TimeoutError};
+pub use crate::executor::{
+    fallible_job, job, Executor, FallibleJob, FnJob, Job, Map, MapOptions, Shutdown,
+};
+pub use crate::future::{Future, Promise};
+pub use crate::wait::{wait, ReturnWhen, Waited};
+pub use crate::waitable::{AnyFuture, Waitable};
+
+/// A future's outcome taken by value: the value or why there is none.
+pub type Outcome<T, E = std::convert::Infallible> = Result<T, FutureError<E>>;
+
+#[cfg(all(test, futurepool_loom))]
+mod loom_tests;
+#[cfg(all(test, not(futurepool_loom)))]
+mod tests;

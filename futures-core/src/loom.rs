@@ -1,0 +1,150 @@
+//! The sync facade: every lock, atomic, condition variable and shared cell in futurepool goes
+//! through here, so that `--cfg futurepool_loom` swaps them for [loom]'s model-checked versions.
+//!
+//! The cfg is crate-specific on purpose: a bare `loom` cfg would also switch tokio (inside
+//! reqwest, used by the CLI) into its own loom mode.
+//!
+//! The std flavour strips mutex poisoning: a panic while a futurepool lock is held can only come
+//! from our own code (user callbacks and tasks never run under a lock), and every critical section
+//! leaves the protected data consistent before anything that could panic.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(futurepool_loom))]
+mod imp {
+    pub use std::sync::atomic;
+    pub use std::sync::Arc;
+    pub use std::thread;
+
+    /// A mutex without poisoning (see the module docs).
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+
+    pub type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A condition variable whose timed wait takes a deadline.
+    #[derive(Debug, Default)]
+    pub struct Condvar(std::sync::Condvar);
+
+    impl Condvar {
+        pub fn new() -> Self {
+            Condvar(std::sync::Condvar::new())
+        }
+
+        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|p| p.into_inner())
+        }
+
+        /// Waits until notified (or spuriously woken) or until `deadline` has passed; the flag
+        /// says whether the deadline has passed.
+        pub fn wait_deadline<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            deadline: std::time::Instant,
+        ) -> (MutexGuard<'a, T>, bool) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return (guard, true);
+            }
+            let guard = match self.0.wait_timeout(guard, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+            (guard, std::time::Instant::now() >= deadline)
+        }
+
+        pub fn notify_one(&self) {
+            self.0.notify_one()
+        }
+
+        pub fn notify_all(&self) {
+            self.0.notify_all()
+        }
+    }
+
+    /// An `UnsafeCell` with loom's closure-based access API.
+    #[derive(Debug)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(futurepool_loom)]
+mod imp {
+    pub use loom::cell::UnsafeCell;
+    pub use loom::sync::atomic;
+    pub use loom::sync::Arc;
+    pub use loom::thread;
+
+    /// loom's mutex, with the poison-free API of the std flavour.
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap()
+        }
+    }
+
+    /// loom's condition variable. loom has no time, so a timed wait is modelled as a wait whose
+    /// deadline has already passed: it returns at once and the caller re-checks its condition,
+    /// exactly as after a spurious wake-up. Timed paths get real-time tests in the std build.
+    #[derive(Debug, Default)]
+    pub struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap()
+        }
+
+        pub fn wait_deadline<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            _deadline: std::time::Instant,
+        ) -> (MutexGuard<'a, T>, bool) {
+            (guard, true)
+        }
+
+        pub fn notify_one(&self) {
+            self.0.notify_one()
+        }
+
+        pub fn notify_all(&self) {
+            self.0.notify_all()
+        }
+    }
+}
+
+pub use imp::*;

@@ -1,0 +1,139 @@
+//! Waiters: what a future notifies when it reaches a final state.
+//!
+//! A pending future keeps a list of [`Entry`]s under its lock. Reaching a final state (finished
+//! or cancelled) takes the whole list out under that lock, publishes the state, and then — with
+//! the lock released — notifies each entry once: a [`Queue`] gets the entry's token pushed, an
+//! async [`Waker`] is woken, a done-callback is run. A thread blocked in `result()` does not need
+//! an entry: it sleeps on the future's own condition variable.
+//!
+//! The no-lost-wake-up argument is the same for every kind of entry: an entry is only added under
+//! the future's lock after checking that the state is not final, and the state only becomes final
+//! under that same lock, which also takes the list. So an entry is either seen by the completion
+//! or its registration sees the final state and reports "already done" instead.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::loom::{Arc, Condvar, Mutex};
+
+/// A FIFO of tokens shared by one `wait` or `as_completed` call and every future it waits on.
+///
+/// Each future gets an entry carrying its index in the caller's list as the token; a completion
+/// pushes that token, so the caller learns *which* future finished in O(1) and `as_completed`
+/// over `n` futures costs O(n) in total.
+#[derive(Debug, Default)]
+pub struct Queue {
+    tokens: Mutex<VecDeque<usize>>,
+    ready: Condvar,
+}
+
+impl Queue {
+    pub(crate) fn new() -> Arc<Queue> {
+        Arc::new(Queue::default())
+    }
+
+    /// Pushes `token` and wakes the (single) consumer.
+    pub(crate) fn push(&self, token: usize) {
+        self.tokens.lock().push_back(token);
+        self.ready.notify_one();
+    }
+
+    /// Pops the oldest token, blocking until one arrives or `deadline` passes (`None`: no
+    /// deadline). `None` means the deadline passed with the queue empty.
+    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Option<usize> {
+        let mut tokens = self.tokens.lock();
+        loop {
+            if let Some(token) = tokens.pop_front() {
+                return Some(token);
+            }
+            match deadline {
+                None => tokens = self.ready.wait(tokens),
+                Some(deadline) => {
+                    let (guard, expired) = self.ready.wait_deadline(tokens, deadline);
+                    tokens = guard;
+                    if expired {
+                        return tokens.pop_front();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One registration on a pending future.
+pub(crate) enum Entry<C> {
+    /// Push `token` onto `queue` (a `wait` or `as_completed` call).
+    Queue { queue: Arc<Queue>, token: usize },
+    /// Wake an async task. `key` identifies the registration so a re-poll can replace the waker
+    /// and a dropped `.await` can withdraw it.
+    Waker { key: u64, waker: Waker },
+    /// A done-callback, run once in the completing thread.
+    Callback(C),
+}
+
+impl<C> fmt::Debug for Entry<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entry::Queue { token, .. } => f.debug_struct("Queue").field("token", token).finish(),
+            Entry::Waker { key, .. } => f.debug_struct("Waker").field("key", key).finish(),
+            Entry::Callback(_) => f.write_str("Callback"),
+        }
+    }
+}
+
+/// The list of entries of one future, plus what the blocking path needs.
+pub(crate) struct Waiters<C> {
+    pub(crate) entries: Vec<Entry<C>>,
+    /// Threads currently asleep on the future's condition variable; the completion skips the
+    /// `notify_all` system call when there are none.
+    pub(crate) sleepers: u32,
+    /// Source of `Entry::Waker` keys.
+    pub(crate) next_key: u64,
+}
+
+impl<C> Waiters<C> {
+    pub(crate) const fn new() -> Self {
+        Waiters { entries: Vec::new(), sleepers: 0, next_key: 0 }
+    }
+
+    /// Removes the queue entry of `queue` with `token`, if still there.
+    pub(crate) fn remove_queue(&mut self, queue: &Arc<Queue>, token: usize) {
+        if let Some(i) = self.entries.iter().position(|e| {
+            matches!(e, Entry::Queue { queue: q, token: t } if Arc::ptr_eq(q, queue) && *t == token)
+        }) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Registers `waker` under `key`, replacing the earlier waker of that key; allocates a key
+    /// when `key` is `None`.
+    pub(crate) fn set_waker(&mut self, key: &mut Option<u64>, waker: &Waker) {
+        if let Some(k) = *key {
+            for entry in &mut self.entries {
+                if let Entry::Waker { key: ek, waker: w } = entry {
+                    if *ek == k {
+                        if !w.will_wake(waker) {
+                            *w = waker.clone();
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        let k = self.next_key;
+        self.next_key += 1;
+        *key = Some(k);
+        self.entries.push(Entry::Waker { key: k, waker: waker.clone() });
+    }
+
+    /// Withdraws the waker registered under `key`.
+    pub(crate) fn remove_waker(&mut self, key: u64) {
+        if let Some(i) =
+            self.entries.iter().position(|e| matches!(e, Entry::Waker { key: k, .. } if *k == key))
+        {
+            self.entries.remove(i);
+        }
+    }
+}
