@@ -225,11 +225,7 @@ pub struct TimeoutError {
 
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (of {}) futures unfinished after {:?}",
-            self.unfinished, self.total, self.timeout
-        )
+        write!(f, "{} (of {}) futures unfinished", self.unfinished, self.total)
     }
 }
 

@@ -478,6 +478,22 @@ impl<T, E> Future<T, E> {
     }
 }
 
+/// Identity, as in Python: two handles are equal when they are clones of the same future.
+impl<T, E> PartialEq for Future<T, E> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<T, E> Eq for Future<T, E> {}
+
+/// Hashes the identity, so futures can go in a `HashSet` as in Python.
+impl<T, E> std::hash::Hash for Future<T, E> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
 impl<T, E> Clone for Future<T, E> {
     fn clone(&self) -> Self {
         self.inner.handles.fetch_add(1, Ordering::Relaxed);

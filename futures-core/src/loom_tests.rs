@@ -1,0 +1,191 @@
+//! loom models of the future's races, each explored under every interleaving.
+//!
+//! Run with `cargo xtask loom` (that is, `RUSTFLAGS="--cfg futurepool_loom"`, release mode and
+//! a bounded `LOOM_MAX_PREEMPTIONS`). Timed waits are modelled as already expired (see
+//! [`crate::loom`]), so these models use untimed waits and zero timeouts.
+
+use std::future::Future as _;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::loom::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::loom::{thread, Arc};
+use crate::{as_completed, wait, FutureError, Future, ReturnWhen};
+
+type F = Future<u32, &'static str>;
+
+#[test]
+fn cancel_vs_start() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let worker = thread::spawn(move || {
+            let started = promise.set_running_or_notify_cancel().unwrap();
+            if started {
+                promise.set_result(1).unwrap();
+            }
+            started
+        });
+        let cancelled = future.cancel();
+        let started = worker.join().unwrap();
+        // Exactly one side wins.
+        assert_ne!(cancelled, started);
+        assert_eq!(future.cancelled(), cancelled);
+        if started {
+            assert_eq!(future.result(), Ok(&1));
+        } else {
+            assert_eq!(future.result(), Err(FutureError::Cancelled));
+        }
+    });
+}
+
+#[test]
+fn complete_vs_add_callback() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let completer = thread::spawn(move || promise.set_result(7).unwrap());
+        let seen = calls.clone();
+        future.add_done_callback(move |f| {
+            assert_eq!(f.result(), Ok(&7));
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        completer.join().unwrap();
+        // Whichever thread ran it, the callback ran exactly once by now.
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn complete_vs_result_waiter() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let waiter = {
+            let future = future.clone();
+            thread::spawn(move || *future.result().unwrap())
+        };
+        promise.set_result(3).unwrap();
+        assert_eq!(waiter.join().unwrap(), 3);
+        assert_eq!(future.result(), Ok(&3));
+    });
+}
+
+#[test]
+fn complete_vs_wait() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let completer = thread::spawn(move || promise.set_exception("boom").unwrap());
+        let waited = wait([&future], None, ReturnWhen::FirstException);
+        assert_eq!(waited.done.len(), 1);
+        assert!(waited.not_done.is_empty());
+        assert!(future.raised());
+        completer.join().unwrap();
+    });
+}
+
+#[test]
+fn complete_vs_as_completed() {
+    loom::model(|| {
+        let (a, pa) = F::pending();
+        let (b, pb) = F::pending();
+        let completer = thread::spawn(move || {
+            pb.set_result(2).unwrap();
+            pa.set_result(1).unwrap();
+        });
+        let mut seen = Vec::new();
+        for f in as_completed([a.clone(), b.clone(), a.clone()], None) {
+            seen.push(*f.unwrap().result().unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+        completer.join().unwrap();
+    });
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: StdArc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn complete_vs_async_waker() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let completer = thread::spawn(move || promise.set_result(5).unwrap());
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut done = std::pin::pin!(future.done_async());
+        let first = done.as_mut().poll(&mut cx);
+        completer.join().unwrap();
+        if first.is_pending() {
+            // The completion must have woken the registered waker: no lost wake-up.
+            assert!(flag.0.load(Ordering::SeqCst));
+            assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(()));
+        }
+        assert_eq!(future.result(), Ok(&5));
+    });
+}
+
+#[test]
+fn two_completers_race() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let other = promise.clone();
+        let t = thread::spawn(move || other.set_result(1).is_ok());
+        let mine = promise.set_result(2).is_ok();
+        let theirs = t.join().unwrap();
+        assert!(mine ^ theirs, "exactly one completion is accepted");
+        let expected = if theirs { 1 } else { 2 };
+        assert_eq!(future.result(), Ok(&expected));
+    });
+}
+
+#[test]
+fn cancel_vs_complete_with_waiter() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let waiter = {
+            let future = future.clone();
+            thread::spawn(move || future.result().map(|v| *v).map_err(|e| e.cloned()))
+        };
+        let completer = thread::spawn(move || promise.set_result(9).is_ok());
+        let cancelled = future.cancel();
+        let completed = completer.join().unwrap();
+        assert!(cancelled ^ completed);
+        let seen = waiter.join().unwrap();
+        if cancelled {
+            assert_eq!(seen, Err(FutureError::Cancelled));
+        } else {
+            assert_eq!(seen, Ok(9));
+        }
+    });
+}
+
+#[test]
+fn take_by_value_vs_lent_callback_handle() {
+    loom::model(|| {
+        let (future, promise) = Future::<String, ()>::pending();
+        future.add_done_callback(|f| assert_eq!(f.result().map(String::as_str), Ok("v")));
+        let completer = thread::spawn(move || promise.set_result("v".to_string()).unwrap());
+        // Either we are the last handle and move the value out, or the callback still holds
+        // its lent handle and we get ours back; loom checks there is no racy cell access.
+        match future.try_into_result() {
+            Ok(outcome) => assert_eq!(outcome, Ok("v".to_string())),
+            Err(shared) => assert_eq!(shared.result().map(String::as_str), Ok("v")),
+        }
+        completer.join().unwrap();
+    });
+}
+
+#[test]
+fn dropped_promise_fails_waiter() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let dropper = thread::spawn(move || drop(promise));
+        assert!(matches!(future.result(), Err(FutureError::Broken(_))));
+        dropper.join().unwrap();
+    });
+}
