@@ -15,7 +15,7 @@ use crate::Future;
 #[must_use = "futures do nothing unless awaited"]
 pub struct DoneAsync<'a, T, E> {
     future: &'a Future<T, E>,
-    key: Option<u64>,
+    key: Option<u32>,
 }
 
 impl<T, E> Future<T, E> {
@@ -59,7 +59,7 @@ impl<T, E> fmt::Debug for DoneAsync<'_, T, E> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Awaiting<T, E> {
     future: Option<Future<T, E>>,
-    key: Option<u64>,
+    key: Option<u32>,
 }
 
 impl<T: Clone, E: Clone> IntoFuture for Future<T, E> {

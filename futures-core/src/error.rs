@@ -14,43 +14,48 @@ use std::time::Duration;
 ///
 /// Cheap to clone: the text is shared.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Panic {
-    message: Arc<str>,
-    location: Option<Arc<str>>,
+pub struct Panic(Arc<PanicInfo>);
+
+/// One allocation for both strings keeps `Panic` (and so every future's outcome slot) one
+/// pointer wide.
+#[derive(PartialEq, Eq, Hash)]
+struct PanicInfo {
+    message: Box<str>,
+    location: Option<Box<str>>,
 }
 
 impl Panic {
     /// A panic with this message and no known location.
-    pub fn new(message: impl Into<Arc<str>>) -> Panic {
-        Panic { message: message.into(), location: None }
+    pub fn new(message: impl Into<Box<str>>) -> Panic {
+        Panic(Arc::new(PanicInfo { message: message.into(), location: None }))
     }
 
     /// A panic with this message, raised at `location` (`file:line:column`).
-    pub fn with_location(message: impl Into<Arc<str>>, location: impl Into<Arc<str>>) -> Panic {
-        Panic { message: message.into(), location: Some(location.into()) }
+    pub fn with_location(message: impl Into<Box<str>>, location: impl Into<Box<str>>) -> Panic {
+        Panic(Arc::new(PanicInfo { message: message.into(), location: Some(location.into()) }))
     }
 
     /// Turns the payload of [`std::panic::catch_unwind`] into a `Panic`, keeping the message of
     /// `panic!("...")` (a `&str` or `String` payload) and naming the type of anything else.
     pub fn from_payload(payload: Box<dyn Any + Send>) -> Panic {
-        let message: Arc<str> = match payload.downcast::<String>() {
+        let message: Box<str> = match payload.downcast::<String>() {
             Ok(s) => (*s).into(),
             Err(payload) => match payload.downcast::<&'static str>() {
                 Ok(s) => (*s).into(),
                 Err(_) => "Box<dyn Any> (a panic payload that is not a string)".into(),
             },
         };
-        Panic { message, location: None }
+        Panic::new(message)
     }
 
     /// The panic message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Where the panic was raised, when the backend captured it.
     pub fn location(&self) -> Option<&str> {
-        self.location.as_deref()
+        self.0.location.as_deref()
     }
 }
 
@@ -62,8 +67,8 @@ impl fmt::Debug for Panic {
 
 impl fmt::Display for Panic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.message)?;
-        if let Some(location) = &self.location {
+        write!(f, "{}", self.0.message)?;
+        if let Some(location) = &self.0.location {
             write!(f, " (at {location})")?;
         }
         Ok(())

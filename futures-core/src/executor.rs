@@ -125,7 +125,7 @@ impl Default for Shutdown {
     }
 }
 
-/// Options of [`Executor::map`].
+/// Options of [`Submit::map`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MapOptions {
     /// One deadline for the whole iteration, counted from the call (Python's `timeout`).
@@ -136,20 +136,23 @@ pub struct MapOptions {
     pub buffersize: Option<usize>,
 }
 
-/// An executor: Python's `concurrent.futures.Executor`, for jobs of type `J`.
-///
-/// Both backends implement it, so generic code (and the `pool` CLI) can take either.
-pub trait Executor<J: Job> {
-    /// Schedules `job(input)` and returns its future.
-    fn submit_job(&self, job: &J, input: J::Input)
-        -> Result<Future<J::Output, J::Error>, SubmitError>;
-
+/// An executor's lifecycle: Python's `concurrent.futures.Executor` without the submitting,
+/// which lives in [`Submit`] (one impl per kind of job the executor can run).
+pub trait Executor {
     /// The maximum number of tasks run at once.
     fn max_workers(&self) -> usize;
 
     /// Signals the executor to free its resources once pending work is done; idempotent.
     /// Later submissions fail with [`SubmitError::ShutDown`].
     fn shutdown(&self, options: Shutdown);
+}
+
+/// Submitting jobs of type `J` to an executor (Python's `submit` and `map`). Both backends
+/// implement it, so generic code (and the `pool` CLI) can take either.
+pub trait Submit<J: Job>: Executor {
+    /// Schedules `job(input)` and returns its future.
+    fn submit_job(&self, job: &J, input: J::Input)
+        -> Result<Future<J::Output, J::Error>, SubmitError>;
 
     /// Applies `job` to every input, yielding outcomes in input order (Python's `map`).
     ///
@@ -166,8 +169,8 @@ pub trait Executor<J: Job> {
     }
 }
 
-/// The iterator of [`Executor::map`].
-pub struct Map<'a, X: Executor<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>> {
+/// The iterator of [`Submit::map`].
+pub struct Map<'a, X: Submit<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>> {
     executor: &'a X,
     job: J,
     /// `None` once exhausted or once submitting failed.
@@ -181,11 +184,11 @@ pub struct Map<'a, X: Executor<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>
 
 impl<'a, X, J, I> Map<'a, X, J, I>
 where
-    X: Executor<J> + ?Sized,
+    X: Submit<J> + ?Sized,
     J: Job,
     I: Iterator<Item = J::Input>,
 {
-    /// A `map` over `inputs` on `executor`; what [`Executor::map`] returns.
+    /// A `map` over `inputs` on `executor`; what [`Submit::map`] returns.
     pub fn new(executor: &'a X, job: J, inputs: I, options: MapOptions) -> Self {
         let buffersize =
             options.buffersize.unwrap_or_else(|| executor.max_workers().saturating_mul(2)).max(1);
@@ -229,7 +232,7 @@ where
 
 impl<X, J, I> Iterator for Map<'_, X, J, I>
 where
-    X: Executor<J> + ?Sized,
+    X: Submit<J> + ?Sized,
     J: Job,
     I: Iterator<Item = J::Input>,
 {
@@ -265,7 +268,7 @@ where
 
 impl<X, J, I> Drop for Map<'_, X, J, I>
 where
-    X: Executor<J> + ?Sized,
+    X: Submit<J> + ?Sized,
     J: Job,
     I: Iterator<Item = J::Input>,
 {
@@ -276,7 +279,7 @@ where
 
 impl<X, J, I> fmt::Debug for Map<'_, X, J, I>
 where
-    X: Executor<J> + ?Sized,
+    X: Submit<J> + ?Sized,
     J: Job,
     I: Iterator<Item = J::Input>,
 {

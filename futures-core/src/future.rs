@@ -123,6 +123,9 @@ impl<T, E> Inner<T, E> {
         if matches!(deadline, Some(d) if Instant::now() >= d) {
             return state;
         }
+        if crate::loom::spin_until(|| is_final(self.state())) {
+            return self.state();
+        }
         let mut waiters = self.waiters.lock();
         loop {
             // Final states are only stored under the lock we hold, so this load cannot miss a
@@ -454,7 +457,7 @@ impl<T, E> Future<T, E> {
 
     /// The async bridge's registration: `Ready` when done, otherwise the waker is stored under
     /// `key` (replacing an earlier one).
-    pub(crate) fn poll_done(&self, key: &mut Option<u64>, waker: &std::task::Waker) -> bool {
+    pub(crate) fn poll_done(&self, key: &mut Option<u32>, waker: &std::task::Waker) -> bool {
         if self.done() {
             return true;
         }
@@ -466,7 +469,7 @@ impl<T, E> Future<T, E> {
         false
     }
 
-    pub(crate) fn forget_waker(&self, key: u64) {
+    pub(crate) fn forget_waker(&self, key: u32) {
         if !self.done() {
             self.inner.waiters.lock().remove_waker(key);
         }

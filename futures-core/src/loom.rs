@@ -72,6 +72,25 @@ mod imp {
         }
     }
 
+    /// Spins briefly, then yields, re-checking `ready` each time: a blocked waiter whose
+    /// completer is running on another core usually sees the completion here, without the
+    /// futex sleep and wake-up that cost microseconds. Returns `ready()`'s last answer.
+    pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+        for step in 0..10u32 {
+            if ready() {
+                return true;
+            }
+            if step < 6 {
+                for _ in 0..(1u32 << step) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        ready()
+    }
+
     /// An `UnsafeCell` with loom's closure-based access API.
     #[derive(Debug)]
     pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
@@ -97,6 +116,11 @@ mod imp {
     pub use loom::sync::atomic;
     pub use loom::sync::Arc;
     pub use loom::thread;
+
+    /// No spinning under loom: it would only multiply the interleavings to explore.
+    pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+        ready()
+    }
 
     /// loom's mutex, with the poison-free API of the std flavour.
     #[derive(Debug, Default)]

@@ -16,6 +16,7 @@ use std::fmt;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::{Arc, Condvar, Mutex};
 
 /// A FIFO of tokens shared by one `wait` or `as_completed` call and every future it waits on.
@@ -23,43 +24,80 @@ use crate::loom::{Arc, Condvar, Mutex};
 /// Each future gets an entry carrying its index in the caller's list as the token; a completion
 /// pushes that token, so the caller learns *which* future finished in O(1) and `as_completed`
 /// over `n` futures costs O(n) in total.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Queue {
-    tokens: Mutex<VecDeque<usize>>,
+    tokens: Mutex<Tokens>,
+    /// `tokens.len()`, readable without the lock: what the consumer spins on before sleeping.
+    queued: AtomicUsize,
     ready: Condvar,
 }
 
 impl Queue {
     pub(crate) fn new() -> Arc<Queue> {
-        Arc::new(Queue::default())
+        Arc::new(Queue {
+            tokens: Mutex::new(Tokens { fifo: VecDeque::new(), sleeping: false }),
+            queued: AtomicUsize::new(0),
+            ready: Condvar::new(),
+        })
     }
 
     /// Pushes `token` and wakes the (single) consumer.
     pub(crate) fn push(&self, token: usize) {
-        self.tokens.lock().push_back(token);
-        self.ready.notify_one();
+        let mut tokens = self.tokens.lock();
+        tokens.fifo.push_back(token);
+        self.queued.store(tokens.fifo.len(), Ordering::Release);
+        let wake = tokens.sleeping;
+        drop(tokens);
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Pops the oldest token, blocking until one arrives or `deadline` passes (`None`: no
     /// deadline). `None` means the deadline passed with the queue empty.
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Option<usize> {
         let mut tokens = self.tokens.lock();
+        if let Some(token) = tokens.fifo.pop_front() {
+            self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
+            return Some(token);
+        }
+        if !matches!(deadline, Some(d) if Instant::now() >= d) {
+            drop(tokens);
+            crate::loom::spin_until(|| self.queued.load(Ordering::Acquire) > 0);
+            tokens = self.tokens.lock();
+        }
         loop {
-            if let Some(token) = tokens.pop_front() {
+            if let Some(token) = tokens.fifo.pop_front() {
+                self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
                 return Some(token);
             }
+            tokens.sleeping = true;
             match deadline {
-                None => tokens = self.ready.wait(tokens),
+                None => {
+                    tokens = self.ready.wait(tokens);
+                    tokens.sleeping = false;
+                }
                 Some(deadline) => {
                     let (guard, expired) = self.ready.wait_deadline(tokens, deadline);
                     tokens = guard;
+                    tokens.sleeping = false;
                     if expired {
-                        return tokens.pop_front();
+                        let token = tokens.fifo.pop_front();
+                        self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
+                        return token;
                     }
                 }
             }
         }
     }
+}
+
+/// The queue's locked part.
+#[derive(Debug)]
+struct Tokens {
+    fifo: VecDeque<usize>,
+    /// The consumer is asleep on `ready`: only then does a push pay for a wake-up.
+    sleeping: bool,
 }
 
 /// One registration on a pending future.
@@ -68,7 +106,7 @@ pub(crate) enum Entry<C> {
     Queue { queue: Arc<Queue>, token: usize },
     /// Wake an async task. `key` identifies the registration so a re-poll can replace the waker
     /// and a dropped `.await` can withdraw it.
-    Waker { key: u64, waker: Waker },
+    Waker { key: u32, waker: Waker },
     /// A done-callback, run once in the completing thread.
     Callback(C),
 }
@@ -90,7 +128,7 @@ pub(crate) struct Waiters<C> {
     /// `notify_all` system call when there are none.
     pub(crate) sleepers: u32,
     /// Source of `Entry::Waker` keys.
-    pub(crate) next_key: u64,
+    pub(crate) next_key: u32,
 }
 
 impl<C> Waiters<C> {
@@ -109,7 +147,7 @@ impl<C> Waiters<C> {
 
     /// Registers `waker` under `key`, replacing the earlier waker of that key; allocates a key
     /// when `key` is `None`.
-    pub(crate) fn set_waker(&mut self, key: &mut Option<u64>, waker: &Waker) {
+    pub(crate) fn set_waker(&mut self, key: &mut Option<u32>, waker: &Waker) {
         if let Some(k) = *key {
             for entry in &mut self.entries {
                 if let Entry::Waker { key: ek, waker: w } = entry {
@@ -123,13 +161,13 @@ impl<C> Waiters<C> {
             }
         }
         let k = self.next_key;
-        self.next_key += 1;
+        self.next_key = self.next_key.wrapping_add(1);
         *key = Some(k);
         self.entries.push(Entry::Waker { key: k, waker: waker.clone() });
     }
 
     /// Withdraws the waker registered under `key`.
-    pub(crate) fn remove_waker(&mut self, key: u64) {
+    pub(crate) fn remove_waker(&mut self, key: u32) {
         if let Some(i) =
             self.entries.iter().position(|e| matches!(e, Entry::Waker { key: k, .. } if *k == key))
         {

@@ -1,0 +1,367 @@
+//! The public API beyond CPython's own tests: typed errors, take-by-value, the completing side,
+//! the async bridge, `map` through the `Executor` trait.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futurepool_core::{
+    as_completed, fallible_job, job, wait, Executor, Future, FutureError, Job, MapOptions, Panic,
+    Promise, ReturnWhen, Shutdown, Submit, SubmitError,
+};
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq)]
+enum ParseError {
+    Empty,
+}
+
+#[test]
+fn typed_error_without_downcasting() {
+    let f = submit(|| Err::<u32, _>(ParseError::Empty));
+    match f.result() {
+        Err(FutureError::Raised(ParseError::Empty)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(f.raised());
+    assert_eq!(f.into_result(), Err(FutureError::Raised(ParseError::Empty)));
+}
+
+#[test]
+fn panic_message_is_kept_and_counts_as_raised() {
+    let f = submit(|| -> Result<u32, String> { panic!("worker exploded: {}", 42) });
+    match f.result() {
+        Err(FutureError::Panicked(p)) => assert_eq!(p.message(), "worker exploded: 42"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let (g, _p) = Future::<u32, String>::pending();
+    let waited = wait([&g, &f], Some(LONG), ReturnWhen::FirstException);
+    assert_eq!(waited.done.len(), 1, "a panic is an exception for FIRST_EXCEPTION");
+    let err = f.result().unwrap_err();
+    assert_eq!(err.to_string(), "task panicked: worker exploded: 42");
+}
+
+#[test]
+fn panic_payload_kinds() {
+    assert_eq!(Panic::from_payload(Box::new("static")).message(), "static");
+    assert_eq!(Panic::from_payload(Box::new(String::from("owned"))).message(), "owned");
+    assert!(Panic::from_payload(Box::new(7u8)).message().contains("not a string"));
+    let p = Panic::with_location("m", "src/lib.rs:1:2");
+    assert_eq!(p.to_string(), "m (at src/lib.rs:1:2)");
+}
+
+#[test]
+fn result_by_reference_many_times_and_by_value() {
+    let f = Future::<Vec<u8>, ()>::ready(vec![1, 2, 3]);
+    let g = f.clone();
+    assert_eq!(f.result().unwrap(), &[1, 2, 3]);
+    assert_eq!(g.result().unwrap(), &[1, 2, 3]);
+    // Shared: try_into_result gives the handle back, into_result clones.
+    let f = f.try_into_result().unwrap_err();
+    assert_eq!(f.clone().into_result(), Ok(vec![1, 2, 3]));
+    drop(g);
+    // Last handle: moved out, no Clone needed.
+    struct NotClone(u8);
+    let h = Future::<NotClone, ()>::ready(NotClone(9));
+    assert_eq!(h.try_into_result().ok().unwrap().ok().unwrap().0, 9);
+    assert_eq!(f.try_into_result().ok().unwrap(), Ok(vec![1, 2, 3]));
+}
+
+#[test]
+fn zero_timeout_only_looks() {
+    let (f, p) = Future::<u8>::pending();
+    let start = Instant::now();
+    assert_eq!(f.result_timeout(Duration::ZERO), Err(FutureError::TimedOut));
+    assert!(!f.wait_timeout(Duration::ZERO));
+    assert!(start.elapsed() < LONG);
+    p.set_result(1).unwrap();
+    assert_eq!(f.result_timeout(Duration::ZERO), Ok(&1));
+}
+
+#[test]
+fn real_timeouts_expire_and_leave_the_task_alone() {
+    let (f, p) = Future::<u8>::pending();
+    let start = Instant::now();
+    assert_eq!(f.result_timeout(Duration::from_millis(30)), Err(FutureError::TimedOut));
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    assert!(!f.done(), "a timed-out wait does not cancel");
+    let deadline = Instant::now() + Duration::from_millis(10);
+    assert_eq!(f.result_deadline(deadline), Err(FutureError::TimedOut));
+    assert!(Instant::now() >= deadline);
+    p.set_result(5).unwrap();
+    assert_eq!(f.result_timeout(Duration::from_millis(30)), Ok(&5));
+}
+
+#[test]
+fn huge_timeout_means_forever_not_overflow() {
+    let f = submit(|| {
+        thread::sleep(Duration::from_millis(10));
+        Ok::<_, ()>(1)
+    });
+    assert_eq!(f.result_timeout(Duration::MAX), Ok(&1));
+}
+
+#[test]
+fn callbacks_run_once_in_order_in_the_completing_thread() {
+    let (f, p) = Future::<u8>::pending();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..5 {
+        let log = log.clone();
+        f.add_done_callback(move |_| log.lock().unwrap().push((i, thread::current().id())));
+    }
+    let completer = thread::spawn(move || {
+        p.set_result(1).unwrap();
+        thread::current().id()
+    });
+    let completer_id = completer.join().unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert!(log.iter().all(|(_, id)| *id == completer_id));
+}
+
+#[test]
+fn callback_may_block_on_the_same_future_and_add_more_callbacks() {
+    let (f, p) = Future::<u8>::pending();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    f.add_done_callback(move |f| {
+        assert_eq!(f.result(), Ok(&3), "no lock is held while callbacks run");
+        let h2 = h.clone();
+        f.add_done_callback(move |_| {
+            h2.fetch_add(1, Ordering::SeqCst);
+        });
+        h.fetch_add(1, Ordering::SeqCst);
+    });
+    p.set_result(3).unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn set_running_or_notify_cancel() {
+    let (f, p) = Future::<u8>::pending();
+    assert!(f.cancel());
+    assert_eq!(p.set_running_or_notify_cancel(), Ok(false));
+    let (f, p) = Future::<u8>::pending();
+    assert_eq!(p.set_running_or_notify_cancel(), Ok(true));
+    assert!(f.running());
+    assert!(!f.cancel());
+    assert_eq!(p.set_running_or_notify_cancel().unwrap_err().state(), "running");
+    p.set_result(1).unwrap();
+    assert_eq!(p.set_running_or_notify_cancel().unwrap_err().state(), "finished");
+    assert_eq!(p.set_result(2).unwrap_err().state(), "finished");
+}
+
+#[test]
+fn completing_a_cancelled_future_is_refused() {
+    let (f, p) = Future::<u8>::pending();
+    assert!(f.cancel());
+    let err = p.set_result(1).unwrap_err();
+    assert_eq!(err.state(), "cancelled");
+    assert_eq!(f.result(), Err(FutureError::Cancelled));
+}
+
+#[test]
+fn promise_run_skips_cancelled_and_catches_panics() {
+    let (f, p) = Future::<u8>::pending();
+    f.cancel();
+    assert!(!p.run(|| unreachable!("a cancelled task must not run")));
+    let (f, p) = Future::<u8, ()>::pending();
+    assert!(p.run(|| panic!("boom")));
+    assert!(matches!(f.result(), Err(FutureError::Panicked(p)) if p.message() == "boom"));
+}
+
+#[test]
+fn last_dropped_promise_breaks_the_future_instead_of_hanging() {
+    let (f, p) = Future::<u8>::pending();
+    let p2 = p.clone();
+    drop(p);
+    assert!(!f.done(), "another promise is still alive");
+    let waiter = {
+        let f = f.clone();
+        thread::spawn(move || f.result().map(|v| *v).map_err(|e| e.to_string()))
+    };
+    drop(p2);
+    let got = waiter.join().unwrap();
+    assert!(got.unwrap_err().contains("dropped before it completed"));
+}
+
+#[test]
+fn outcomes_for_executor_failures() {
+    let (f, p) = Future::<u8>::pending();
+    p.set_outcome(Err(FutureError::Broken("initializer failed".into()))).unwrap();
+    assert!(f.raised(), "Python reports BrokenExecutor through exception()");
+    assert_eq!(f.result().unwrap_err().to_string(), "executor is broken: initializer failed");
+    let (f, p) = Future::<u8>::pending();
+    p.set_outcome(Err(FutureError::Cancelled)).unwrap();
+    assert!(f.cancelled());
+    let shut: FutureError<()> = SubmitError::ShutDown.into();
+    assert_eq!(shut, FutureError::ShutDown);
+}
+
+#[test]
+fn futures_hash_by_identity_like_python() {
+    let a = Future::<u8>::ready(1);
+    let b = Future::<u8>::ready(1);
+    let set: HashSet<_> = [a.clone(), a.clone(), b.clone()].into_iter().collect();
+    assert_eq!(set.len(), 2);
+    assert_eq!(a, a.clone());
+    assert_ne!(a, b);
+}
+
+#[test]
+fn wait_on_nothing_returns_at_once() {
+    let none: [&Future<u8>; 0] = [];
+    for when in [ReturnWhen::FirstCompleted, ReturnWhen::FirstException, ReturnWhen::AllCompleted] {
+        let waited = watchdog(LONG, move || {
+            let w = wait(none, None, when);
+            (w.done.len(), w.not_done.len())
+        });
+        assert_eq!(waited, (0, 0));
+    }
+}
+
+#[test]
+fn cancel_wakes_wait_and_as_completed_immediately() {
+    // CPython gh-92001 / gh-109934: a future cancelled while waited on must count as done.
+    watchdog(LONG, || {
+        let (f, _p) = Future::<u8>::pending();
+        let g = f.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            g.cancel()
+        });
+        let waited = wait([&f], None, ReturnWhen::AllCompleted);
+        assert_eq!(waited.done.len(), 1);
+        assert!(t.join().unwrap());
+
+        let (h, _ph) = Future::<u8>::pending();
+        let h2 = h.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            h2.cancel()
+        });
+        let out: Vec<_> = as_completed([h], None).collect();
+        assert!(out[0].as_ref().unwrap().cancelled());
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn as_completed_yields_in_completion_order() {
+    watchdog(LONG, || {
+        let pairs: Vec<_> = (0..5).map(|_| Future::<usize>::pending()).collect();
+        let futures: Vec<_> = pairs.iter().map(|(f, _)| f.clone()).collect();
+        let order = [3, 1, 4, 0, 2];
+        let promises: Vec<_> = pairs.into_iter().map(|(_, p)| p).collect();
+        let it = as_completed(futures, None);
+        let t = thread::spawn(move || {
+            for i in order {
+                promises[i].set_result(i).unwrap();
+                thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let got: Vec<usize> = it.map(|f| *f.unwrap().result().unwrap()).collect();
+        t.join().unwrap();
+        assert_eq!(got, order);
+    });
+}
+
+#[test]
+fn await_from_an_async_runtime() {
+    let f = submit(|| {
+        thread::sleep(Duration::from_millis(20));
+        Ok::<_, String>(String::from("async"))
+    });
+    let g = f.clone();
+    assert_eq!(block_on(async move { g.done_async().await }), ());
+    assert_eq!(block_on(f), Ok(String::from("async")));
+    let failed = submit(|| Err::<u8, _>(ParseError::Empty));
+    assert_eq!(block_on(failed), Err(FutureError::Raised(ParseError::Empty)));
+}
+
+/// A thread-per-task executor: enough to drive the trait's provided `map`.
+struct Spawner {
+    started: AtomicUsize,
+    shut_down: std::sync::atomic::AtomicBool,
+}
+
+impl Spawner {
+    fn new() -> Self {
+        Spawner { started: AtomicUsize::new(0), shut_down: Default::default() }
+    }
+}
+
+impl Executor for Spawner {
+    fn max_workers(&self) -> usize {
+        2
+    }
+
+    fn shutdown(&self, _options: Shutdown) {
+        self.shut_down.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<J: Job> Submit<J> for Spawner {
+    fn submit_job(
+        &self,
+        job: &J,
+        input: J::Input,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShutDown);
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let (future, promise): (_, Promise<_, _>) = Future::pending();
+        let job = job.clone();
+        thread::spawn(move || promise.run(|| job.call(input)));
+        Ok(future)
+    }
+}
+
+#[test]
+fn map_keeps_input_order_and_reports_failures_at_their_item() {
+    let ex = Spawner::new();
+    let parse = fallible_job(|s: &'static str| s.parse::<u32>().map_err(|e| e.to_string()));
+    let out: Vec<_> = ex.map(parse, ["1", "x", "3"], MapOptions::default()).collect();
+    assert_eq!(out[0], Ok(1));
+    assert!(matches!(&out[1], Err(FutureError::Raised(e)) if e.contains("invalid digit")));
+    assert_eq!(out[2], Ok(3));
+}
+
+#[test]
+fn map_is_lazy_over_an_infinite_input() {
+    let ex = Spawner::new();
+    let square = job(|x: u64| x * x);
+    let opts = MapOptions { buffersize: Some(4), ..MapOptions::default() };
+    let first: Vec<_> = ex.map(square, 0.., opts).take(10).map(Result::unwrap).collect();
+    assert_eq!(first, (0..10).map(|x| x * x).collect::<Vec<_>>());
+    let started = ex.started.load(Ordering::SeqCst);
+    assert!(started <= 10 + 4, "look-ahead is bounded: {started} tasks started");
+}
+
+#[test]
+fn map_timeout_reports_at_the_late_item_and_ends() {
+    let ex = Spawner::new();
+    let sleepy = job(|ms: u64| {
+        thread::sleep(Duration::from_millis(ms));
+        ms
+    });
+    let opts = MapOptions { timeout: Some(Duration::from_millis(200)), buffersize: Some(8) };
+    let out: Vec<_> = ex.map(sleepy, [0, 5_000, 0], opts).collect();
+    assert_eq!(out, vec![Ok(0), Err(FutureError::TimedOut)]);
+}
+
+#[test]
+fn map_after_shutdown_reports_the_refusal() {
+    let ex = Spawner::new();
+    let id = job(|x: u8| x);
+    ex.shutdown(Shutdown::default());
+    let out: Vec<_> = ex.map(id, [1, 2, 3], MapOptions::default()).collect();
+    assert_eq!(out, vec![Err(FutureError::ShutDown)]);
+}
