@@ -217,7 +217,11 @@ fn python(names: &[&str]) -> Option<Vec<(f64, f64, f64)>> {
     let text = String::from_utf8(out.stdout).ok()?;
     text.lines()
         .map(|l| {
-            let v: Vec<f64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<f64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
             (v.len() == 3).then(|| (v[0], v[1], v[2]))
         })
         .collect()
@@ -227,7 +231,10 @@ fn row(name: &str, ours: (f64, f64, f64), peer: Option<(&str, (f64, f64, f64))>)
     let (m, lo, hi) = ours;
     print!("{name:<34} {m:>10.1} ns  [{lo:.1}–{hi:.1}]");
     if let Some((peer_name, (pm, plo, phi))) = peer {
-        print!("   {peer_name}: {pm:>10.1} ns [{plo:.1}–{phi:.1}]  ratio {:.1}×", pm / m);
+        print!(
+            "   {peer_name}: {pm:>10.1} ns [{plo:.1}–{phi:.1}]  ratio {:.1}×",
+            pm / m
+        );
     }
     println!();
 }
@@ -239,18 +246,43 @@ fn main() {
     }
     println!("futurepool-core micro-benchmarks (median of {SAMPLES} samples after a warm-up)");
     println!("peers measured in the same run; ratio = peer / ours (higher is better for us)\n");
-    let names = ["create_and_complete", "result_on_finished", "handoff", "as_completed_100k"];
+    let names = [
+        "create_and_complete",
+        "result_on_finished",
+        "handoff",
+        "as_completed_100k",
+    ];
     let py = python(&names);
     let py_at = |i: usize| py.as_ref().map(|v| ("CPython", v[i]));
-    row("create + set_result + result", measure(create_and_complete), py_at(0));
-    row("result() on a finished future", measure(result_on_finished), py_at(1));
+    row(
+        "create + set_result + result",
+        measure(create_and_complete),
+        py_at(0),
+    );
+    row(
+        "result() on a finished future",
+        measure(result_on_finished),
+        py_at(1),
+    );
     let ours = measure(handoff);
     row("handoff set_result → blocked result", ours, py_at(2));
-    row("   vs crossbeam-channel ping-pong", ours, Some(("crossbeam", measure(crossbeam_handoff))));
+    row(
+        "   vs crossbeam-channel ping-pong",
+        ours,
+        Some(("crossbeam", measure(crossbeam_handoff))),
+    );
     let ac = measure(as_completed_100k);
     row("as_completed, per future (100 000)", ac, py_at(3));
-    println!("{:<34} {:>10.0} futures/s", "as_completed throughput", 1e9 / ac.0);
-    println!("{:<34} {:>10.1} bytes", "heap per pending Future<u64>", bytes_per_pending_future());
+    println!(
+        "{:<34} {:>10.0} futures/s",
+        "as_completed throughput",
+        1e9 / ac.0
+    );
+    println!(
+        "{:<34} {:>10.1} bytes",
+        "heap per pending Future<u64>",
+        bytes_per_pending_future()
+    );
     if py.is_none() {
         println!("(CPython: skipped, python3 not found or failed)");
     }

@@ -23,7 +23,10 @@ impl<T, E> Future<T, E> {
     /// [`result`](Future::result). To await the value itself, `.await` the future (it implements
     /// [`IntoFuture`]).
     pub fn done_async(&self) -> DoneAsync<'_, T, E> {
-        DoneAsync { future: self, key: None }
+        DoneAsync {
+            future: self,
+            key: None,
+        }
     }
 }
 
@@ -51,7 +54,9 @@ impl<T, E> Drop for DoneAsync<'_, T, E> {
 
 impl<T, E> fmt::Debug for DoneAsync<'_, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DoneAsync").field("future", self.future).finish()
+        f.debug_struct("DoneAsync")
+            .field("future", self.future)
+            .finish()
     }
 }
 
@@ -69,7 +74,10 @@ impl<T: Clone, E: Clone> IntoFuture for Future<T, E> {
     /// `.await` gives the outcome by value: moved out if this was the last handle, cloned
     /// otherwise (as [`Future::into_result`]).
     fn into_future(self) -> Awaiting<T, E> {
-        Awaiting { future: Some(self), key: None }
+        Awaiting {
+            future: Some(self),
+            key: None,
+        }
     }
 }
 
@@ -101,6 +109,8 @@ impl<T, E> Drop for Awaiting<T, E> {
 
 impl<T, E> fmt::Debug for Awaiting<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Awaiting").field("future", &self.future).finish()
+        f.debug_struct("Awaiting")
+            .field("future", &self.future)
+            .finish()
     }
 }

@@ -27,12 +27,18 @@ struct PanicInfo {
 impl Panic {
     /// A panic with this message and no known location.
     pub fn new(message: impl Into<Box<str>>) -> Panic {
-        Panic(Arc::new(PanicInfo { message: message.into(), location: None }))
+        Panic(Arc::new(PanicInfo {
+            message: message.into(),
+            location: None,
+        }))
     }
 
     /// A panic with this message, raised at `location` (`file:line:column`).
     pub fn with_location(message: impl Into<Box<str>>, location: impl Into<Box<str>>) -> Panic {
-        Panic(Arc::new(PanicInfo { message: message.into(), location: Some(location.into()) }))
+        Panic(Arc::new(PanicInfo {
+            message: message.into(),
+            location: Some(location.into()),
+        }))
     }
 
     /// Turns the payload of [`std::panic::catch_unwind`] into a `Panic`, keeping the message of
@@ -107,7 +113,10 @@ impl<E> FutureError<E> {
     /// panic. Python counts every exception; so do we, plus [`FutureError::Broken`], which
     /// Python also reports through `exception()`.
     pub fn is_raised(&self) -> bool {
-        matches!(self, FutureError::Raised(_) | FutureError::Panicked(_) | FutureError::Broken(_))
+        matches!(
+            self,
+            FutureError::Raised(_) | FutureError::Panicked(_) | FutureError::Broken(_)
+        )
     }
 
     /// The task's own error, if that is what this is.
@@ -204,7 +213,9 @@ impl<V> InvalidStateError<V> {
 
 impl<V> fmt::Debug for InvalidStateError<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InvalidStateError").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("InvalidStateError")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,7 +241,11 @@ pub struct TimeoutError {
 
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (of {}) futures unfinished", self.unfinished, self.total)
+        write!(
+            f,
+            "{} (of {}) futures unfinished",
+            self.unfinished, self.total
+        )
     }
 }
 

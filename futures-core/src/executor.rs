@@ -43,7 +43,10 @@ pub fn job<F, I, O>(f: F) -> FnJob<F, I, O>
 where
     F: Fn(I) -> O + Clone + Send + Sync + 'static,
 {
-    FnJob { f, _types: PhantomData }
+    FnJob {
+        f,
+        _types: PhantomData,
+    }
 }
 
 /// Wraps `f: Fn(I) -> Result<O, E>` as a [`Job`] whose `Err` is the task's typed error.
@@ -51,18 +54,27 @@ pub fn fallible_job<F, I, O, E>(f: F) -> FallibleJob<F, I, O, E>
 where
     F: Fn(I) -> Result<O, E> + Clone + Send + Sync + 'static,
 {
-    FallibleJob { f, _types: PhantomData }
+    FallibleJob {
+        f,
+        _types: PhantomData,
+    }
 }
 
 impl<F: Clone, I, O> Clone for FnJob<F, I, O> {
     fn clone(&self) -> Self {
-        FnJob { f: self.f.clone(), _types: PhantomData }
+        FnJob {
+            f: self.f.clone(),
+            _types: PhantomData,
+        }
     }
 }
 
 impl<F: Clone, I, O, E> Clone for FallibleJob<F, I, O, E> {
     fn clone(&self) -> Self {
-        FallibleJob { f: self.f.clone(), _types: PhantomData }
+        FallibleJob {
+            f: self.f.clone(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -121,7 +133,10 @@ pub struct Shutdown {
 impl Default for Shutdown {
     /// Python's defaults: wait, do not cancel.
     fn default() -> Self {
-        Shutdown { wait: true, cancel_futures: false }
+        Shutdown {
+            wait: true,
+            cancel_futures: false,
+        }
     }
 }
 
@@ -151,8 +166,11 @@ pub trait Executor {
 /// implement it, so generic code (and the `pool` CLI) can take either.
 pub trait Submit<J: Job>: Executor {
     /// Schedules `job(input)` and returns its future.
-    fn submit_job(&self, job: &J, input: J::Input)
-        -> Result<Future<J::Output, J::Error>, SubmitError>;
+    fn submit_job(
+        &self,
+        job: &J,
+        input: J::Input,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError>;
 
     /// Applies `job` to every input, yielding outcomes in input order (Python's `map`).
     ///
@@ -190,8 +208,10 @@ where
 {
     /// A `map` over `inputs` on `executor`; what [`Submit::map`] returns.
     pub fn new(executor: &'a X, job: J, inputs: I, options: MapOptions) -> Self {
-        let buffersize =
-            options.buffersize.unwrap_or_else(|| executor.max_workers().saturating_mul(2)).max(1);
+        let buffersize = options
+            .buffersize
+            .unwrap_or_else(|| executor.max_workers().saturating_mul(2))
+            .max(1);
         Map {
             executor,
             job,
@@ -205,7 +225,9 @@ where
 
     fn refill(&mut self) {
         while self.window.len() < self.buffersize {
-            let Some(inputs) = self.inputs.as_mut() else { return };
+            let Some(inputs) = self.inputs.as_mut() else {
+                return;
+            };
             let Some(input) = inputs.next() else {
                 self.inputs = None;
                 return;
@@ -249,7 +271,9 @@ where
                 future.wait();
                 true
             }
-            Some(deadline) => future.wait_timeout(deadline.saturating_duration_since(Instant::now())),
+            Some(deadline) => {
+                future.wait_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
         };
         if !finished {
             future.cancel();

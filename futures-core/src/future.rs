@@ -162,7 +162,11 @@ impl<T, E> Inner<T, E> {
         this: &Arc<Self>,
         outcome: Option<Outcome<T, E>>,
     ) -> Result<(), (Option<Outcome<T, E>>, u8)> {
-        let new = if outcome.is_some() { FINISHED } else { CANCELLED };
+        let new = if outcome.is_some() {
+            FINISHED
+        } else {
+            CANCELLED
+        };
         let mut waiters = this.waiters.lock();
         let current = this.state.load(Ordering::Acquire);
         if is_final(current) || (new == CANCELLED && current != PENDING) {
@@ -212,7 +216,9 @@ impl<T, E> Inner<T, E> {
             }
         }
         if has_callbacks {
-            let lent = Future { inner: this.clone() };
+            let lent = Future {
+                inner: this.clone(),
+            };
             for cb in callbacks {
                 run_callback(cb, &lent);
             }
@@ -315,8 +321,7 @@ impl<T, E> Future<T, E> {
     /// `true` if the future finished with an error that counts as raised (see
     /// [`FutureError::is_raised`]); `false` while it is not done.
     pub fn raised(&self) -> bool {
-        self.inner.state() == FINISHED
-            && matches!(self.inner.outcome(), Err(e) if e.is_raised())
+        self.inner.state() == FINISHED && matches!(self.inner.outcome(), Err(e) if e.is_raised())
     }
 
     /// Blocks until the future is done and returns its value by reference — as often as you
@@ -417,7 +422,7 @@ impl<T, E> Future<T, E> {
     {
         match self.try_into_result() {
             Ok(outcome) => outcome,
-            Err(shared) => shared.result().map(T::clone).map_err(FutureError::cloned),
+            Err(shared) => shared.result().cloned().map_err(FutureError::cloned),
         }
     }
 
@@ -445,7 +450,10 @@ impl<T, E> Future<T, E> {
         if is_final(self.inner.state()) {
             return false;
         }
-        waiters.entries.push(Entry::Queue { queue: queue.clone(), token });
+        waiters.entries.push(Entry::Queue {
+            queue: queue.clone(),
+            token,
+        });
         true
     }
 
@@ -565,22 +573,29 @@ impl<T, E> Promise<T, E> {
 
     /// Finishes the future with the task's own error (Python's `set_exception`).
     pub fn set_exception(&self, error: E) -> Result<(), InvalidStateError<E>> {
-        self.set_outcome(Err(FutureError::Raised(error))).map_err(|e| {
-            let state = e.state();
-            match e.into_inner() {
-                Err(FutureError::Raised(error)) => InvalidStateError::new(error, state),
-                _ => unreachable!("the rejected outcome is the one passed in"),
-            }
-        })
+        self.set_outcome(Err(FutureError::Raised(error)))
+            .map_err(|e| {
+                let state = e.state();
+                match e.into_inner() {
+                    Err(FutureError::Raised(error)) => InvalidStateError::new(error, state),
+                    _ => unreachable!("the rejected outcome is the one passed in"),
+                }
+            })
     }
 
     /// Finishes the future with any outcome: a value, the task's error, a panic, a broken
     /// executor… `Err(FutureError::Cancelled)` cancels the future if it is still pending.
-    pub fn set_outcome(&self, outcome: Outcome<T, E>) -> Result<(), InvalidStateError<Outcome<T, E>>> {
+    pub fn set_outcome(
+        &self,
+        outcome: Outcome<T, E>,
+    ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
         let cancel = matches!(outcome, Err(FutureError::Cancelled));
         let stored = if cancel { None } else { Some(outcome) };
         Inner::complete(&self.inner, stored).map_err(|(rejected, state)| {
-            InvalidStateError::new(rejected.unwrap_or(Err(FutureError::Cancelled)), state_name(state))
+            InvalidStateError::new(
+                rejected.unwrap_or(Err(FutureError::Cancelled)),
+                state_name(state),
+            )
         })
     }
 
@@ -620,7 +635,9 @@ impl<T, E> Promise<T, E> {
 impl<T, E> Clone for Promise<T, E> {
     fn clone(&self) -> Self {
         self.inner.promises.fetch_add(1, Ordering::Relaxed);
-        Promise { inner: self.inner.clone() }
+        Promise {
+            inner: self.inner.clone(),
+        }
     }
 }
 

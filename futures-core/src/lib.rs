@@ -29,8 +29,8 @@ mod future;
 #[allow(missing_docs)]
 pub mod loom;
 mod time;
-mod waitable;
 mod wait;
+mod waitable;
 mod waiter;
 
 pub use crate::as_completed::{as_completed, AsCompleted};

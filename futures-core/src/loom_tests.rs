@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::loom::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::{thread, Arc};
-use crate::{as_completed, wait, FutureError, Future, ReturnWhen};
+use crate::{as_completed, wait, Future, FutureError, ReturnWhen};
 
 type F = Future<u32, &'static str>;
 

@@ -9,7 +9,11 @@ use crate::{as_completed, wait, Future, ReturnWhen};
 #[test]
 fn wait_timeout_withdraws_its_registrations() {
     let (f, _p) = Future::<u8>::pending();
-    let waited = wait([&f], Some(Duration::from_millis(5)), ReturnWhen::AllCompleted);
+    let waited = wait(
+        [&f],
+        Some(Duration::from_millis(5)),
+        ReturnWhen::AllCompleted,
+    );
     assert_eq!(waited.not_done.len(), 1);
     assert_eq!(f.entry_count(), 0, "a timed-out wait leaves nothing behind");
 }
@@ -52,7 +56,11 @@ fn dropped_await_withdraws_its_waker() {
         let mut cx = std::task::Context::from_waker(waker);
         assert!(done.as_mut().poll(&mut cx).is_pending());
         assert!(done.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(f.entry_count(), 1, "a re-poll replaces the waker instead of adding one");
+        assert_eq!(
+            f.entry_count(),
+            1,
+            "a re-poll replaces the waker instead of adding one"
+        );
     }
     assert_eq!(f.entry_count(), 0);
 }
@@ -62,5 +70,8 @@ fn dropped_await_withdraws_its_waker() {
 #[test]
 fn pending_future_footprint() {
     let size = std::mem::size_of::<Inner<u64, std::convert::Infallible>>() + 2 * 8;
-    assert!(size <= 128, "a pending Future<u64> takes {size} bytes of heap");
+    assert!(
+        size <= 128,
+        "a pending Future<u64> takes {size} bytes of heap"
+    );
 }

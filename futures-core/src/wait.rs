@@ -31,11 +31,18 @@ pub struct Waited<'a, F: ?Sized> {
 }
 
 /// Keeps the first of each future (by identity), in order.
-pub(crate) fn distinct<F: Waitable + ?Sized, I: IntoIterator<Item = R>, R: std::borrow::Borrow<F>>(
+pub(crate) fn distinct<
+    F: Waitable + ?Sized,
+    I: IntoIterator<Item = R>,
+    R: std::borrow::Borrow<F>,
+>(
     futures: I,
 ) -> Vec<R> {
     let mut seen = HashSet::new();
-    futures.into_iter().filter(|f| seen.insert(f.borrow().key())).collect()
+    futures
+        .into_iter()
+        .filter(|f| seen.insert(f.borrow().key()))
+        .collect()
 }
 
 /// Waits until the futures satisfy `return_when` or `timeout` passes, and returns which are done.
@@ -54,7 +61,11 @@ pub(crate) fn distinct<F: Waitable + ?Sized, I: IntoIterator<Item = R>, R: std::
 /// assert_eq!((waited.done.len(), waited.not_done.len()), (1, 1));
 /// # drop(promise);
 /// ```
-pub fn wait<'a, F, I>(futures: I, timeout: Option<Duration>, return_when: ReturnWhen) -> Waited<'a, F>
+pub fn wait<'a, F, I>(
+    futures: I,
+    timeout: Option<Duration>,
+    return_when: ReturnWhen,
+) -> Waited<'a, F>
 where
     F: Waitable + ?Sized + 'a,
     I: IntoIterator<Item = &'a F>,
@@ -68,7 +79,8 @@ where
     };
 
     let done_now = futures.iter().filter(|f| f.done()).count();
-    let raised_now = return_when == ReturnWhen::FirstException && futures.iter().any(|f| f.raised());
+    let raised_now =
+        return_when == ReturnWhen::FirstException && futures.iter().any(|f| f.raised());
     let zero = timeout == Some(Duration::ZERO);
     if !satisfied(done_now, raised_now) && !zero {
         let queue = Queue::new();

@@ -35,7 +35,10 @@ pub struct Queue {
 impl Queue {
     pub(crate) fn new() -> Arc<Queue> {
         Arc::new(Queue {
-            tokens: Mutex::new(Tokens { fifo: VecDeque::new(), sleeping: false }),
+            tokens: Mutex::new(Tokens {
+                fifo: VecDeque::new(),
+                sleeping: false,
+            }),
             queued: AtomicUsize::new(0),
             ready: Condvar::new(),
         })
@@ -133,7 +136,11 @@ pub(crate) struct Waiters<C> {
 
 impl<C> Waiters<C> {
     pub(crate) const fn new() -> Self {
-        Waiters { entries: Vec::new(), sleepers: 0, next_key: 0 }
+        Waiters {
+            entries: Vec::new(),
+            sleepers: 0,
+            next_key: 0,
+        }
     }
 
     /// Removes the queue entry of `queue` with `token`, if still there.
@@ -163,13 +170,18 @@ impl<C> Waiters<C> {
         let k = self.next_key;
         self.next_key = self.next_key.wrapping_add(1);
         *key = Some(k);
-        self.entries.push(Entry::Waker { key: k, waker: waker.clone() });
+        self.entries.push(Entry::Waker {
+            key: k,
+            waker: waker.clone(),
+        });
     }
 
     /// Withdraws the waker registered under `key`.
     pub(crate) fn remove_waker(&mut self, key: u32) {
-        if let Some(i) =
-            self.entries.iter().position(|e| matches!(e, Entry::Waker { key: k, .. } if *k == key))
+        if let Some(i) = self
+            .entries
+            .iter()
+            .position(|e| matches!(e, Entry::Waker { key: k, .. } if *k == key))
         {
             self.entries.remove(i);
         }

@@ -42,7 +42,11 @@ fn panic_message_is_kept_and_counts_as_raised() {
     }
     let (g, _p) = Future::<u32, String>::pending();
     let waited = wait([&g, &f], Some(LONG), ReturnWhen::FirstException);
-    assert_eq!(waited.done.len(), 1, "a panic is an exception for FIRST_EXCEPTION");
+    assert_eq!(
+        waited.done.len(),
+        1,
+        "a panic is an exception for FIRST_EXCEPTION"
+    );
     let err = f.result().unwrap_err();
     assert_eq!(err.to_string(), "task panicked: worker exploded: 42");
 }
@@ -50,8 +54,13 @@ fn panic_message_is_kept_and_counts_as_raised() {
 #[test]
 fn panic_payload_kinds() {
     assert_eq!(Panic::from_payload(Box::new("static")).message(), "static");
-    assert_eq!(Panic::from_payload(Box::new(String::from("owned"))).message(), "owned");
-    assert!(Panic::from_payload(Box::new(7u8)).message().contains("not a string"));
+    assert_eq!(
+        Panic::from_payload(Box::new(String::from("owned"))).message(),
+        "owned"
+    );
+    assert!(Panic::from_payload(Box::new(7u8))
+        .message()
+        .contains("not a string"));
     let p = Panic::with_location("m", "src/lib.rs:1:2");
     assert_eq!(p.to_string(), "m (at src/lib.rs:1:2)");
 }
@@ -88,7 +97,10 @@ fn zero_timeout_only_looks() {
 fn real_timeouts_expire_and_leave_the_task_alone() {
     let (f, p) = Future::<u8>::pending();
     let start = Instant::now();
-    assert_eq!(f.result_timeout(Duration::from_millis(30)), Err(FutureError::TimedOut));
+    assert_eq!(
+        f.result_timeout(Duration::from_millis(30)),
+        Err(FutureError::TimedOut)
+    );
     assert!(start.elapsed() >= Duration::from_millis(30));
     assert!(!f.done(), "a timed-out wait does not cancel");
     let deadline = Instant::now() + Duration::from_millis(10);
@@ -121,7 +133,10 @@ fn callbacks_run_once_in_order_in_the_completing_thread() {
     });
     let completer_id = completer.join().unwrap();
     let log = log.lock().unwrap();
-    assert_eq!(log.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        log.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
     assert!(log.iter().all(|(_, id)| *id == completer_id));
 }
 
@@ -151,9 +166,15 @@ fn set_running_or_notify_cancel() {
     assert_eq!(p.set_running_or_notify_cancel(), Ok(true));
     assert!(f.running());
     assert!(!f.cancel());
-    assert_eq!(p.set_running_or_notify_cancel().unwrap_err().state(), "running");
+    assert_eq!(
+        p.set_running_or_notify_cancel().unwrap_err().state(),
+        "running"
+    );
     p.set_result(1).unwrap();
-    assert_eq!(p.set_running_or_notify_cancel().unwrap_err().state(), "finished");
+    assert_eq!(
+        p.set_running_or_notify_cancel().unwrap_err().state(),
+        "finished"
+    );
     assert_eq!(p.set_result(2).unwrap_err().state(), "finished");
 }
 
@@ -184,7 +205,7 @@ fn last_dropped_promise_breaks_the_future_instead_of_hanging() {
     assert!(!f.done(), "another promise is still alive");
     let waiter = {
         let f = f.clone();
-        thread::spawn(move || f.result().map(|v| *v).map_err(|e| e.to_string()))
+        thread::spawn(move || f.result().copied().map_err(|e| e.to_string()))
     };
     drop(p2);
     let got = waiter.join().unwrap();
@@ -194,9 +215,16 @@ fn last_dropped_promise_breaks_the_future_instead_of_hanging() {
 #[test]
 fn outcomes_for_executor_failures() {
     let (f, p) = Future::<u8>::pending();
-    p.set_outcome(Err(FutureError::Broken("initializer failed".into()))).unwrap();
-    assert!(f.raised(), "Python reports BrokenExecutor through exception()");
-    assert_eq!(f.result().unwrap_err().to_string(), "executor is broken: initializer failed");
+    p.set_outcome(Err(FutureError::Broken("initializer failed".into())))
+        .unwrap();
+    assert!(
+        f.raised(),
+        "Python reports BrokenExecutor through exception()"
+    );
+    assert_eq!(
+        f.result().unwrap_err().to_string(),
+        "executor is broken: initializer failed"
+    );
     let (f, p) = Future::<u8>::pending();
     p.set_outcome(Err(FutureError::Cancelled)).unwrap();
     assert!(f.cancelled());
@@ -217,7 +245,11 @@ fn futures_hash_by_identity_like_python() {
 #[test]
 fn wait_on_nothing_returns_at_once() {
     let none: [&Future<u8>; 0] = [];
-    for when in [ReturnWhen::FirstCompleted, ReturnWhen::FirstException, ReturnWhen::AllCompleted] {
+    for when in [
+        ReturnWhen::FirstCompleted,
+        ReturnWhen::FirstException,
+        ReturnWhen::AllCompleted,
+    ] {
         let waited = watchdog(LONG, move || {
             let w = wait(none, None, when);
             (w.done.len(), w.not_done.len())
@@ -282,7 +314,10 @@ fn await_from_an_async_runtime() {
     assert_eq!(block_on(async move { g.done_async().await }), ());
     assert_eq!(block_on(f), Ok(String::from("async")));
     let failed = submit(|| Err::<u8, _>(ParseError::Empty));
-    assert_eq!(block_on(failed), Err(FutureError::Raised(ParseError::Empty)));
+    assert_eq!(
+        block_on(failed),
+        Err(FutureError::Raised(ParseError::Empty))
+    );
 }
 
 /// A thread-per-task executor: enough to drive the trait's provided `map`.
@@ -293,7 +328,10 @@ struct Spawner {
 
 impl Spawner {
     fn new() -> Self {
-        Spawner { started: AtomicUsize::new(0), shut_down: Default::default() }
+        Spawner {
+            started: AtomicUsize::new(0),
+            shut_down: Default::default(),
+        }
     }
 }
 
@@ -328,7 +366,9 @@ impl<J: Job> Submit<J> for Spawner {
 fn map_keeps_input_order_and_reports_failures_at_their_item() {
     let ex = Spawner::new();
     let parse = fallible_job(|s: &'static str| s.parse::<u32>().map_err(|e| e.to_string()));
-    let out: Vec<_> = ex.map(parse, ["1", "x", "3"], MapOptions::default()).collect();
+    let out: Vec<_> = ex
+        .map(parse, ["1", "x", "3"], MapOptions::default())
+        .collect();
     assert_eq!(out[0], Ok(1));
     assert!(matches!(&out[1], Err(FutureError::Raised(e)) if e.contains("invalid digit")));
     assert_eq!(out[2], Ok(3));
@@ -338,11 +378,21 @@ fn map_keeps_input_order_and_reports_failures_at_their_item() {
 fn map_is_lazy_over_an_infinite_input() {
     let ex = Spawner::new();
     let square = job(|x: u64| x * x);
-    let opts = MapOptions { buffersize: Some(4), ..MapOptions::default() };
-    let first: Vec<_> = ex.map(square, 0.., opts).take(10).map(Result::unwrap).collect();
+    let opts = MapOptions {
+        buffersize: Some(4),
+        ..MapOptions::default()
+    };
+    let first: Vec<_> = ex
+        .map(square, 0.., opts)
+        .take(10)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(first, (0..10).map(|x| x * x).collect::<Vec<_>>());
     let started = ex.started.load(Ordering::SeqCst);
-    assert!(started <= 10 + 4, "look-ahead is bounded: {started} tasks started");
+    assert!(
+        started <= 10 + 4,
+        "look-ahead is bounded: {started} tasks started"
+    );
 }
 
 #[test]
@@ -352,7 +402,10 @@ fn map_timeout_reports_at_the_late_item_and_ends() {
         thread::sleep(Duration::from_millis(ms));
         ms
     });
-    let opts = MapOptions { timeout: Some(Duration::from_millis(200)), buffersize: Some(8) };
+    let opts = MapOptions {
+        timeout: Some(Duration::from_millis(200)),
+        buffersize: Some(8),
+    };
     let out: Vec<_> = ex.map(sleepy, [0, 5_000, 0], opts).collect();
     assert_eq!(out, vec![Ok(0), Err(FutureError::TimedOut)]);
 }

@@ -36,7 +36,10 @@ fn done_callback_with_exception() {
     let s = seen.clone();
     f.add_done_callback(move |f| *s.lock().unwrap() = f.exception().map(|e| e.cloned()));
     p.set_exception("test".into()).unwrap();
-    assert_eq!(*seen.lock().unwrap(), Some(FutureError::Raised("test".to_string())));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(FutureError::Raised("test".to_string()))
+    );
 }
 
 /// test_future.FutureTests.test_done_callback_with_cancel
@@ -78,7 +81,11 @@ fn done_callback_already_successful() {
     let seen = Arc::new(AtomicI64::new(0));
     let s = seen.clone();
     f.add_done_callback(move |f| s.store(*f.result().unwrap(), Ordering::SeqCst));
-    assert_eq!(seen.load(Ordering::SeqCst), 5, "runs at once in the caller's thread");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        5,
+        "runs at once in the caller's thread"
+    );
 }
 
 /// test_future.FutureTests.test_done_callback_already_failed
@@ -88,7 +95,10 @@ fn done_callback_already_failed() {
     let seen = Arc::new(Mutex::new(None));
     let s = seen.clone();
     f.add_done_callback(move |f| *s.lock().unwrap() = f.exception().map(|e| e.cloned()));
-    assert_eq!(*seen.lock().unwrap(), Some(FutureError::Raised("OSError".to_string())));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(FutureError::Raised("OSError".to_string()))
+    );
 }
 
 /// test_future.FutureTests.test_done_callback_already_cancelled
@@ -150,13 +160,30 @@ fn cancelled_done_running() {
     let (p, _pp) = pending();
     let (r, _rp) = running();
     let (c, e, s) = (cancelled(), exception(), successful());
-    assert_eq!([p.cancelled(), r.cancelled(), c.cancelled(), e.cancelled(), s.cancelled()], [
-        false, false, true, false, false
-    ]);
-    assert_eq!([p.done(), r.done(), c.done(), e.done(), s.done()], [false, false, true, true, true]);
-    assert_eq!([p.running(), r.running(), c.running(), e.running(), s.running()], [
-        false, true, false, false, false
-    ]);
+    assert_eq!(
+        [
+            p.cancelled(),
+            r.cancelled(),
+            c.cancelled(),
+            e.cancelled(),
+            s.cancelled()
+        ],
+        [false, false, true, false, false]
+    );
+    assert_eq!(
+        [p.done(), r.done(), c.done(), e.done(), s.done()],
+        [false, false, true, true, true]
+    );
+    assert_eq!(
+        [
+            p.running(),
+            r.running(),
+            c.running(),
+            e.running(),
+            s.running()
+        ],
+        [false, true, false, false, false]
+    );
 }
 
 /// test_future.FutureTests.test_result_with_timeout
@@ -166,7 +193,10 @@ fn result_with_timeout() {
     let (r, _rp) = running();
     assert_eq!(p.result_timeout(Duration::ZERO), Err(FutureError::TimedOut));
     assert_eq!(r.result_timeout(Duration::ZERO), Err(FutureError::TimedOut));
-    assert_eq!(cancelled().result_timeout(Duration::ZERO), Err(FutureError::Cancelled));
+    assert_eq!(
+        cancelled().result_timeout(Duration::ZERO),
+        Err(FutureError::Cancelled)
+    );
     assert_eq!(
         exception().result_timeout(Duration::ZERO),
         Err(FutureError::Raised(&"OSError".to_string()))
@@ -204,9 +234,18 @@ fn result_with_cancel() {
 fn exception_with_timeout() {
     let (p, _pp) = pending();
     let (r, _rp) = running();
-    assert_eq!(p.exception_timeout(Duration::ZERO), Some(FutureError::TimedOut));
-    assert_eq!(r.exception_timeout(Duration::ZERO), Some(FutureError::TimedOut));
-    assert_eq!(cancelled().exception_timeout(Duration::ZERO), Some(FutureError::Cancelled));
+    assert_eq!(
+        p.exception_timeout(Duration::ZERO),
+        Some(FutureError::TimedOut)
+    );
+    assert_eq!(
+        r.exception_timeout(Duration::ZERO),
+        Some(FutureError::TimedOut)
+    );
+    assert_eq!(
+        cancelled().exception_timeout(Duration::ZERO),
+        Some(FutureError::Cancelled)
+    );
     assert_eq!(
         exception().exception_timeout(Duration::ZERO),
         Some(FutureError::Raised(&"OSError".to_string()))
@@ -222,7 +261,10 @@ fn exception_with_success() {
         thread::sleep(Duration::from_millis(50));
         p1.set_exception("OSError".into()).unwrap();
     });
-    assert_eq!(f1.exception_timeout(LONG), Some(FutureError::Raised(&"OSError".to_string())));
+    assert_eq!(
+        f1.exception_timeout(LONG),
+        Some(FutureError::Raised(&"OSError".to_string()))
+    );
     t.join().unwrap();
 }
 
@@ -245,7 +287,10 @@ fn multiple_set_exception() {
     p.set_exception("ValueError".into()).unwrap();
     let err = p.set_exception("Exception".into()).unwrap_err();
     assert_eq!(err.into_inner(), "Exception");
-    assert_eq!(f.exception(), Some(FutureError::Raised(&"ValueError".to_string())));
+    assert_eq!(
+        f.exception(),
+        Some(FutureError::Raised(&"ValueError".to_string()))
+    );
 }
 
 /// test_future.FutureTests.test_get_snapshot (concurrent readers of a finished future agree)
@@ -349,7 +394,11 @@ fn wait_first_exception() {
             f1.result().unwrap();
             event1.set();
         });
-        let waited = wait([&future1, &future2, &future3], None, ReturnWhen::FirstException);
+        let waited = wait(
+            [&future1, &future2, &future3],
+            None,
+            ReturnWhen::FirstException,
+        );
         assert_eq!(waited.done.len(), 2);
         assert_eq!(waited.not_done.len(), 1);
         assert!(std::ptr::eq(waited.not_done[0], &future3));
@@ -372,7 +421,11 @@ fn wait_first_exception_some_already_complete() {
             Ok::<_, String>(0i64)
         });
         let (s, c) = (successful(), cancelled());
-        let waited = wait([&s, &c, &future1, &future2], None, ReturnWhen::FirstException);
+        let waited = wait(
+            [&s, &c, &future1, &future2],
+            None,
+            ReturnWhen::FirstException,
+        );
         assert_eq!(waited.done.len(), 3);
         assert_eq!(waited.not_done.len(), 1);
         assert!(std::ptr::eq(waited.not_done[0], &future2));
@@ -407,7 +460,11 @@ fn wait_all_completed() {
         let future1 = submit(|| Err::<i64, _>("ZeroDivisionError".to_string()));
         let future2 = submit(|| Ok::<_, String>(42i64));
         let (s, c, x) = (successful(), cancelled(), exception());
-        let waited = wait([&s, &c, &x, &future1, &future2], None, ReturnWhen::AllCompleted);
+        let waited = wait(
+            [&s, &c, &x, &future1, &future2],
+            None,
+            ReturnWhen::AllCompleted,
+        );
         assert_eq!(waited.done.len(), 5);
         assert!(waited.not_done.is_empty());
     });
@@ -424,8 +481,11 @@ fn wait_timeout() {
             Ok::<_, String>(0i64)
         });
         let (c, x, s) = (cancelled(), exception(), successful());
-        let waited =
-            wait([&c, &x, &s, &future], Some(Duration::from_millis(50)), ReturnWhen::AllCompleted);
+        let waited = wait(
+            [&c, &x, &s, &future],
+            Some(Duration::from_millis(50)),
+            ReturnWhen::AllCompleted,
+        );
         assert_eq!(waited.done.len(), 3);
         assert!(std::ptr::eq(waited.not_done[0], &future));
         event.set();
@@ -462,7 +522,9 @@ fn as_completed_no_timeout() {
         let future1 = submit(|| Ok::<_, String>(42i64));
         let future2 = submit(|| Ok::<_, String>(42i64));
         let all = [cancelled(), exception(), successful(), future1, future2];
-        let completed: Vec<F> = as_completed(all.iter().cloned(), None).map(Result::unwrap).collect();
+        let completed: Vec<F> = as_completed(all.iter().cloned(), None)
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(completed.len(), 5);
         assert!(completed.iter().all(|f| f.done()));
     });
@@ -519,8 +581,16 @@ fn as_completed_duplicate_futures() {
 /// succeeds once the caller's copy is gone).
 #[test]
 fn as_completed_free_reference_yielded_future() {
-    let mut list: Vec<(Future<String, ()>, Option<futurepool_core::Promise<String, ()>>)> =
-        (0..8).map(|_| { let (f, p) = Future::pending(); (f, Some(p)) }).collect();
+    type Slot = (
+        Future<String, ()>,
+        Option<futurepool_core::Promise<String, ()>>,
+    );
+    let mut list: Vec<Slot> = (0..8)
+        .map(|_| {
+            let (f, p) = Future::pending();
+            (f, Some(p))
+        })
+        .collect();
     list.push((Future::failed(FutureError::Cancelled), None));
     list.push((Future::ready("42".into()), None));
 
@@ -548,7 +618,10 @@ fn as_completed_free_reference_yielded_future() {
         let f = f.unwrap();
         let pos = list.iter().position(|(g, _)| *g == f).unwrap();
         list.remove(pos);
-        assert!(f.try_into_result().is_ok(), "the iterator kept no other handle");
+        assert!(
+            f.try_into_result().is_ok(),
+            "the iterator kept no other handle"
+        );
         if let Some((_, p)) = list.first_mut() {
             p.take().unwrap().set_result("test".into()).unwrap();
         }
@@ -573,7 +646,9 @@ fn as_completed_correct_timeout_exception_msg() {
 fn heterogeneous_as_completed() {
     let a = submit(|| Ok::<_, String>(1u8));
     let b = submit(|| Ok::<_, ()>("two".to_string()));
-    let all: Vec<_> = as_completed([a.erase(), b.erase()], Some(LONG)).map(Result::unwrap).collect();
+    let all: Vec<_> = as_completed([a.erase(), b.erase()], Some(LONG))
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(all.len(), 2);
     assert!(all.iter().all(Waitable::done));
 }

@@ -33,7 +33,10 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").into()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .into()
 }
 
 fn cargo() -> Command {
@@ -45,7 +48,9 @@ fn cargo() -> Command {
 fn run(what: &str, mut cmd: Command) -> Result<()> {
     eprintln!("xtask: {what}");
     let start = Instant::now();
-    let status = cmd.status().with_context(|| format!("could not start {what}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {what}"))?;
     eprintln!("xtask: {what}: {status} in {:.1?}", start.elapsed());
     if !status.success() {
         bail!("{what} failed ({status})");
@@ -64,8 +69,14 @@ fn loom(args: &[String]) -> Result<()> {
             .arg("--test-threads=2")
             .args(args)
             .env("RUSTFLAGS", "--cfg futurepool_loom")
-            .env("LOOM_MAX_PREEMPTIONS", env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("3".into()))
-            .env("LOOM_MAX_BRANCHES", env::var("LOOM_MAX_BRANCHES").unwrap_or("10000".into()));
+            .env(
+                "LOOM_MAX_PREEMPTIONS",
+                env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("3".into()),
+            )
+            .env(
+                "LOOM_MAX_BRANCHES",
+                env::var("LOOM_MAX_BRANCHES").unwrap_or("10000".into()),
+            );
         run(&format!("loom models of {krate}"), cmd)?;
     }
     Ok(())
@@ -80,9 +91,12 @@ fn proptest(args: &[String]) -> Result<()> {
             other => bail!("unknown proptest option `{other}`"),
         }
     }
-    cases.parse::<u32>().context("--cases takes a whole number")?;
+    cases
+        .parse::<u32>()
+        .context("--cases takes a whole number")?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "--workspace", "--test", "proptests"]).env("PROPTEST_CASES", &cases);
+    cmd.args(["test", "--release", "--workspace", "--test", "proptests"])
+        .env("PROPTEST_CASES", &cases);
     run(&format!("proptests with {cases} cases"), cmd)
 }
 
@@ -95,7 +109,14 @@ fn ci() -> Result<()> {
     run("doc tests", doc)?;
     loom(&[])?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run("clippy", clippy)?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);

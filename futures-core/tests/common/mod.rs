@@ -74,7 +74,10 @@ impl Event {
 
 /// Runs `body` on a thread and fails the test if it takes longer than `limit`: a test that
 /// could hang fails in seconds instead.
-pub fn watchdog<R: Send + 'static>(limit: Duration, body: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn watchdog<R: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> R + Send + 'static,
+) -> R {
     let (tx, rx) = mpsc::channel();
     let handle = thread::spawn(move || {
         let _ = tx.send(body());
@@ -88,7 +91,9 @@ pub fn watchdog<R: Send + 'static>(limit: Duration, body: impl FnOnce() -> R + S
             // The body panicked: re-raise its panic.
             std::panic::resume_unwind(handle.join().unwrap_err())
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: test body still running after {limit:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: test body still running after {limit:?}")
+        }
     }
 }
 
@@ -107,7 +112,10 @@ impl Wake for ThreadWaker {
 /// A minimal executor for one `std::future::Future`: parks the thread between polls.
 pub fn block_on<Fut: std::future::IntoFuture>(fut: Fut) -> Fut::Output {
     let mut fut = std::pin::pin!(fut.into_future());
-    let state = Arc::new(ThreadWaker { thread: thread::current(), woken: AtomicBool::new(false) });
+    let state = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
     let waker = Waker::from(state.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
