@@ -74,11 +74,33 @@ mod imp {
         }
     }
 
+    /// Starts a thread named `name` (with `stack_size` bytes of stack, if given).
+    pub fn spawn_thread<F>(
+        name: String,
+        stack_size: Option<usize>,
+        body: F,
+    ) -> std::io::Result<thread::JoinHandle<()>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let mut builder = thread::Builder::new().name(name);
+        if let Some(size) = stack_size {
+            builder = builder.stack_size(size);
+        }
+        builder.spawn(body)
+    }
+
     /// Spins briefly, then yields, re-checking `ready` each time: a blocked waiter whose
     /// completer is running on another core usually sees the completion here, without the
     /// futex sleep and wake-up that cost microseconds. Returns `ready()`'s last answer.
-    pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-        for step in 0..10u32 {
+    pub fn spin_until(ready: impl FnMut() -> bool) -> bool {
+        spin_for(10, ready)
+    }
+
+    /// [`spin_until`] with `steps` rounds: six rounds of growing busy-spins, then one
+    /// `yield_now` per round.
+    pub fn spin_for(steps: u32, mut ready: impl FnMut() -> bool) -> bool {
+        for step in 0..steps {
             if ready() {
                 return true;
             }
@@ -119,8 +141,25 @@ mod imp {
     pub use loom::sync::Arc;
     pub use loom::thread;
 
+    /// loom threads have no names or stack sizes; spawning never fails.
+    pub fn spawn_thread<F>(
+        _name: String,
+        _stack_size: Option<usize>,
+        body: F,
+    ) -> std::io::Result<thread::JoinHandle<()>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Ok(thread::spawn(body))
+    }
+
     /// No spinning under loom: it would only multiply the interleavings to explore.
     pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+        ready()
+    }
+
+    /// See [`spin_until`].
+    pub fn spin_for(_steps: u32, mut ready: impl FnMut() -> bool) -> bool {
         ready()
     }
 

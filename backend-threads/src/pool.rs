@@ -1,0 +1,566 @@
+//! [`ThreadPool`]: the executor, its [`Builder`], and the worker loop.
+//!
+//! # How the queue and the workers meet
+//!
+//! One lock guards the queue and the worker accounting ([`State`]). A worker that finds the
+//! queue empty counts itself *idle*, spins briefly outside the lock watching an atomic copy of
+//! the queue length (so a task submitted right after it finished is picked up without a sleep
+//! and wake-up), and then sleeps on `work` counted as a *sleeper*.
+//!
+//! `submit` pushes under the lock and then decides, still under the lock:
+//! * more queued tasks than idle workers, and fewer than `max_workers` threads: start one (the
+//!   thread is reserved under the lock and spawned after it is released);
+//! * otherwise, if a worker sleeps: wake one.
+//!
+//! No lost wake-up: a worker only goes to sleep after checking the queue under the lock, and a
+//! push happens under the same lock and sees the sleeper count that includes it. No task is left
+//! with nobody to run it: a task is only queued while the pool is open, and either an idle worker
+//! is already counted for it or a thread is started for it; workers only exit when shut down and
+//! the queue is empty. These arguments are checked by the loom models in `loom_tests.rs`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use std::sync::Arc as StdArc;
+
+use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
+use futurepool_core::loom::thread::{self, JoinHandle};
+use futurepool_core::loom::{self as sync, Arc, Condvar, Mutex};
+use futurepool_core::{
+    Executor, Future, Job, MapOptions, Outcome, Panic, Shutdown, Submit, SubmitError,
+};
+
+use crate::scope::Scope;
+use crate::task::{self, Task};
+
+/// Spin rounds a worker does before sleeping: about 50 µs of spinning and yielding here.
+const WORKER_SPIN_STEPS: u32 = 40;
+
+type Initializer = StdArc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Numbers pools for their default thread names, as CPython does.
+static POOLS: StdAtomicUsize = StdAtomicUsize::new(0);
+
+/// A pool of threads running submitted closures: Python's `ThreadPoolExecutor`.
+///
+/// Threads start lazily, one per submission that finds no idle worker, up to `max_workers`, and
+/// are reused. Dropping the pool is Python's `with` exit: it shuts down and waits for every
+/// queued task — except while a panic unwinds, when queued tasks are cancelled instead (a
+/// deliberate difference from CPython, gh-130975).
+///
+/// ```
+/// use futurepool_threads::ThreadPool;
+///
+/// let pool = ThreadPool::new(4).unwrap();
+/// let future = pool.submit(|| 6 * 7).unwrap();
+/// assert_eq!(future.result(), Ok(&42));
+/// ```
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+}
+
+/// Configures a [`ThreadPool`] (Python's `ThreadPoolExecutor(max_workers, thread_name_prefix,
+/// initializer)`, plus the stack size).
+#[derive(Clone)]
+pub struct Builder {
+    max_workers: Option<usize>,
+    name_prefix: Option<String>,
+    initializer: Option<Initializer>,
+    stack_size: Option<usize>,
+}
+
+/// A snapshot of a pool's threads and queue, for monitoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The most threads the pool will run.
+    pub max_workers: usize,
+    /// Threads started and not yet exited.
+    pub live_threads: usize,
+    /// Live threads not running a task.
+    pub idle_threads: usize,
+    /// Tasks submitted and not yet taken by a worker.
+    pub queued_tasks: usize,
+}
+
+/// The pool's shared part.
+struct Shared {
+    state: Mutex<State>,
+    /// Workers sleep here waiting for tasks (or shutdown).
+    work: Condvar,
+    /// `state.queue.len()`, readable without the lock: what spinning workers watch.
+    queued: AtomicUsize,
+    max_workers: usize,
+    name_prefix: String,
+    initializer: Option<Initializer>,
+    stack_size: Option<usize>,
+}
+
+/// Everything under the pool's lock.
+struct State {
+    queue: VecDeque<Task<'static>>,
+    /// Threads started (or reserved for starting) and not yet exited.
+    live: usize,
+    /// Live threads between tasks (spinning or sleeping).
+    idle: usize,
+    /// Idle threads asleep on `work`.
+    sleepers: usize,
+    /// Threads started so far: the `<n>` in thread names.
+    started: usize,
+    shutdown: bool,
+    /// Set when an initializer failed: Python's `BrokenThreadPool`.
+    broken: Option<StdArc<str>>,
+    /// Handles of started threads, joined by `shutdown(wait=true)`.
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with CPython's defaults.
+    pub fn new() -> Builder {
+        Builder {
+            max_workers: None,
+            name_prefix: None,
+            initializer: None,
+            stack_size: None,
+        }
+    }
+
+    /// The most threads the pool runs at once. Default: `min(32, available_parallelism + 4)`.
+    pub fn max_workers(mut self, n: usize) -> Builder {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// Threads are named `<prefix>_<n>`. Default: `ThreadPoolExecutor-<pool number>`.
+    pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Builder {
+        self.name_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Runs once in each worker thread before it takes tasks. An `Err` (or a panic) breaks the
+    /// pool: queued futures fail with [`FutureError::Broken`] and later submissions are refused
+    /// (Python's `BrokenThreadPool`).
+    pub fn initializer<F>(mut self, init: F) -> Builder
+    where
+        F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.initializer = Some(StdArc::new(init));
+        self
+    }
+
+    /// The stack size of worker threads, in bytes. Default: Rust's (2 MiB unless
+    /// `RUST_MIN_STACK` says otherwise).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Creates the pool; no thread starts until the first submission. Fails for zero workers.
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let max_workers = match self.max_workers {
+            Some(0) => return Err(BuildError::ZeroWorkers),
+            Some(n) => n,
+            None => default_workers(),
+        };
+        let name_prefix = self.name_prefix.unwrap_or_else(|| {
+            format!(
+                "ThreadPoolExecutor-{}",
+                POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )
+        });
+        Ok(ThreadPool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    live: 0,
+                    idle: 0,
+                    sleepers: 0,
+                    started: 0,
+                    shutdown: false,
+                    broken: None,
+                    handles: Vec::new(),
+                }),
+                work: Condvar::new(),
+                queued: AtomicUsize::new(0),
+                max_workers,
+                name_prefix,
+                initializer: self.initializer,
+                stack_size: self.stack_size,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max_workers", &self.max_workers)
+            .field("name_prefix", &self.name_prefix)
+            .field("initializer", &self.initializer.is_some())
+            .field("stack_size", &self.stack_size)
+            .finish()
+    }
+}
+
+/// CPython's default worker count: `min(32, cpu_count + 4)`.
+pub fn default_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    (cpus + 4).min(32)
+}
+
+/// Why a pool could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `max_workers` was 0 (Python: `ValueError: max_workers must be greater than 0`).
+    ZeroWorkers,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroWorkers => f.write_str("max_workers must be greater than 0"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl ThreadPool {
+    /// A pool of at most `max_workers` threads; an error for 0.
+    pub fn new(max_workers: usize) -> Result<ThreadPool, BuildError> {
+        Builder::new().max_workers(max_workers).build()
+    }
+
+    /// A pool with CPython's default size, `min(32, available_parallelism + 4)`.
+    pub fn with_default_workers() -> ThreadPool {
+        Builder::new()
+            .build()
+            .expect("the default worker count is positive")
+    }
+
+    /// A [`Builder`] for the other options.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Schedules `f` and returns its future (Python's `submit`). Refused once the pool is shut
+    /// down or broken. A panic in `f` fails only its own future, with the message kept.
+    pub fn submit<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.submit_fallible(move || Ok(f()))
+    }
+
+    /// Schedules a fallible `f`: an `Err(e)` is the task's exception, typed
+    /// ([`FutureError::Raised`]).
+    pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<Future<T, E>, SubmitError>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let (future, promise) = Future::pending();
+        self.shared.push(Box::new(task::Job { body: f, promise }))?;
+        Ok(future)
+    }
+
+    /// Applies `f` to every input on the pool, yielding outcomes in input order (Python's
+    /// `map`). Lazy with bounded look-ahead; see [`Submit::map`] and [`MapOptions`].
+    pub fn map<F, I, O>(
+        &self,
+        f: F,
+        inputs: I,
+        options: MapOptions,
+    ) -> impl Iterator<Item = Outcome<O>> + '_
+    where
+        F: Fn(I::Item) -> O + Send + Sync + 'static,
+        I: IntoIterator,
+        I::IntoIter: 'static,
+        I::Item: Send + 'static,
+        O: Send + Sync + 'static,
+    {
+        let f = StdArc::new(f);
+        Submit::map(self, futurepool_core::job(move |x| f(x)), inputs, options)
+    }
+
+    /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every
+    /// worker has exited (after finishing the queue, unless `cancel_futures` emptied it).
+    /// Called from one of the pool's own tasks, it does not wait for that task's thread.
+    pub fn shutdown(&self, options: Shutdown) {
+        self.shared.shutdown(options)
+    }
+
+    /// Python's `shutdown(wait=True)`.
+    pub fn shutdown_and_wait(&self) {
+        self.shared.shutdown(Shutdown::default())
+    }
+
+    /// Threads, idle threads and queued tasks right now.
+    pub fn stats(&self) -> Stats {
+        let state = self.shared.state.lock();
+        Stats {
+            max_workers: self.shared.max_workers,
+            live_threads: state.live,
+            idle_threads: state.idle,
+            queued_tasks: state.queue.len(),
+        }
+    }
+
+    /// The most threads this pool runs.
+    pub fn max_workers(&self) -> usize {
+        self.shared.max_workers
+    }
+
+    /// Runs `body` with a [`Scope`] whose tasks may borrow from the caller's stack, like
+    /// [`std::thread::scope`]; returns once every task submitted through the scope has finished
+    /// or been cancelled. The futures are ordinary futures, usable inside the scope.
+    ///
+    /// Do not wait inside a scope for tasks from a scope opened by one of this pool's own
+    /// tasks when every worker may be busy doing the same: like any bounded pool, it can
+    /// deadlock.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let data = vec![1u64, 2, 3, 4, 5, 6];
+    /// let total: u64 = pool.scope(|s| {
+    ///     let halves: Vec<_> =
+    ///         data.chunks(3).map(|c| s.submit(move || c.iter().sum::<u64>()).unwrap()).collect();
+    ///     halves.iter().map(|f| *f.result().unwrap()).sum()
+    /// });
+    /// assert_eq!(total, 21);
+    /// ```
+    pub fn scope<'env, F, R>(&self, body: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        crate::scope::run(self, body)
+    }
+
+    pub(crate) fn push_scoped(&self, task: Task<'static>) -> Result<(), SubmitError> {
+        self.shared.push(task)
+    }
+}
+
+impl Shared {
+    /// Queues `task`, starting or waking a worker as needed (see the module docs).
+    fn push(self: &Arc<Self>, task: Task<'static>) -> Result<(), SubmitError> {
+        let mut state = self.state.lock();
+        if let Some(why) = &state.broken {
+            return Err(SubmitError::Broken(why.clone()));
+        }
+        if state.shutdown {
+            return Err(SubmitError::ShutDown);
+        }
+        state.queue.push_back(task);
+        self.queued.store(state.queue.len(), Ordering::Release);
+        let start = state.queue.len() > state.idle && state.live < self.max_workers;
+        let wake = !start && state.sleepers > 0;
+        let index = if start {
+            state.live += 1;
+            state.idle += 1; // the new thread counts as idle until it takes a task
+            state.started += 1;
+            Some(state.started - 1)
+        } else {
+            None
+        };
+        drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+        if let Some(index) = index {
+            self.start_worker(index);
+        }
+        Ok(())
+    }
+
+    fn start_worker(self: &Arc<Self>, index: usize) {
+        let shared = self.clone();
+        let name = format!("{}_{}", self.name_prefix, index);
+        match sync::spawn_thread(name, self.stack_size, move || shared.work_loop()) {
+            Ok(handle) => {
+                let mut state = self.state.lock();
+                state.handles.push(handle);
+            }
+            Err(error) => {
+                let mut state = self.state.lock();
+                state.live -= 1;
+                state.idle -= 1;
+                log::error!("futurepool: could not start a worker thread: {error}");
+                if state.live == 0 {
+                    // Nobody will run the queue: fail it rather than leave it hanging.
+                    let why: StdArc<str> =
+                        format!("could not start a worker thread: {error}").into();
+                    let tasks: Vec<_> = state.queue.drain(..).collect();
+                    self.queued.store(0, Ordering::Release);
+                    drop(state);
+                    for task in tasks {
+                        task.fail(why.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A worker thread's life: the initializer, then tasks until shutdown with an empty queue.
+    fn work_loop(self: Arc<Self>) {
+        if let Some(init) = &self.initializer {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init()));
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(payload) => Some(format!("panicked: {}", Panic::from_payload(payload))),
+            };
+            if let Some(error) = failure {
+                self.break_pool(format!(
+                    "a thread initializer failed, the thread pool is not usable anymore: {error}"
+                ));
+                self.exit();
+                return;
+            }
+        }
+        let mut after_task = false;
+        while let Some(task) = self.next_task(after_task) {
+            task.run();
+            after_task = true;
+        }
+        self.exit();
+    }
+
+    /// Takes the next task, waiting for one; `None` once shut down with an empty queue (or
+    /// broken). `after_task`: the caller just finished a task and counts as idle again (a new
+    /// thread was counted idle when it was reserved). It counts as busy once a task is returned.
+    fn next_task(&self, after_task: bool) -> Option<Task<'static>> {
+        let mut state = self.state.lock();
+        if after_task {
+            state.idle += 1;
+        }
+        loop {
+            if let Some(task) = state.queue.pop_front() {
+                self.queued.store(state.queue.len(), Ordering::Release);
+                state.idle -= 1;
+                return Some(task);
+            }
+            if state.shutdown || state.broken.is_some() {
+                return None;
+            }
+            drop(state);
+            sync::spin_for(WORKER_SPIN_STEPS, || {
+                self.queued.load(Ordering::Acquire) > 0
+            });
+            state = self.state.lock();
+            if !state.queue.is_empty() || state.shutdown || state.broken.is_some() {
+                continue;
+            }
+            state.sleepers += 1;
+            state = self.work.wait(state);
+            state.sleepers -= 1;
+        }
+    }
+
+    /// Removes the calling (idle) worker from the counts as it exits.
+    fn exit(&self) {
+        let mut state = self.state.lock();
+        state.live -= 1;
+        state.idle -= 1;
+    }
+
+    fn break_pool(&self, why: String) {
+        let why: StdArc<str> = why.into();
+        let mut state = self.state.lock();
+        if state.broken.is_none() {
+            state.broken = Some(why.clone());
+        }
+        let tasks: Vec<_> = state.queue.drain(..).collect();
+        self.queued.store(0, Ordering::Release);
+        drop(state);
+        self.work.notify_all();
+        for task in tasks {
+            task.fail(why.clone());
+        }
+    }
+
+    fn shutdown(&self, options: Shutdown) {
+        let mut state = self.state.lock();
+        state.shutdown = true;
+        let cancelled: Vec<_> = if options.cancel_futures {
+            let tasks = state.queue.drain(..).collect();
+            self.queued.store(0, Ordering::Release);
+            tasks
+        } else {
+            Vec::new()
+        };
+        let handles = if options.wait {
+            std::mem::take(&mut state.handles)
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        self.work.notify_all();
+        for task in cancelled {
+            task.cancel();
+        }
+        let me = thread::current().id();
+        for handle in handles {
+            if handle.thread().id() == me {
+                continue; // shutdown(wait) from one of our own tasks
+            }
+            if handle.join().is_err() {
+                log::error!("futurepool: a worker thread panicked outside a task");
+            }
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        // Python's `with` exit: shut down and wait. While unwinding from a panic, do not run
+        // work nobody will read (gh-130975): cancel what is queued.
+        let cancel_futures = std::thread::panicking();
+        self.shared.shutdown(Shutdown {
+            wait: true,
+            cancel_futures,
+        });
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("name_prefix", &self.shared.name_prefix)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Executor for ThreadPool {
+    fn max_workers(&self) -> usize {
+        self.shared.max_workers
+    }
+
+    fn shutdown(&self, options: Shutdown) {
+        self.shared.shutdown(options)
+    }
+}
+
+impl<J: Job> Submit<J> for ThreadPool {
+    fn submit_job(
+        &self,
+        job: &J,
+        input: J::Input,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError> {
+        let job = job.clone();
+        self.submit_fallible(move || job.call(input))
+    }
+}
