@@ -1,1 +1,96 @@
+//! loom models of the pool's own races. Run with `cargo xtask loom`.
 
+use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
+use futurepool_core::loom::{thread, Arc};
+use futurepool_core::{FutureError, Shutdown, SubmitError};
+
+use crate::ThreadPool;
+
+/// submit vs shutdown: a submission is either refused or its task runs, and
+/// `shutdown(wait=true)` returns only after every accepted task has finished.
+#[test]
+fn submit_vs_shutdown() {
+    loom::model(|| {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            thread::spawn(move || {
+                pool.submit(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+        };
+        pool.shutdown(Shutdown {
+            wait: true,
+            cancel_futures: false,
+        });
+        let submitted = submitter.join().unwrap();
+        match submitted {
+            Ok(future) => {
+                // Accepted before the shutdown: it has run (the shutdown waited for it, or the
+                // worker finishes it now).
+                future.wait();
+                assert_eq!(future.result(), Ok(&()));
+                assert_eq!(ran.load(Ordering::SeqCst), 1);
+            }
+            Err(e) => {
+                assert_eq!(e, SubmitError::ShutDown);
+                assert_eq!(ran.load(Ordering::SeqCst), 0);
+            }
+        }
+        pool.shutdown(Shutdown::default());
+        assert_eq!(
+            pool.stats().live_threads,
+            0,
+            "no thread outlives shutdown(wait=true)"
+        );
+    });
+}
+
+/// Idle-thread accounting vs new submissions: a worker going idle (spinning, then asleep)
+/// while the next task arrives must pick it up — a lost wake-up shows as a loom deadlock.
+#[test]
+fn idle_accounting_vs_submission() {
+    loom::model(|| {
+        let pool = ThreadPool::new(1).unwrap();
+        let first = pool.submit(|| 1).unwrap();
+        assert_eq!(first.result(), Ok(&1));
+        let second = pool.submit(|| 2).unwrap();
+        assert_eq!(second.result(), Ok(&2));
+        assert_eq!(pool.stats().live_threads, 1, "the idle thread was reused");
+        drop(pool);
+    });
+}
+
+/// cancel_futures vs a worker taking the task: each task either runs exactly once or is
+/// cancelled, never both, never neither.
+#[test]
+fn cancel_futures_vs_worker() {
+    loom::model(|| {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let future = pool
+            .submit(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        let stopper = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                pool.shutdown(Shutdown {
+                    wait: true,
+                    cancel_futures: true,
+                })
+            })
+        };
+        stopper.join().unwrap();
+        assert!(future.done(), "shutdown(wait) leaves no future pending");
+        match future.result() {
+            Ok(()) => assert_eq!(ran.load(Ordering::SeqCst), 1),
+            Err(FutureError::Cancelled) => assert_eq!(ran.load(Ordering::SeqCst), 0),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    });
+}

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc as StdArc;
 
 use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
-use futurepool_core::loom::thread::{self, JoinHandle};
+use futurepool_core::loom::thread::{self, JoinHandle, ThreadId};
 use futurepool_core::loom::{self as sync, Arc, Condvar, Mutex};
 use futurepool_core::{
     Executor, Future, Job, MapOptions, Outcome, Panic, Shutdown, Submit, SubmitError,
@@ -89,6 +89,8 @@ struct Shared {
     state: Mutex<State>,
     /// Workers sleep here waiting for tasks (or shutdown).
     work: Condvar,
+    /// `shutdown(wait=true)` sleeps here until the workers are gone.
+    exited: Condvar,
     /// `state.queue.len()`, readable without the lock: what spinning workers watch.
     queued: AtomicUsize,
     max_workers: usize,
@@ -113,6 +115,9 @@ struct State {
     broken: Option<StdArc<str>>,
     /// Handles of started threads, joined by `shutdown(wait=true)`.
     handles: Vec<JoinHandle<()>>,
+    /// Ids of the live workers, so that `shutdown(wait=true)` called by a task does not wait
+    /// for its own thread.
+    workers: Vec<ThreadId>,
 }
 
 impl Default for Builder {
@@ -186,8 +191,10 @@ impl Builder {
                     shutdown: false,
                     broken: None,
                     handles: Vec::new(),
+                    workers: Vec::new(),
                 }),
                 work: Condvar::new(),
+                exited: Condvar::new(),
                 queued: AtomicUsize::new(0),
                 max_workers,
                 name_prefix,
@@ -270,7 +277,7 @@ impl ThreadPool {
         E: Send + Sync + 'static,
     {
         let (future, promise) = Future::pending();
-        self.shared.push(Box::new(task::Job { body: f, promise }))?;
+        Shared::push(&self.shared, Box::new(task::Job { body: f, promise }))?;
         Ok(future)
     }
 
@@ -349,14 +356,14 @@ impl ThreadPool {
     }
 
     pub(crate) fn push_scoped(&self, task: Task<'static>) -> Result<(), SubmitError> {
-        self.shared.push(task)
+        Shared::push(&self.shared, task)
     }
 }
 
 impl Shared {
     /// Queues `task`, starting or waking a worker as needed (see the module docs).
-    fn push(self: &Arc<Self>, task: Task<'static>) -> Result<(), SubmitError> {
-        let mut state = self.state.lock();
+    fn push(this: &Arc<Self>, task: Task<'static>) -> Result<(), SubmitError> {
+        let mut state = this.state.lock();
         if let Some(why) = &state.broken {
             return Err(SubmitError::Broken(why.clone()));
         }
@@ -364,8 +371,8 @@ impl Shared {
             return Err(SubmitError::ShutDown);
         }
         state.queue.push_back(task);
-        self.queued.store(state.queue.len(), Ordering::Release);
-        let start = state.queue.len() > state.idle && state.live < self.max_workers;
+        this.queued.store(state.queue.len(), Ordering::Release);
+        let start = state.queue.len() > state.idle && state.live < this.max_workers;
         let wake = !start && state.sleepers > 0;
         let index = if start {
             state.live += 1;
@@ -377,24 +384,25 @@ impl Shared {
         };
         drop(state);
         if wake {
-            self.work.notify_one();
+            this.work.notify_one();
         }
         if let Some(index) = index {
-            self.start_worker(index);
+            Shared::start_worker(this, index);
         }
         Ok(())
     }
 
-    fn start_worker(self: &Arc<Self>, index: usize) {
-        let shared = self.clone();
-        let name = format!("{}_{}", self.name_prefix, index);
-        match sync::spawn_thread(name, self.stack_size, move || shared.work_loop()) {
+    fn start_worker(this: &Arc<Self>, index: usize) {
+        let shared = this.clone();
+        let name = format!("{}_{}", this.name_prefix, index);
+        match sync::spawn_thread(name, this.stack_size, move || Shared::work_loop(shared)) {
             Ok(handle) => {
-                let mut state = self.state.lock();
-                state.handles.push(handle);
+                this.state.lock().handles.push(handle);
+                // A waiting `shutdown` joins it.
+                this.exited.notify_all();
             }
             Err(error) => {
-                let mut state = self.state.lock();
+                let mut state = this.state.lock();
                 state.live -= 1;
                 state.idle -= 1;
                 log::error!("futurepool: could not start a worker thread: {error}");
@@ -403,7 +411,7 @@ impl Shared {
                     let why: StdArc<str> =
                         format!("could not start a worker thread: {error}").into();
                     let tasks: Vec<_> = state.queue.drain(..).collect();
-                    self.queued.store(0, Ordering::Release);
+                    this.queued.store(0, Ordering::Release);
                     drop(state);
                     for task in tasks {
                         task.fail(why.clone());
@@ -414,8 +422,9 @@ impl Shared {
     }
 
     /// A worker thread's life: the initializer, then tasks until shutdown with an empty queue.
-    fn work_loop(self: Arc<Self>) {
-        if let Some(init) = &self.initializer {
+    fn work_loop(this: Arc<Self>) {
+        this.state.lock().workers.push(thread::current().id());
+        if let Some(init) = &this.initializer {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init()));
             let failure = match outcome {
                 Ok(Ok(())) => None,
@@ -423,19 +432,19 @@ impl Shared {
                 Err(payload) => Some(format!("panicked: {}", Panic::from_payload(payload))),
             };
             if let Some(error) = failure {
-                self.break_pool(format!(
+                this.break_pool(format!(
                     "a thread initializer failed, the thread pool is not usable anymore: {error}"
                 ));
-                self.exit();
+                this.exit();
                 return;
             }
         }
         let mut after_task = false;
-        while let Some(task) = self.next_task(after_task) {
+        while let Some(task) = this.next_task(after_task) {
             task.run();
             after_task = true;
         }
-        self.exit();
+        this.exit();
     }
 
     /// Takes the next task, waiting for one; `None` once shut down with an empty queue (or
@@ -474,6 +483,10 @@ impl Shared {
         let mut state = self.state.lock();
         state.live -= 1;
         state.idle -= 1;
+        let me = thread::current().id();
+        state.workers.retain(|id| *id != me);
+        drop(state);
+        self.exited.notify_all();
     }
 
     fn break_pool(&self, why: String) {
@@ -501,24 +514,39 @@ impl Shared {
         } else {
             Vec::new()
         };
-        let handles = if options.wait {
-            std::mem::take(&mut state.handles)
-        } else {
-            Vec::new()
-        };
         drop(state);
         self.work.notify_all();
         for task in cancelled {
             task.cancel();
         }
+        if options.wait {
+            self.wait_for_workers();
+        }
+    }
+
+    /// Joins every worker thread; from one of the pool's own tasks, every worker but the
+    /// caller's. Waits on the live count rather than on the handle list alone, because a
+    /// thread reserved by a concurrent `submit` may not have its handle recorded yet.
+    fn wait_for_workers(&self) {
         let me = thread::current().id();
-        for handle in handles {
-            if handle.thread().id() == me {
-                continue; // shutdown(wait) from one of our own tasks
+        let mut state = self.state.lock();
+        loop {
+            let handles = std::mem::take(&mut state.handles);
+            if !handles.is_empty() {
+                drop(state);
+                for handle in handles {
+                    if handle.thread().id() != me && handle.join().is_err() {
+                        log::error!("futurepool: a worker thread panicked outside a task");
+                    }
+                }
+                state = self.state.lock();
+                continue;
             }
-            if handle.join().is_err() {
-                log::error!("futurepool: a worker thread panicked outside a task");
+            let own = usize::from(state.workers.contains(&me));
+            if state.live <= own {
+                return;
             }
+            state = self.exited.wait(state);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
-const LOOM_CRATES: &[&str] = &["futurepool-core"];
+const LOOM_CRATES: &[&str] = &["futurepool-core", "futurepool-threads"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
