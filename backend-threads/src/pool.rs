@@ -24,6 +24,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc as StdArc;
 
+use crossbeam_utils::CachePadded;
 use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
 use futurepool_core::loom::thread::{self, JoinHandle, ThreadId};
 use futurepool_core::loom::{self as sync, Arc, Condvar, Mutex};
@@ -86,13 +87,15 @@ pub struct Stats {
 
 /// The pool's shared part.
 struct Shared {
-    state: Mutex<State>,
+    /// Padded: submitters and workers take this lock constantly; spinning workers read
+    /// `queued`, which must not share its cache line.
+    state: CachePadded<Mutex<State>>,
     /// Workers sleep here waiting for tasks (or shutdown).
     work: Condvar,
     /// `shutdown(wait=true)` sleeps here until the workers are gone.
     exited: Condvar,
     /// `state.queue.len()`, readable without the lock: what spinning workers watch.
-    queued: AtomicUsize,
+    queued: CachePadded<AtomicUsize>,
     max_workers: usize,
     name_prefix: String,
     initializer: Option<Initializer>,
@@ -182,7 +185,7 @@ impl Builder {
         });
         Ok(ThreadPool {
             shared: Arc::new(Shared {
-                state: Mutex::new(State {
+                state: CachePadded::new(Mutex::new(State {
                     queue: VecDeque::new(),
                     live: 0,
                     idle: 0,
@@ -192,10 +195,10 @@ impl Builder {
                     broken: None,
                     handles: Vec::new(),
                     workers: Vec::new(),
-                }),
+                })),
                 work: Condvar::new(),
                 exited: Condvar::new(),
-                queued: AtomicUsize::new(0),
+                queued: CachePadded::new(AtomicUsize::new(0)),
                 max_workers,
                 name_prefix,
                 initializer: self.initializer,

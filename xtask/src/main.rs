@@ -2,6 +2,7 @@
 //!
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
+//! * `bench [--quick]` — every comparison against the peers, side by side.
 //! * `ci` — what `.ci/run` runs: tests, loom, clippy, fmt.
 
 use std::env;
@@ -24,8 +25,9 @@ fn main() -> Result<()> {
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <loom [FILTER] | proptest [--cases N] | ci>");
+            println!("usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | ci>");
             Ok(())
         }
         other => bail!("unknown xtask command `{other}` (try `cargo xtask help`)"),
@@ -98,6 +100,13 @@ fn proptest(args: &[String]) -> Result<()> {
     cmd.args(["test", "--release", "--workspace", "--test", "proptests"])
         .env("PROPTEST_CASES", &cases);
     run(&format!("proptests with {cases} cases"), cmd)
+}
+
+/// Every comparison against the peers, in release mode (see `bench/`).
+fn bench(args: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "futurepool-bench", "--"]).args(args);
+    run("benchmarks", cmd)
 }
 
 fn ci() -> Result<()> {

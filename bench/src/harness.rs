@@ -1,0 +1,193 @@
+//! The measuring harness: interleaved repetitions, medians, tables and a JSON record.
+//!
+//! Contenders of one comparison run in turns (A B C A B C …) so that a machine that drifts
+//! (another tenant, thermal limits) does not bias one side; each figure is the median of the
+//! repetitions after one warm-up round.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// One contender: a name and a closure returning nanoseconds per operation for one run, or
+/// `None` when the contender is not available here (reported as skipped, never faked).
+pub struct Contender<'a> {
+    pub name: String,
+    pub run: Box<dyn FnMut() -> Option<f64> + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    pub fn new(name: impl Into<String>, run: impl FnMut() -> Option<f64> + 'a) -> Self {
+        Contender { name: name.into(), run: Box::new(run) }
+    }
+}
+
+/// The figures of one contender in one comparison.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub name: String,
+    /// `None`: skipped.
+    pub samples: Option<Vec<f64>>,
+}
+
+impl Figure {
+    pub fn median(&self) -> Option<f64> {
+        self.samples.as_ref().map(|s| s[s.len() / 2])
+    }
+    pub fn min(&self) -> Option<f64> {
+        self.samples.as_ref().map(|s| s[0])
+    }
+    pub fn max(&self) -> Option<f64> {
+        self.samples.as_ref().map(|s| s[s.len() - 1])
+    }
+}
+
+/// One comparison: contenders measured side by side; the first is ours.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub group: String,
+    pub name: String,
+    /// What one operation is ("task", "round trip", …).
+    pub unit: String,
+    pub figures: Vec<Figure>,
+}
+
+/// Runs the contenders interleaved: one warm-up round, then `reps` rounds.
+pub fn compare(
+    group: &str,
+    name: &str,
+    unit: &str,
+    reps: usize,
+    mut contenders: Vec<Contender<'_>>,
+) -> Comparison {
+    let started = Instant::now();
+    let mut samples: Vec<Option<Vec<f64>>> = contenders.iter().map(|_| Some(Vec::new())).collect();
+    for round in 0..=reps {
+        for (c, s) in contenders.iter_mut().zip(samples.iter_mut()) {
+            if s.is_none() {
+                continue;
+            }
+            match (c.run)() {
+                Some(ns) if round > 0 => s.as_mut().unwrap().push(ns),
+                Some(_) => {}
+                None => *s = None,
+            }
+        }
+    }
+    let figures = contenders
+        .iter()
+        .zip(samples)
+        .map(|(c, s)| Figure {
+            name: c.name.clone(),
+            samples: s.map(|mut v| {
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                v
+            }),
+        })
+        .collect();
+    let cmp =
+        Comparison { group: group.into(), name: name.into(), unit: unit.into(), figures };
+    print_comparison(&cmp);
+    eprintln!("  ({:.1?})", started.elapsed());
+    cmp
+}
+
+fn human_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// Prints a comparison: per contender the median per operation, the rate, the min–max spread
+/// and the ratio to ours (how many times slower the peer is: above 1 means we are faster).
+pub fn print_comparison(cmp: &Comparison) {
+    println!("\n{} — {} (median per {}, spread min–max, ratio = peer / ours)", cmp.group, cmp.name, cmp.unit);
+    let ours = cmp.figures.first().and_then(Figure::median);
+    for f in &cmp.figures {
+        match (f.median(), f.min(), f.max()) {
+            (Some(m), Some(lo), Some(hi)) => {
+                let ratio = match ours {
+                    Some(o) if f.name != cmp.figures[0].name => format!("{:>7.2}×", m / o),
+                    _ => "    ours".into(),
+                };
+                println!(
+                    "  {:<36} {:>11}  {:>14}/s  [{} – {}]  {}",
+                    f.name,
+                    human_ns(m),
+                    format_rate(1e9 / m),
+                    human_ns(lo),
+                    human_ns(hi),
+                    ratio
+                );
+            }
+            _ => println!("  {:<36} skipped (not available on this machine)", f.name),
+        }
+    }
+}
+
+fn format_rate(r: f64) -> String {
+    let s = format!("{r:.0}");
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The comparisons as JSON (hand-written: the bench crate needs no serde).
+pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, String)]) -> String {
+    let mut j = String::new();
+    let _ = write!(j, "{{\n  \"machine\": {},\n  \"comparisons\": [", quote(machine));
+    for (i, c) in comparisons.iter().enumerate() {
+        let _ = write!(
+            j,
+            "{}\n    {{\"group\": {}, \"name\": {}, \"unit\": {}, \"figures\": [",
+            if i > 0 { "," } else { "" },
+            quote(&c.group),
+            quote(&c.name),
+            quote(&c.unit)
+        );
+        for (k, f) in c.figures.iter().enumerate() {
+            let _ = write!(j, "{}\n      {{\"name\": {}, ", if k > 0 { "," } else { "" }, quote(&f.name));
+            match (&f.samples, f.median(), f.min(), f.max()) {
+                (Some(s), Some(m), Some(lo), Some(hi)) => {
+                    let _ = write!(
+                        j,
+                        "\"median_ns\": {m:.1}, \"min_ns\": {lo:.1}, \"max_ns\": {hi:.1}, \"samples\": {}}}",
+                        s.len()
+                    );
+                }
+                _ => j.push_str("\"skipped\": true}"),
+            }
+        }
+        j.push_str("]}");
+    }
+    j.push_str("\n  ],\n  \"notes\": {");
+    for (i, (k, v)) in notes.iter().enumerate() {
+        let _ = write!(j, "{}\n    {}: {}", if i > 0 { "," } else { "" }, quote(k), quote(v));
+    }
+    j.push_str("\n  }\n}\n");
+    j
+}
+
+fn quote(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(q, "\\u{:04x}", c as u32);
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}

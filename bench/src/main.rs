@@ -1,0 +1,77 @@
+//! `futurepool-bench`: every comparison of futurepool against its peers, side by side in one
+//! run. Run it through `cargo xtask bench [--quick]`, which builds it in release mode.
+//!
+//! Output: a table per comparison on stdout, and `target/bench/results.json`.
+
+mod harness;
+mod threads;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(pos) = args.iter().position(|a| a == "--queued-memory") {
+        let n = args.get(pos + 1).context("--queued-memory N")?.parse()?;
+        threads::queued_memory(n);
+        return Ok(());
+    }
+    let mut quick = false;
+    for a in &args {
+        match a.as_str() {
+            "--quick" => quick = true,
+            other => bail!("unknown option `{other}` (try --quick)"),
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("python");
+    let reps = if quick { 5 } else { 9 };
+    let machine = machine();
+    println!("futurepool benchmarks on {machine}");
+    println!("each figure: median of {reps} interleaved runs after a warm-up");
+
+    let sizes = if quick {
+        threads::Sizes { throughput_tasks: 100_000, round_trips: 5_000, as_completed_tasks: 100_000 }
+    } else {
+        threads::Sizes { throughput_tasks: 100_000, round_trips: 20_000, as_completed_tasks: 100_000 }
+    };
+    let mut comparisons = threads::run(&sizes, reps, &python);
+
+    let mut notes = Vec::new();
+    let exe = std::env::current_exe()?;
+    let queued = 1_000_000;
+    let out = Command::new(&exe).arg("--queued-memory").arg(queued.to_string()).output()?;
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    println!(
+        "\nthread pool — peak RSS growth with {queued} queued no-op tasks: {:.1} MiB ({} bytes per task)",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes / queued
+    );
+    notes.push(("queued_1m_tasks_peak_rss_bytes".to_string(), bytes.to_string()));
+
+    let dir = root.parent().unwrap().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let json = harness::to_json(&machine, &comparisons, &notes);
+    std::fs::write(dir.join("results.json"), json)?;
+    println!("\nwritten: {}", dir.join("results.json").display());
+    comparisons.clear();
+    Ok(())
+}
+
+/// "2 × <cpu model>, 24 GiB" from /proc.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cpus} × {model}, {mem_gib:.0} GiB RAM")
+}

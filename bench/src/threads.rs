@@ -1,0 +1,278 @@
+//! The thread-pool comparisons: futurepool's `ThreadPool` against CPython's
+//! `ThreadPoolExecutor`, `rayon::spawn` + a oneshot, a boxed-closure crossbeam pool + a oneshot,
+//! and tokio's `spawn_blocking`, all with the same number of threads.
+
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::Instant;
+
+use futurepool_threads::{as_completed, ThreadPool};
+
+use crate::harness::{compare, Comparison, Contender};
+
+/// Sizes of one run.
+pub struct Sizes {
+    pub throughput_tasks: usize,
+    pub round_trips: usize,
+    pub as_completed_tasks: usize,
+}
+
+fn per(start: Instant, n: usize) -> Option<f64> {
+    Some(start.elapsed().as_nanos() as f64 / n as f64)
+}
+
+fn ours_throughput(pool: &ThreadPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let futures: Vec<_> = (0..n).map(|_| pool.submit(|| ()).unwrap()).collect();
+    for f in &futures {
+        f.result().unwrap();
+    }
+    per(start, n)
+}
+
+fn ours_round_trip(pool: &ThreadPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        let f = pool.submit(move || i).unwrap();
+        assert_eq!(*f.result().unwrap(), i);
+    }
+    per(start, n)
+}
+
+fn ours_as_completed(pool: &ThreadPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let futures: Vec<_> = (0..n).map(|i| pool.submit(move || i).unwrap()).collect();
+    let mut sum = 0usize;
+    for f in as_completed(futures, None) {
+        sum += *f.unwrap().result().unwrap();
+    }
+    assert_eq!(sum, n * (n - 1) / 2);
+    per(start, n)
+}
+
+fn rayon_throughput(pool: &rayon::ThreadPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let receivers: Vec<_> = (0..n)
+        .map(|_| {
+            let (tx, rx) = oneshot::channel();
+            pool.spawn(move || {
+                let _ = tx.send(());
+            });
+            rx
+        })
+        .collect();
+    for rx in receivers {
+        rx.recv().unwrap();
+    }
+    per(start, n)
+}
+
+fn rayon_round_trip(pool: &rayon::ThreadPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = oneshot::channel();
+        pool.spawn(move || {
+            let _ = tx.send(i);
+        });
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    per(start, n)
+}
+
+type BoxedJob = Box<dyn FnOnce() + Send>;
+
+/// The classic hand-rolled pool: N threads pulling boxed closures from a crossbeam channel.
+pub struct CrossbeamPool {
+    tx: Option<crossbeam_channel::Sender<BoxedJob>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl CrossbeamPool {
+    pub fn new(n: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<BoxedJob>();
+        let threads = (0..n)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })
+            })
+            .collect();
+        CrossbeamPool { tx: Some(tx), threads }
+    }
+
+    fn spawn(&self, f: impl FnOnce() + Send + 'static) {
+        self.tx.as_ref().unwrap().send(Box::new(f)).unwrap();
+    }
+}
+
+impl Drop for CrossbeamPool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn crossbeam_throughput(pool: &CrossbeamPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let receivers: Vec<_> = (0..n)
+        .map(|_| {
+            let (tx, rx) = oneshot::channel();
+            pool.spawn(move || {
+                let _ = tx.send(());
+            });
+            rx
+        })
+        .collect();
+    for rx in receivers {
+        rx.recv().unwrap();
+    }
+    per(start, n)
+}
+
+fn crossbeam_round_trip(pool: &CrossbeamPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = oneshot::channel();
+        pool.spawn(move || {
+            let _ = tx.send(i);
+        });
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    per(start, n)
+}
+
+fn tokio_throughput(rt: &tokio::runtime::Runtime, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|_| rt.spawn_blocking(|| ())).collect();
+    rt.block_on(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    per(start, n)
+}
+
+fn tokio_round_trip(rt: &tokio::runtime::Runtime, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        let h = rt.spawn_blocking(move || i);
+        assert_eq!(rt.block_on(h).unwrap(), i);
+    }
+    per(start, n)
+}
+
+/// Runs one CPython case in a fresh interpreter; `None` if python3 is missing.
+fn cpython(script: &Path, workers: usize, case: &str) -> Option<f64> {
+    let out = Command::new("python3").arg(script).arg(workers.to_string()).arg(case).output().ok()?;
+    if !out.status.success() {
+        eprintln!("python3 {case} failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
+    let workers = thread::available_parallelism().map_or(2, |n| n.get());
+    let ours = ThreadPool::new(workers).unwrap();
+    let ours_default = ThreadPool::with_default_workers();
+    let rayon = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
+    let crossbeam = CrossbeamPool::new(workers);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(workers)
+        .build()
+        .unwrap();
+    let script = python.join("threads.py");
+    let w = workers;
+    let mut out = Vec::new();
+
+    let n = sizes.throughput_tasks;
+    out.push(compare(
+        "thread pool",
+        &format!("submit {n} no-op tasks, then collect ({w} threads each)"),
+        "task",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ThreadPool({w})"), || ours_throughput(&ours, n)),
+            Contender::new(
+                format!("futurepool ThreadPool(default {})", ours_default.max_workers()),
+                || ours_throughput(&ours_default, n),
+            ),
+            Contender::new("rayon::spawn + oneshot", || rayon_throughput(&rayon, n)),
+            Contender::new("crossbeam boxed-closure pool + oneshot", || {
+                crossbeam_throughput(&crossbeam, n)
+            }),
+            Contender::new("tokio spawn_blocking", || tokio_throughput(&tokio, n)),
+            Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
+                cpython(&script, w, "throughput")
+            }),
+        ],
+    ));
+
+    let n = sizes.round_trips;
+    out.push(compare(
+        "thread pool",
+        &format!("round trip submit → result on an idle pool ({n} in a row)"),
+        "round trip",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ThreadPool({w})"), || ours_round_trip(&ours, n)),
+            Contender::new("rayon::spawn + oneshot", || rayon_round_trip(&rayon, n)),
+            Contender::new("crossbeam boxed-closure pool + oneshot", || {
+                crossbeam_round_trip(&crossbeam, n)
+            }),
+            Contender::new("tokio spawn_blocking + block_on", || tokio_round_trip(&tokio, n)),
+            Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
+                cpython(&script, w, "round_trip")
+            }),
+        ],
+    ));
+
+    let n = sizes.as_completed_tasks;
+    out.push(compare(
+        "thread pool",
+        &format!("submit {n} tasks, then as_completed over all"),
+        "task",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ThreadPool({w})"), || ours_as_completed(&ours, n)),
+            Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
+                cpython(&script, w, "as_completed_all")
+            }),
+        ],
+    ));
+    out
+}
+
+/// Child-process mode: queue `n` no-op tasks behind a blocked worker and print the growth of
+/// peak RSS in bytes (so the parent's own memory does not count).
+pub fn queued_memory(n: usize) {
+    let before = peak_rss();
+    let pool = ThreadPool::new(1).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let gate = pool.submit(move || rx.recv().ok()).unwrap();
+    let futures: Vec<_> = (0..n).map(|_| pool.submit(|| ()).unwrap()).collect();
+    let after = peak_rss();
+    println!("{}", after.saturating_sub(before));
+    drop(tx);
+    gate.result().unwrap();
+    drop(futures);
+}
+
+/// Peak resident set size of this process, in bytes (Linux `VmHWM`).
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
