@@ -111,6 +111,9 @@ struct State {
     idle: usize,
     /// Idle threads asleep on `work`.
     sleepers: usize,
+    /// Sleepers already sent a `notify_one` that have not woken yet: a burst of submissions
+    /// wakes each sleeper once instead of making a system call per task.
+    waking: usize,
     /// Threads started so far: the `<n>` in thread names.
     started: usize,
     shutdown: bool,
@@ -190,6 +193,7 @@ impl Builder {
                     live: 0,
                     idle: 0,
                     sleepers: 0,
+                    waking: 0,
                     started: 0,
                     shutdown: false,
                     broken: None,
@@ -376,7 +380,10 @@ impl Shared {
         state.queue.push_back(task);
         this.queued.store(state.queue.len(), Ordering::Release);
         let start = state.queue.len() > state.idle && state.live < this.max_workers;
-        let wake = !start && state.sleepers > 0;
+        let wake = !start && state.sleepers > state.waking;
+        if wake {
+            state.waking += 1;
+        }
         let index = if start {
             state.live += 1;
             state.idle += 1; // the new thread counts as idle until it takes a task
@@ -478,6 +485,9 @@ impl Shared {
             state.sleepers += 1;
             state = self.work.wait(state);
             state.sleepers -= 1;
+            // Woken by a submit (or spuriously: then another sleeper may get one extra
+            // notification later, which is harmless).
+            state.waking = state.waking.saturating_sub(1);
         }
     }
 
