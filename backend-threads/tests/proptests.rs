@@ -45,7 +45,10 @@ struct Tracked {
 
 /// `PROPTEST_CASES` (set by `cargo xtask proptest --cases N`) or the quick default.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 proptest! {
@@ -75,7 +78,11 @@ fn run_schedule(workers: usize, steps: Vec<Step>) {
                     }
                     n
                 }) {
-                    Ok(future) => tracked.push(Tracked { future, runs, panics }),
+                    Ok(future) => tracked.push(Tracked {
+                        future,
+                        runs,
+                        panics,
+                    }),
                     Err(e) => {
                         assert!(shut, "refused while open: {e}");
                         assert_eq!(e, SubmitError::ShutDown);
@@ -95,8 +102,14 @@ fn run_schedule(workers: usize, steps: Vec<Step>) {
                 }
             }
             Step::Map { inputs, read } => {
-                let opts = MapOptions { buffersize: Some(3), ..MapOptions::default() };
-                let out: Vec<_> = pool.map(|x: usize| x * 2, 0..inputs, opts).take(read).collect();
+                let opts = MapOptions {
+                    buffersize: Some(3),
+                    ..MapOptions::default()
+                };
+                let out: Vec<_> = pool
+                    .map(|x: usize| x * 2, 0..inputs, opts)
+                    .take(read)
+                    .collect();
                 for (i, r) in out.iter().enumerate() {
                     if shut {
                         assert!(matches!(r, Err(FutureError::ShutDown)) || r == &Ok(i * 2));
@@ -105,13 +118,22 @@ fn run_schedule(workers: usize, steps: Vec<Step>) {
                     }
                 }
             }
-            Step::Shutdown { wait, cancel_futures } => {
-                pool.shutdown(Shutdown { wait, cancel_futures });
+            Step::Shutdown {
+                wait,
+                cancel_futures,
+            } => {
+                pool.shutdown(Shutdown {
+                    wait,
+                    cancel_futures,
+                });
                 shut = true;
                 if wait {
                     assert_eq!(pool.stats().live_threads, 0, "shutdown(wait) left threads");
                     for t in &tracked {
-                        assert!(t.future.done(), "shutdown(wait) returned with a future pending");
+                        assert!(
+                            t.future.done(),
+                            "shutdown(wait) returned with a future pending"
+                        );
                     }
                 }
             }

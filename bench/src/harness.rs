@@ -16,7 +16,10 @@ pub struct Contender<'a> {
 
 impl<'a> Contender<'a> {
     pub fn new(name: impl Into<String>, run: impl FnMut() -> Option<f64> + 'a) -> Self {
-        Contender { name: name.into(), run: Box::new(run) }
+        Contender {
+            name: name.into(),
+            run: Box::new(run),
+        }
     }
 }
 
@@ -83,8 +86,12 @@ pub fn compare(
             }),
         })
         .collect();
-    let cmp =
-        Comparison { group: group.into(), name: name.into(), unit: unit.into(), figures };
+    let cmp = Comparison {
+        group: group.into(),
+        name: name.into(),
+        unit: unit.into(),
+        figures,
+    };
     print_comparison(&cmp);
     eprintln!("  ({:.1?})", started.elapsed());
     cmp
@@ -103,7 +110,10 @@ fn human_ns(ns: f64) -> String {
 /// Prints a comparison: per contender the median per operation, the rate, the min–max spread
 /// and the ratio to ours (how many times slower the peer is: above 1 means we are faster).
 pub fn print_comparison(cmp: &Comparison) {
-    println!("\n{} — {} (median per {}, spread min–max, ratio = peer / ours)", cmp.group, cmp.name, cmp.unit);
+    println!(
+        "\n{} — {} (median per {}, spread min–max, ratio = peer / ours)",
+        cmp.group, cmp.name, cmp.unit
+    );
     let ours = cmp.figures.first().and_then(Figure::median);
     for f in &cmp.figures {
         match (f.median(), f.min(), f.max()) {
@@ -142,7 +152,11 @@ fn format_rate(r: f64) -> String {
 /// The comparisons as JSON (hand-written: the bench crate needs no serde).
 pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, String)]) -> String {
     let mut j = String::new();
-    let _ = write!(j, "{{\n  \"machine\": {},\n  \"comparisons\": [", quote(machine));
+    let _ = write!(
+        j,
+        "{{\n  \"machine\": {},\n  \"comparisons\": [",
+        quote(machine)
+    );
     for (i, c) in comparisons.iter().enumerate() {
         let _ = write!(
             j,
@@ -153,7 +167,12 @@ pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, Stri
             quote(&c.unit)
         );
         for (k, f) in c.figures.iter().enumerate() {
-            let _ = write!(j, "{}\n      {{\"name\": {}, ", if k > 0 { "," } else { "" }, quote(&f.name));
+            let _ = write!(
+                j,
+                "{}\n      {{\"name\": {}, ",
+                if k > 0 { "," } else { "" },
+                quote(&f.name)
+            );
             match (&f.samples, f.median(), f.min(), f.max()) {
                 (Some(s), Some(m), Some(lo), Some(hi)) => {
                     let _ = write!(
@@ -169,7 +188,13 @@ pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, Stri
     }
     j.push_str("\n  ],\n  \"notes\": {");
     for (i, (k, v)) in notes.iter().enumerate() {
-        let _ = write!(j, "{}\n    {}: {}", if i > 0 { "," } else { "" }, quote(k), quote(v));
+        let _ = write!(
+            j,
+            "{}\n    {}: {}",
+            if i > 0 { "," } else { "" },
+            quote(k),
+            quote(v)
+        );
     }
     j.push_str("\n  }\n}\n");
     j

@@ -33,23 +33,40 @@ fn main() -> Result<()> {
     println!("each figure: median of {reps} interleaved runs after a warm-up");
 
     let sizes = if quick {
-        threads::Sizes { throughput_tasks: 100_000, round_trips: 5_000, as_completed_tasks: 100_000 }
+        threads::Sizes {
+            throughput_tasks: 100_000,
+            round_trips: 5_000,
+            as_completed_tasks: 100_000,
+        }
     } else {
-        threads::Sizes { throughput_tasks: 100_000, round_trips: 20_000, as_completed_tasks: 100_000 }
+        threads::Sizes {
+            throughput_tasks: 100_000,
+            round_trips: 20_000,
+            as_completed_tasks: 100_000,
+        }
     };
     let mut comparisons = threads::run(&sizes, reps, &python);
 
     let mut notes = Vec::new();
     let exe = std::env::current_exe()?;
     let queued = 1_000_000;
-    let out = Command::new(&exe).arg("--queued-memory").arg(queued.to_string()).output()?;
-    let bytes: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let out = Command::new(&exe)
+        .arg("--queued-memory")
+        .arg(queued.to_string())
+        .output()?;
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     println!(
         "\nthread pool — peak RSS growth with {queued} queued no-op tasks: {:.1} MiB ({} bytes per task)",
         bytes as f64 / (1024.0 * 1024.0),
         bytes / queued
     );
-    notes.push(("queued_1m_tasks_peak_rss_bytes".to_string(), bytes.to_string()));
+    notes.push((
+        "queued_1m_tasks_peak_rss_bytes".to_string(),
+        bytes.to_string(),
+    ));
 
     let dir = root.parent().unwrap().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -66,12 +83,18 @@ fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} × {model}, {mem_gib:.0} GiB RAM")
 }

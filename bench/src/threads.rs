@@ -101,7 +101,10 @@ impl CrossbeamPool {
                 })
             })
             .collect();
-        CrossbeamPool { tx: Some(tx), threads }
+        CrossbeamPool {
+            tx: Some(tx),
+            threads,
+        }
     }
 
     fn spawn(&self, f: impl FnOnce() + Send + 'static) {
@@ -169,19 +172,34 @@ fn tokio_round_trip(rt: &tokio::runtime::Runtime, n: usize) -> Option<f64> {
 
 /// Runs one CPython case in a fresh interpreter; `None` if python3 is missing.
 fn cpython(script: &Path, workers: usize, case: &str) -> Option<f64> {
-    let out = Command::new("python3").arg(script).arg(workers.to_string()).arg(case).output().ok()?;
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(workers.to_string())
+        .arg(case)
+        .output()
+        .ok()?;
     if !out.status.success() {
-        eprintln!("python3 {case} failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "python3 {case} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1)?.parse().ok()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get());
     let ours = ThreadPool::new(workers).unwrap();
     let ours_default = ThreadPool::with_default_workers();
-    let rayon = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .unwrap();
     let crossbeam = CrossbeamPool::new(workers);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -199,9 +217,14 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         "task",
         reps,
         vec![
-            Contender::new(format!("futurepool ThreadPool({w})"), || ours_throughput(&ours, n)),
+            Contender::new(format!("futurepool ThreadPool({w})"), || {
+                ours_throughput(&ours, n)
+            }),
             Contender::new(
-                format!("futurepool ThreadPool(default {})", ours_default.max_workers()),
+                format!(
+                    "futurepool ThreadPool(default {})",
+                    ours_default.max_workers()
+                ),
                 || ours_throughput(&ours_default, n),
             ),
             Contender::new("rayon::spawn + oneshot", || rayon_throughput(&rayon, n)),
@@ -222,12 +245,16 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         "round trip",
         reps,
         vec![
-            Contender::new(format!("futurepool ThreadPool({w})"), || ours_round_trip(&ours, n)),
+            Contender::new(format!("futurepool ThreadPool({w})"), || {
+                ours_round_trip(&ours, n)
+            }),
             Contender::new("rayon::spawn + oneshot", || rayon_round_trip(&rayon, n)),
             Contender::new("crossbeam boxed-closure pool + oneshot", || {
                 crossbeam_round_trip(&crossbeam, n)
             }),
-            Contender::new("tokio spawn_blocking + block_on", || tokio_round_trip(&tokio, n)),
+            Contender::new("tokio spawn_blocking + block_on", || {
+                tokio_round_trip(&tokio, n)
+            }),
             Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
                 cpython(&script, w, "round_trip")
             }),
@@ -241,7 +268,9 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         "task",
         reps,
         vec![
-            Contender::new(format!("futurepool ThreadPool({w})"), || ours_as_completed(&ours, n)),
+            Contender::new(format!("futurepool ThreadPool({w})"), || {
+                ours_as_completed(&ours, n)
+            }),
             Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
                 cpython(&script, w, "as_completed_all")
             }),

@@ -149,7 +149,10 @@ fn real_step(
 
 /// `PROPTEST_CASES` (set by `cargo xtask proptest --cases N`) or the quick default.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 proptest! {

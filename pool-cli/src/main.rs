@@ -1,1 +1,55 @@
-fn main() {}
+//! `pool`: futurepool's command-line tool.
+//!
+//! * `pool bench` — the guide's threads-vs-sequential lesson, measured: a CPU-bound task (sum of
+//!   squares) and an I/O-bound task (sleep), run sequentially and on the thread pool, with wall
+//!   times and speedups. Needs no network and no arguments.
+//!
+//! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
+
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Python's concurrent.futures, done right in Rust: real jobs on a thread pool.
+#[derive(Parser, Debug)]
+#[command(name = "pool", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Time CPU-bound and I/O-bound work sequentially and on the thread pool.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors are one line + exit 2.
+            if e.use_stderr() {
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or("invalid arguments");
+                eprintln!("pool: {}", first.trim_start_matches("error: "));
+                eprintln!("pool: try `pool --help`");
+                return ExitCode::from(2);
+            }
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pool: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

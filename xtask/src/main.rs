@@ -27,7 +27,9 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | ci>");
+            println!(
+                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | ci>"
+            );
             Ok(())
         }
         other => bail!("unknown xtask command `{other}` (try `cargo xtask help`)"),
@@ -105,7 +107,15 @@ fn proptest(args: &[String]) -> Result<()> {
 /// Every comparison against the peers, in release mode (see `bench/`).
 fn bench(args: &[String]) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--quiet", "-p", "futurepool-bench", "--"]).args(args);
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "futurepool-bench",
+        "--",
+    ])
+    .args(args);
     run("benchmarks", cmd)
 }
 
