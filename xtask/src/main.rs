@@ -75,7 +75,7 @@ fn loom(args: &[String]) -> Result<()> {
             .env("RUSTFLAGS", "--cfg futurepool_loom")
             .env(
                 "LOOM_MAX_PREEMPTIONS",
-                env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("3".into()),
+                env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("5".into()),
             )
             .env(
                 "LOOM_MAX_BRANCHES",
