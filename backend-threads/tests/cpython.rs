@@ -768,3 +768,45 @@ fn wait_and_as_completed_over_pool_futures() {
         assert_eq!(sum, 4950);
     });
 }
+
+#[test]
+fn stack_size_is_applied() {
+    // Recursing through ~6 MiB of stack overflows Rust's default 2 MiB thread stack; with a
+    // 32 MiB stack it completes.
+    fn deep(n: u64) -> u64 {
+        let pad = std::hint::black_box([n; 64]); // 512 bytes a frame
+        if n == 0 {
+            pad[0]
+        } else {
+            deep(n - 1).wrapping_add(pad[63])
+        }
+    }
+    let pool = Builder::new()
+        .max_workers(1)
+        .stack_size(32 << 20)
+        .build()
+        .unwrap();
+    let f = pool.submit(|| deep(12_000)).unwrap();
+    assert!(f.result().is_ok());
+}
+
+#[test]
+fn shutdown_is_idempotent() {
+    let pool = ThreadPool::new(2).unwrap();
+    pool.submit(|| ()).unwrap();
+    for options in [
+        Shutdown {
+            wait: false,
+            cancel_futures: false,
+        },
+        Shutdown {
+            wait: true,
+            cancel_futures: true,
+        },
+        Shutdown::default(),
+    ] {
+        pool.shutdown(options);
+    }
+    assert_eq!(pool.stats().live_threads, 0);
+    assert_eq!(pool.submit(|| ()).unwrap_err(), SubmitError::ShutDown);
+}
