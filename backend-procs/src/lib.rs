@@ -1,5 +1,73 @@
-//! futurepool: ProcessPoolExecutor (filled by the process-pool issue).
+//! futurepool-procs: Python's `ProcessPoolExecutor` for Rust, with worker processes that
+//! survive crashes and tasks that can be timed out for real.
 //!
 //! Re-exports the whole core API, so this crate is the only dependency a user needs.
+//!
+//! # Setting up a program
+//!
+//! Workers are the program itself, re-run in worker mode (spawn semantics: the parent is never
+//! forked). Two lines make that work:
+//!
+//! ```ignore
+//! fn square(x: u64) -> u64 { x * x }
+//! futurepool_procs::register!(square);      // 1. name the functions workers may run
+//!
+//! fn main() {
+//!     futurepool_procs::init();             // 2. first line of main: a worker stops here
+//!     let pool = futurepool_procs::ProcessPool::new(2).unwrap();
+//!     let future = pool.submit(square, 12).unwrap();
+//!     assert_eq!(future.result(), Ok(&144));
+//! }
+//! ```
+//!
+//! In an integration test (libtest harness), put [`test_worker!`] at the top level of the test
+//! file instead of calling `init()`.
+//!
+//! # What a worker failure does
+//!
+//! A worker that segfaults, aborts, exits or is killed fails only the task it was running, with
+//! [`FutureError::WorkerLost`] naming the exit code or signal; the pool starts a new worker for
+//! the next task. A task past its timeout ([`Builder::task_timeout`],
+//! [`ProcessPool::submit_timeout`]) has its worker killed and fails with
+//! [`FutureError::TimedOut`]. [`Builder::break_on_worker_death`] restores CPython's "one death
+//! breaks the pool".
+
+mod pool;
+mod process;
+mod registry;
+mod wire;
+mod worker;
 
 pub use futurepool_core::*;
+
+pub use crate::pool::{remote, BuildError, Builder, ProcessPool, Remote};
+
+/// Turns this process into a worker if its parent pool started it as one — serving tasks until
+/// the pool lets it go, then exiting — and otherwise returns at once. Call it first thing in
+/// `main`, before anything looks at the arguments (Python's `if __name__ == "__main__":`).
+///
+/// A process becomes a worker only with the one-time token its parent put in its environment
+/// and only if that parent is listening: a stray environment variable makes it exit with an
+/// error instead.
+pub fn init() {
+    worker::maybe_run();
+}
+
+/// For integration tests under the libtest harness: defines the test that a re-run test binary
+/// becomes a worker in. Put it once at the top level of each test file that uses a
+/// [`ProcessPool`] (outside worker mode the test does nothing).
+#[macro_export]
+macro_rules! test_worker {
+    () => {
+        #[test]
+        fn __futurepool_worker() {
+            $crate::init();
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{call, name_of, Entry};
+    pub use inventory;
+}

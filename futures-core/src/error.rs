@@ -102,20 +102,33 @@ pub enum FutureError<E> {
     /// initializer, a lost worker in a pool that breaks as a whole, or a completer that went
     /// away without completing. The text says which.
     Broken(Arc<str>),
+    /// The worker process running the task died — crashed, exited, was killed — or was killed
+    /// on purpose (a timed-out or cancelled running task). The text names the exit code or
+    /// signal. Only this task fails; the pool replaces the worker. Python's process pool breaks
+    /// as a whole here.
+    WorkerLost(Arc<str>),
+    /// The task's argument or result could not be serialized or deserialized on its way between
+    /// processes. Only this task fails.
+    Codec(Arc<str>),
     /// The executor was shut down and refused the task (Python's `RuntimeError('cannot schedule
     /// new futures after shutdown')`).
     ShutDown,
 }
 
 impl<E> FutureError<E> {
-    /// `true` for the two outcomes that count as "the task raised" for
-    /// [`ReturnWhen::FirstException`](crate::ReturnWhen::FirstException): a returned error and a
-    /// panic. Python counts every exception; so do we, plus [`FutureError::Broken`], which
-    /// Python also reports through `exception()`.
+    /// `true` for the outcomes that count as "the task raised" for
+    /// [`ReturnWhen::FirstException`](crate::ReturnWhen::FirstException): a returned error, a
+    /// panic, and the executor-side failures Python also reports through `exception()` (a
+    /// broken executor, a lost worker, a serialization failure). Not cancellation, a timed-out
+    /// wait or a refused submission.
     pub fn is_raised(&self) -> bool {
         matches!(
             self,
-            FutureError::Raised(_) | FutureError::Panicked(_) | FutureError::Broken(_)
+            FutureError::Raised(_)
+                | FutureError::Panicked(_)
+                | FutureError::Broken(_)
+                | FutureError::WorkerLost(_)
+                | FutureError::Codec(_)
         )
     }
 
@@ -135,6 +148,8 @@ impl<E> FutureError<E> {
             FutureError::Cancelled => FutureError::Cancelled,
             FutureError::TimedOut => FutureError::TimedOut,
             FutureError::Broken(why) => FutureError::Broken(why),
+            FutureError::WorkerLost(why) => FutureError::WorkerLost(why),
+            FutureError::Codec(why) => FutureError::Codec(why),
             FutureError::ShutDown => FutureError::ShutDown,
         }
     }
@@ -147,6 +162,8 @@ impl<E> FutureError<E> {
             FutureError::Cancelled => FutureError::Cancelled,
             FutureError::TimedOut => FutureError::TimedOut,
             FutureError::Broken(why) => FutureError::Broken(why.clone()),
+            FutureError::WorkerLost(why) => FutureError::WorkerLost(why.clone()),
+            FutureError::Codec(why) => FutureError::Codec(why.clone()),
             FutureError::ShutDown => FutureError::ShutDown,
         }
     }
@@ -167,6 +184,8 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::Cancelled => f.write_str("Cancelled"),
             FutureError::TimedOut => f.write_str("TimedOut"),
             FutureError::Broken(why) => f.debug_tuple("Broken").field(why).finish(),
+            FutureError::WorkerLost(why) => f.debug_tuple("WorkerLost").field(why).finish(),
+            FutureError::Codec(why) => f.debug_tuple("Codec").field(why).finish(),
             FutureError::ShutDown => f.write_str("ShutDown"),
         }
     }
@@ -180,6 +199,10 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
             FutureError::Cancelled => f.write_str("future was cancelled"),
             FutureError::TimedOut => f.write_str("timed out waiting for the future"),
             FutureError::Broken(why) => write!(f, "executor is broken: {why}"),
+            FutureError::WorkerLost(why) => write!(f, "worker process lost: {why}"),
+            FutureError::Codec(why) => {
+                write!(f, "could not pass the task between processes: {why}")
+            }
             FutureError::ShutDown => f.write_str("cannot schedule new futures after shutdown"),
         }
     }
