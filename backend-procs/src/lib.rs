@@ -40,7 +40,7 @@ mod worker;
 
 pub use futurepool_core::*;
 
-pub use crate::pool::{remote, BuildError, Builder, ProcessPool, Remote};
+pub use crate::pool::{remote, BuildError, Builder, ChunkedMap, ProcessPool, Remote};
 
 /// Turns this process into a worker if its parent pool started it as one — serving tasks until
 /// the pool lets it go, then exiting — and otherwise returns at once. Call it first thing in

@@ -12,7 +12,7 @@
 //! A worker that dies fails only the task it held ([`FutureError::WorkerLost`], naming the exit
 //! code or signal); the manager starts a new process for its next task.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
@@ -23,7 +23,8 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use futurepool_core::{
-    Executor, Future, FutureError, Job, Outcome, Panic, Promise, Shutdown, Submit, SubmitError,
+    Executor, Future, FutureError, Job, MapOptions, Outcome, Panic, Promise, Shutdown, Submit,
+    SubmitError,
 };
 use futurepool_threads::ThreadPool;
 use serde::de::DeserializeOwned;
@@ -337,6 +338,77 @@ impl ProcessPool {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
+        self.check_remote(f)?;
+        let name = registry::name_of(f);
+        let arg = match bincode::serialize(arg) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Future::failed(codec("the argument", &e))),
+        };
+        let (future, promise) = Future::pending();
+        let guard = CancelOnDrop(Some(promise));
+        let shared = self.shared.clone();
+        self.threads.submit(move || {
+            let mut guard = guard;
+            let Some(promise) = guard.0.take() else {
+                return;
+            };
+            if !matches!(promise.set_running_or_notify_cancel(), Ok(true)) {
+                return;
+            }
+            let outcome = match shared.run(name, arg, timeout) {
+                Ok(bytes) => decode(&bytes),
+                Err(e) => Err(e.map_raised(|never| match never {})),
+            };
+            let _ = promise.set_outcome(outcome);
+        })?;
+        Ok(future)
+    }
+
+    /// Python's `map(fn, iterable, chunksize=n)`: runs `f` over the inputs in chunks of
+    /// `chunksize` items, one message each way per chunk, yielding every item's outcome in input
+    /// order. Lazy, with at most `buffersize` items (default: two chunks per worker) in flight;
+    /// one deadline for the whole iteration (`options.timeout`). A chunk whose worker dies fails
+    /// each of its items with [`FutureError::WorkerLost`]; other chunks are unaffected.
+    pub fn map_chunked<F, A, R, I>(
+        &self,
+        f: F,
+        inputs: I,
+        chunksize: usize,
+        options: MapOptions,
+    ) -> ChunkedMap<'_, A, R, I::IntoIter>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        let chunksize = chunksize.max(1);
+        let chunks_ahead = match options.buffersize {
+            Some(items) => items.div_ceil(chunksize).max(1),
+            None => 2 * self.max_workers(),
+        };
+        let refusal = self.check_remote(&f).err();
+        ChunkedMap {
+            pool: self,
+            name: registry::name_of(&f),
+            inputs: if refusal.is_some() {
+                None
+            } else {
+                Some(inputs.into_iter())
+            },
+            refusal: refusal.map(FutureError::from),
+            chunksize,
+            chunks_ahead,
+            window: VecDeque::new(),
+            current: VecDeque::new(),
+            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
+            ended: false,
+            _types: PhantomData,
+        }
+    }
+
+    /// Refuses closures and unregistered functions.
+    fn check_remote<F: 'static>(&self, f: &F) -> Result<(), SubmitError> {
         let name = registry::name_of(f);
         if std::mem::size_of::<F>() != 0 {
             return Err(SubmitError::Rejected(
@@ -359,13 +431,22 @@ impl ProcessPool {
         if let Some(why) = self.shared.broken() {
             return Err(SubmitError::Broken(why));
         }
-        let arg = match bincode::serialize(arg) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Future::failed(codec("the argument", &e))),
-        };
+        Ok(())
+    }
+
+    /// Sends one chunk; its future holds every item's outcome.
+    fn submit_chunk<R>(
+        &self,
+        name: &'static str,
+        args: Vec<Option<Vec<u8>>>,
+    ) -> Result<Future<Vec<Outcome<R>>>, SubmitError>
+    where
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
         let (future, promise) = Future::pending();
         let guard = CancelOnDrop(Some(promise));
         let shared = self.shared.clone();
+        let timeout = self.shared.task_timeout;
         self.threads.submit(move || {
             let mut guard = guard;
             let Some(promise) = guard.0.take() else {
@@ -374,10 +455,16 @@ impl ProcessPool {
             if !matches!(promise.set_running_or_notify_cancel(), Ok(true)) {
                 return;
             }
-            let outcome = match shared.run(name, arg, timeout) {
-                Ok(bytes) => decode(&bytes),
-                Err(e) => Err(e.map_raised(|never| match never {})),
-            };
+            let outcome = shared.run_chunk(name, args, timeout).map(|items| {
+                items
+                    .into_iter()
+                    .map(|item| {
+                        item.and_then(|bytes| {
+                            bincode::deserialize::<R>(&bytes).map_err(|e| codec("the result", &e))
+                        })
+                    })
+                    .collect()
+            });
             let _ = promise.set_outcome(outcome);
         })?;
         Ok(future)
@@ -448,6 +535,29 @@ impl ProcessPool {
     }
 }
 
+/// A call's encoded return value, or why there is none.
+type Encoded = Result<Vec<u8>, FutureError<std::convert::Infallible>>;
+
+/// A worker's view of one call, as the parent reports it.
+fn decode_outcome(
+    outcome: wire::Outcome,
+) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
+    match outcome {
+        wire::Outcome::Returned(bytes) => Ok(bytes),
+        wire::Outcome::Panicked { message, location } => {
+            Err(FutureError::Panicked(match location {
+                Some(l) => Panic::with_location(message, l),
+                None => Panic::new(message),
+            }))
+        }
+        wire::Outcome::UnknownTask(n) => Err(FutureError::Broken(
+            format!("the worker executable does not register {n}").into(),
+        )),
+        wire::Outcome::BadArgument(e) => Err(codec("the argument", &e)),
+        wire::Outcome::BadResult(e) => Err(codec("the result", &e)),
+    }
+}
+
 fn codec<E>(what: &str, e: &dyn fmt::Display) -> FutureError<E> {
     FutureError::Codec(format!("{what} did not (de)serialize: {e}").into())
 }
@@ -470,13 +580,13 @@ impl Shared {
         }
     }
 
-    /// Runs `name(arg)` on this manager thread's worker process, starting one if needed.
-    fn run(
+    /// Runs `call` on this manager thread's worker process, starting one if needed; a process
+    /// that died, timed out or reached `max_tasks_per_child` is ended and reaped here.
+    fn with_worker<T>(
         &self,
         name: &str,
-        arg: Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
+        call: impl FnOnce(&mut WorkerProcess) -> Result<T, CallError>,
+    ) -> Result<T, FutureError<std::convert::Infallible>> {
         if let Some(why) = self.broken() {
             return Err(FutureError::Broken(why));
         }
@@ -513,32 +623,18 @@ impl Shared {
             }
         }
         let mut tracked = slot.expect("started above");
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let result = tracked.process.call(name, arg, deadline);
-        let keep = match &result {
-            Ok(_) => !self
+        let result = call(&mut tracked.process);
+        let keep = result.is_ok()
+            && self
                 .max_tasks_per_child
-                .is_some_and(|n| tracked.process.tasks_run >= n.get()),
-            Err(_) => false,
-        };
+                .is_none_or(|n| tracked.process.tasks_run < n.get());
         if keep {
             self.processes().insert(me, tracked);
         } else {
             drop(tracked); // exit (or reap) the process now
         }
         match result {
-            Ok(wire::Outcome::Returned(bytes)) => Ok(bytes),
-            Ok(wire::Outcome::Panicked { message, location }) => {
-                Err(FutureError::Panicked(match location {
-                    Some(l) => Panic::with_location(message, l),
-                    None => Panic::new(message),
-                }))
-            }
-            Ok(wire::Outcome::UnknownTask(n)) => Err(FutureError::Broken(
-                format!("the worker executable does not register {n}").into(),
-            )),
-            Ok(wire::Outcome::BadArgument(e)) => Err(codec("the argument", &e)),
-            Ok(wire::Outcome::BadResult(e)) => Err(codec("the result", &e)),
+            Ok(value) => Ok(value),
             Err(CallError::TimedOut) => Err(FutureError::TimedOut),
             Err(CallError::Died(why)) => {
                 if self.break_on_worker_death {
@@ -549,6 +645,30 @@ impl Shared {
                 ))
             }
         }
+    }
+
+    /// Runs `name(arg)` in a worker; the encoded return value or why there is none.
+    fn run(
+        &self,
+        name: &str,
+        arg: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.with_worker(name, |p| p.call(name, arg, deadline))
+            .and_then(decode_outcome)
+    }
+
+    /// Runs `name` on each argument of a chunk in one worker.
+    fn run_chunk(
+        &self,
+        name: &str,
+        args: Vec<Option<Vec<u8>>>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Encoded>, FutureError<std::convert::Infallible>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let outcomes = self.with_worker(name, |p| p.call_chunk(name, args, deadline))?;
+        Ok(outcomes.into_iter().map(decode_outcome).collect())
     }
 
     fn processes(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Tracked>> {
@@ -587,6 +707,129 @@ impl fmt::Debug for ProcessPool {
             .field("worker_pids", &self.worker_pids())
             .field("broken", &self.shared.broken())
             .finish()
+    }
+}
+
+/// The iterator of [`ProcessPool::map_chunked`].
+pub struct ChunkedMap<'a, A, R, I> {
+    pool: &'a ProcessPool,
+    name: &'static str,
+    /// `None` once exhausted (or refused).
+    inputs: Option<I>,
+    /// Why the map was refused, yielded once.
+    refusal: Option<FutureError<std::convert::Infallible>>,
+    chunksize: usize,
+    chunks_ahead: usize,
+    /// Chunks in flight with their sizes, oldest first.
+    window: VecDeque<(usize, Future<Vec<Outcome<R>>>)>,
+    /// The outcomes of the chunk being read.
+    current: VecDeque<Outcome<R>>,
+    deadline: Option<Instant>,
+    ended: bool,
+    _types: PhantomData<fn(A)>,
+}
+
+impl<A, R, I> ChunkedMap<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned + Send + Sync + 'static,
+    I: Iterator<Item = A>,
+{
+    fn refill(&mut self) {
+        while self.window.len() < self.chunks_ahead {
+            let Some(inputs) = self.inputs.as_mut() else {
+                return;
+            };
+            let args: Vec<Option<Vec<u8>>> = inputs
+                .by_ref()
+                .take(self.chunksize)
+                .map(|a| bincode::serialize(&a).ok())
+                .collect();
+            if args.is_empty() {
+                self.inputs = None;
+                return;
+            }
+            let n = args.len();
+            let future = match self.pool.submit_chunk::<R>(self.name, args) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.inputs = None;
+                    Future::failed(e.into())
+                }
+            };
+            self.window.push_back((n, future));
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        for (_, f) in self.window.drain(..) {
+            f.cancel();
+        }
+        self.inputs = None;
+    }
+}
+
+impl<A, R, I> Iterator for ChunkedMap<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned + Send + Sync + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Outcome<R>;
+
+    fn next(&mut self) -> Option<Outcome<R>> {
+        loop {
+            if let Some(item) = self.current.pop_front() {
+                return Some(item);
+            }
+            if let Some(refusal) = self.refusal.take() {
+                self.ended = true;
+                return Some(Err(refusal));
+            }
+            if self.ended {
+                return None;
+            }
+            self.refill();
+            let (n, future) = self.window.pop_front()?;
+            let done = match self.deadline {
+                None => {
+                    future.wait();
+                    true
+                }
+                Some(d) => future.wait_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            if !done {
+                future.cancel();
+                self.cancel_all();
+                self.ended = true;
+                return Some(Err(FutureError::TimedOut));
+            }
+            match future.try_into_result() {
+                Ok(Ok(items)) => self.current.extend(items),
+                Ok(Err(e)) => self.current.extend(std::iter::repeat_n(e, n).map(Err)),
+                Err(_) => self
+                    .current
+                    .push_back(Err(FutureError::Broken("chunk shared".into()))),
+            }
+        }
+    }
+}
+
+impl<A, R, I> Drop for ChunkedMap<'_, A, R, I> {
+    fn drop(&mut self) {
+        for (_, f) in self.window.drain(..) {
+            f.cancel();
+        }
+    }
+}
+
+impl<A, R, I> fmt::Debug for ChunkedMap<'_, A, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkedMap")
+            .field("task", &self.name)
+            .field("chunksize", &self.chunksize)
+            .field("chunks_in_flight", &self.window.len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -262,6 +262,41 @@ impl WorkerProcess {
         }
     }
 
+    /// Runs `task` on each argument of a chunk; past `deadline` the worker is killed.
+    pub(crate) fn call_chunk(
+        &mut self,
+        task: &str,
+        args: Vec<Option<Vec<u8>>>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Outcome>, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let n = args.len();
+        if self
+            .requests
+            .send(Request::RunChunk {
+                id,
+                task: task.to_string(),
+                args,
+            })
+            .is_err()
+        {
+            return Err(CallError::Died(self.reap_description()));
+        }
+        match self.receive(deadline)? {
+            Reply::ChunkDone { id: got, outcomes } if got == id && outcomes.len() == n => {
+                self.tasks_run += n;
+                Ok(outcomes)
+            }
+            other => {
+                self.kill();
+                Err(CallError::Died(format!(
+                    "sent an unexpected reply {other:?}"
+                )))
+            }
+        }
+    }
+
     /// The next reply, or why there is none (death, deadline: then the child is killed).
     fn receive(&mut self, deadline: Option<Instant>) -> Result<Reply, CallError> {
         let result = match deadline {

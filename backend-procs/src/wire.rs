@@ -29,6 +29,13 @@ pub(crate) enum Request {
     Init { task: Option<(String, Vec<u8>)> },
     /// Run one task.
     Run { id: u64, task: String, arg: Vec<u8> },
+    /// Run one task on each argument of a chunk (`map` with a chunk size); `None` marks an
+    /// argument that did not serialize in the parent.
+    RunChunk {
+        id: u64,
+        task: String,
+        args: Vec<Option<Vec<u8>>>,
+    },
     /// Exit cleanly.
     Exit,
 }
@@ -41,6 +48,10 @@ pub(crate) enum Reply {
     Done {
         id: u64,
         outcome: Outcome,
+    },
+    ChunkDone {
+        id: u64,
+        outcomes: Vec<Outcome>,
     },
 }
 

@@ -96,6 +96,16 @@ fn serve(server: &str, token: &str) -> Result<(), String> {
                 id,
                 outcome: registry::run(&task, &arg),
             },
+            Request::RunChunk { id, task, args } => Reply::ChunkDone {
+                id,
+                outcomes: args
+                    .iter()
+                    .map(|arg| match arg {
+                        Some(arg) => registry::run(&task, arg),
+                        None => Outcome::BadArgument("did not serialize".into()),
+                    })
+                    .collect(),
+            },
             Request::Exit => return Ok(()),
         };
         if replies.send(reply).is_err() {

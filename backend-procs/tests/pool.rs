@@ -566,3 +566,67 @@ fn wrong_worker_executable_fails_fast_instead_of_hanging() {
         assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
     });
 }
+
+// ---- map with chunks ------------------------------------------------------------------------------
+
+/// test_process_pool / executor.py test_map with chunksize: order kept across chunks.
+#[test]
+fn map_chunked_keeps_order() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        for chunksize in [1, 7, 256] {
+            let out: Vec<u64> = pool
+                .map_chunked(square, 0..1000u64, chunksize, MapOptions::default())
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(
+                out,
+                (0..1000u64).map(|x| x * x).collect::<Vec<_>>(),
+                "chunksize {chunksize}"
+            );
+        }
+    });
+}
+
+fn crash_on_13(x: u64) -> u64 {
+    if x == 13 {
+        std::process::exit(13);
+    }
+    x
+}
+
+futurepool_procs::register!(crash_on_13);
+
+#[test]
+fn map_chunked_crash_fails_only_its_chunk() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        let out: Vec<_> = pool
+            .map_chunked(crash_on_13, 0..40u64, 10, MapOptions::default())
+            .collect();
+        assert_eq!(out.len(), 40);
+        for (i, r) in out.iter().enumerate() {
+            if (10..20).contains(&i) {
+                assert!(
+                    matches!(r, Err(FutureError::WorkerLost(w)) if w.contains("code 13")),
+                    "{i}: {r:?}"
+                );
+            } else {
+                assert_eq!(r, &Ok(i as u64));
+            }
+        }
+    });
+}
+
+#[test]
+fn map_chunked_refuses_unregistered_functions() {
+    let pool = ProcessPool::new(1).unwrap();
+    let out: Vec<_> = pool
+        .map_chunked(not_registered, 0..5u8, 2, MapOptions::default())
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert!(
+        matches!(&out[0], Err(FutureError::Broken(why)) if why.contains("not registered")),
+        "{out:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! Output: a table per comparison on stdout, and `target/bench/results.json`.
 
 mod harness;
+mod procs;
 mod threads;
 
 use std::path::PathBuf;
@@ -12,22 +13,32 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 fn main() -> Result<()> {
+    // This binary is also the process pool's worker.
+    futurepool_procs::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(pos) = args.iter().position(|a| a == "--ipc-echo") {
+        procs::ipc_echo(args.get(pos + 1).context("--ipc-echo SERVER")?);
+        return Ok(());
+    }
     if let Some(pos) = args.iter().position(|a| a == "--queued-memory") {
         let n = args.get(pos + 1).context("--queued-memory N")?.parse()?;
         threads::queued_memory(n);
         return Ok(());
     }
     let mut quick = false;
-    for a in &args {
+    let mut only: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            other => bail!("unknown option `{other}` (try --quick)"),
+            "--only" => only = Some(it.next().context("--only threads|procs")?.clone()),
+            other => bail!("unknown option `{other}` (try --quick, --only threads|procs)"),
         }
     }
+    let wants = |group: &str| only.as_deref().is_none_or(|o| o == group);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("python");
-    let reps = if quick { 5 } else { 9 };
+    let reps = if quick { 5 } else { 7 };
     let machine = machine();
     println!("futurepool benchmarks on {machine}");
     println!("each figure: median of {reps} interleaved runs after a warm-up");
@@ -45,7 +56,26 @@ fn main() -> Result<()> {
             as_completed_tasks: 100_000,
         }
     };
-    let mut comparisons = threads::run(&sizes, reps, &python);
+    let mut comparisons = Vec::new();
+    if wants("threads") {
+        comparisons.extend(threads::run(&sizes, reps, &python));
+    }
+    let proc_sizes = if quick {
+        procs::Sizes {
+            round_trips: 2_000,
+            throughput_tasks: 20_000,
+            map_items: 200_000,
+        }
+    } else {
+        procs::Sizes {
+            round_trips: 5_000,
+            throughput_tasks: 20_000,
+            map_items: 200_000,
+        }
+    };
+    if wants("procs") {
+        comparisons.extend(procs::run(&proc_sizes, reps, &python));
+    }
 
     let mut notes = Vec::new();
     let exe = std::env::current_exe()?;

@@ -94,7 +94,7 @@ mod imp {
     /// completer is running on another core usually sees the completion here, without the
     /// futex sleep and wake-up that cost microseconds. Returns `ready()`'s last answer.
     pub fn spin_until(ready: impl FnMut() -> bool) -> bool {
-        spin_for(10, ready)
+        spin_for(30, ready)
     }
 
     /// [`spin_until`] with `steps` rounds: six rounds of growing busy-spins, then one

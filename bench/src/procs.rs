@@ -1,0 +1,238 @@
+//! The process-pool comparisons: futurepool's `ProcessPool` against CPython's
+//! `ProcessPoolExecutor` and against ipc-channel's own ping-pong between two processes (the
+//! floor for any round trip over it).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use futurepool_procs::{remote, MapOptions, ProcessPool, Submit};
+use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+
+use crate::harness::{compare, Comparison, Contender};
+
+pub fn noop(x: u64) -> u64 {
+    x
+}
+
+pub fn square(x: u64) -> u64 {
+    x.wrapping_mul(x)
+}
+
+futurepool_procs::register!(noop, square);
+
+pub struct Sizes {
+    pub round_trips: usize,
+    pub throughput_tasks: usize,
+    pub map_items: usize,
+}
+
+fn per(start: Instant, n: usize) -> Option<f64> {
+    Some(start.elapsed().as_nanos() as f64 / n as f64)
+}
+
+fn ours_round_trip(pool: &ProcessPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        assert_eq!(*pool.submit(noop, i).unwrap().result().unwrap(), i);
+    }
+    per(start, n)
+}
+
+fn ours_throughput(pool: &ProcessPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let futures: Vec<_> = (0..n as u64)
+        .map(|i| pool.submit(noop, i).unwrap())
+        .collect();
+    for f in &futures {
+        f.result().unwrap();
+    }
+    per(start, n)
+}
+
+fn ours_map(pool: &ProcessPool, n: usize, chunksize: usize) -> Option<f64> {
+    let start = Instant::now();
+    let total: u64 = pool
+        .map_chunked(square, 0..n as u64, chunksize, MapOptions::default())
+        .map(|r| r.unwrap())
+        .fold(0u64, u64::wrapping_add);
+    assert!(total > 0);
+    per(start, n)
+}
+
+fn ours_map_unchunked(pool: &ProcessPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let total: u64 = Submit::map(pool, remote(square), 0..n as u64, MapOptions::default())
+        .map(|r| r.unwrap())
+        .fold(0u64, u64::wrapping_add);
+    assert!(total > 0);
+    per(start, n)
+}
+
+fn ours_startup(workers: usize) -> Option<f64> {
+    let start = Instant::now();
+    let pool = ProcessPool::new(workers).unwrap();
+    let fs: Vec<_> = (0..workers as u64)
+        .map(|i| pool.submit(noop, i).unwrap())
+        .collect();
+    for f in &fs {
+        f.result().unwrap();
+    }
+    drop(pool);
+    Some(start.elapsed().as_nanos() as f64)
+}
+
+/// Child mode of the ping-pong: echo byte vectors until the parent hangs up.
+pub fn ipc_echo(server: &str) {
+    let (tx, rx): (IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>) = ipc::channel().unwrap();
+    let (back_tx, back_rx): (IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>) = ipc::channel().unwrap();
+    let hello =
+        IpcSender::<(IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>)>::connect(server.into()).unwrap();
+    hello.send((tx, back_rx)).unwrap();
+    while let Ok(msg) = rx.recv() {
+        if back_tx.send(msg).is_err() {
+            break;
+        }
+    }
+}
+
+/// ipc-channel's raw round trip between this process and a child echoing 8-byte messages.
+pub struct PingPong {
+    child: std::process::Child,
+    to: IpcSender<Vec<u8>>,
+    from: IpcReceiver<Vec<u8>>,
+}
+
+impl PingPong {
+    pub fn start() -> PingPong {
+        let (server, name) =
+            IpcOneShotServer::<(IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>)>::new().unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .arg("--ipc-echo")
+            .arg(&name)
+            .spawn()
+            .unwrap();
+        let (_, (to, from)) = server.accept().unwrap();
+        PingPong { child, to, from }
+    }
+
+    fn run(&self, n: usize) -> Option<f64> {
+        let start = Instant::now();
+        for i in 0..n as u64 {
+            self.to.send(i.to_le_bytes().to_vec()).unwrap();
+            self.from.recv().unwrap();
+        }
+        per(start, n)
+    }
+}
+
+impl Drop for PingPong {
+    fn drop(&mut self) {
+        let (dead_tx, _) = ipc::channel::<Vec<u8>>().unwrap();
+        self.to = dead_tx;
+        let _ = self.child.wait();
+    }
+}
+
+fn cpython(script: &Path, workers: usize, case: &str) -> Option<f64> {
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(workers.to_string())
+        .arg(case)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "python3 {case} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
+    let w = 2;
+    let pool = ProcessPool::new(w).unwrap();
+    // Warm: both workers started.
+    let warm: Vec<_> = (0..w as u64)
+        .map(|i| pool.submit(noop, i).unwrap())
+        .collect();
+    warm.iter().for_each(|f| {
+        f.result().unwrap();
+    });
+    let ping = PingPong::start();
+    let script = python.join("procs.py");
+    let mut out = Vec::new();
+
+    let n = sizes.round_trips;
+    out.push(compare(
+        "process pool",
+        &format!("round trip submit → result on a warm pool ({n} in a row)"),
+        "round trip",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ProcessPool({w})"), || {
+                ours_round_trip(&pool, n)
+            }),
+            Contender::new("ipc-channel raw ping-pong (floor)", || ping.run(n)),
+            Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
+                cpython(&script, w, "round_trip")
+            }),
+        ],
+    ));
+
+    let n = sizes.throughput_tasks;
+    out.push(compare(
+        "process pool",
+        &format!("submit {n} no-op tasks, then collect"),
+        "task",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ProcessPool({w})"), || {
+                ours_throughput(&pool, n)
+            }),
+            Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
+                cpython(&script, w, "throughput")
+            }),
+        ],
+    ));
+
+    let n = sizes.map_items;
+    out.push(compare(
+        "process pool",
+        &format!("map over {n} items, chunksize 256"),
+        "item",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ProcessPool({w}).map_chunked"), || {
+                ours_map(&pool, n, 256)
+            }),
+            Contender::new(
+                format!("futurepool ProcessPool({w}).map, no chunks"),
+                || ours_map_unchunked(&pool, n / 10),
+            ),
+            Contender::new(format!("CPython ProcessPoolExecutor({w}).map"), || {
+                cpython(&script, w, "map_chunks")
+            }),
+        ],
+    ));
+
+    out.push(compare(
+        "process pool",
+        &format!("start {w} workers, run one task each, shut down"),
+        "pool",
+        reps,
+        vec![
+            Contender::new(format!("futurepool ProcessPool({w})"), || ours_startup(w)),
+            Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
+                cpython(&script, w, "startup")
+            }),
+        ],
+    ));
+    out
+}
