@@ -8,7 +8,7 @@
 //! Workers are the program itself, re-run in worker mode (spawn semantics: the parent is never
 //! forked). Two lines make that work:
 //!
-//! ```ignore
+//! ```
 //! fn square(x: u64) -> u64 { x * x }
 //! futurepool_procs::register!(square);      // 1. name the functions workers may run
 //!

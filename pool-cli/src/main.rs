@@ -1,8 +1,8 @@
 //! `pool`: futurepool's command-line tool.
 //!
-//! * `pool bench` — the guide's threads-vs-sequential lesson, measured: a CPU-bound task (sum of
-//!   squares) and an I/O-bound task (sleep), run sequentially and on the thread pool, with wall
-//!   times and speedups. Needs no network and no arguments.
+//! * `pool bench` — the guide's threads-vs-processes lesson, measured: a CPU-bound task (sum of
+//!   squares) and an I/O-bound task (sleep), run sequentially, on the thread pool and on the
+//!   process pool, with wall times and speedups. Needs no network and no arguments.
 //!
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
@@ -22,11 +22,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Time CPU-bound and I/O-bound work sequentially and on the thread pool.
+    /// Time CPU-bound and I/O-bound work sequentially, on threads and on processes.
     Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
+    // `pool` is also its own process-pool worker: a worker process stops here.
+    futurepool_procs::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -33,6 +33,8 @@ fn bench_prints_a_table_of_wall_times_and_speedups() {
         "CPU-bound (sum of squares)   thread pool",
         "I/O-bound (sleep)            sequential",
         "I/O-bound (sleep)            thread pool",
+        "CPU-bound (sum of squares)   process pool",
+        "I/O-bound (sleep)            process pool",
         "speedup",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
