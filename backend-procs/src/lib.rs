@@ -71,3 +71,8 @@ pub mod __private {
     pub use crate::registry::{call, name_of, Entry};
     pub use inventory;
 }
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

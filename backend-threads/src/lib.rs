@@ -25,8 +25,3 @@ pub use crate::scope::Scope;
 
 #[cfg(all(test, futurepool_loom))]
 mod loom_tests;
-
-/// The README's examples are compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
