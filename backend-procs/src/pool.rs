@@ -79,6 +79,7 @@ struct Shared {
     max_tasks_per_child: Option<NonZeroUsize>,
     task_timeout: Option<Duration>,
     break_on_worker_death: bool,
+    cancel_kills_running: bool,
     broken: Mutex<Option<Arc<str>>>,
     live: Arc<Mutex<HashSet<u32>>>,
     /// Idle worker processes, by the manager thread that owns them.
@@ -96,6 +97,7 @@ pub struct Builder {
     max_tasks_per_child: Option<NonZeroUsize>,
     task_timeout: Option<Duration>,
     break_on_worker_death: bool,
+    cancel_kills_running: bool,
 }
 
 impl Default for Builder {
@@ -114,6 +116,7 @@ impl fmt::Debug for Builder {
             .field("max_tasks_per_child", &self.max_tasks_per_child)
             .field("task_timeout", &self.task_timeout)
             .field("break_on_worker_death", &self.break_on_worker_death)
+            .field("cancel_kills_running", &self.cancel_kills_running)
             .finish()
     }
 }
@@ -153,6 +156,7 @@ impl Builder {
             max_tasks_per_child: None,
             task_timeout: None,
             break_on_worker_death: false,
+            cancel_kills_running: false,
         }
     }
 
@@ -207,6 +211,14 @@ impl Builder {
         self
     }
 
+    /// Opt in to `Future::cancel` working on running tasks: it kills the worker running the
+    /// task (the pool starts a new one) and the future ends cancelled. Python cannot cancel a
+    /// running task. Off by default: a kill loses whatever the worker held in memory.
+    pub fn cancel_kills_running(mut self, on: bool) -> Builder {
+        self.cancel_kills_running = on;
+        self
+    }
+
     /// Creates the pool; no process starts until the first submission.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         let workers = match self.max_workers {
@@ -240,12 +252,51 @@ impl Builder {
                 max_tasks_per_child: self.max_tasks_per_child,
                 task_timeout: self.task_timeout,
                 break_on_worker_death: self.break_on_worker_death,
+                cancel_kills_running: self.cancel_kills_running,
                 broken: Mutex::new(None),
                 live: Arc::new(Mutex::new(HashSet::new())),
                 processes: Mutex::new(HashMap::new()),
                 started: AtomicUsize::new(0),
             }),
         })
+    }
+}
+
+/// How a cancel request reaches a running task (`cancel_kills_running`): the pid of the worker
+/// running it while a call is in progress, and whether a stop was requested. Both under one
+/// lock, so a kill only ever hits the worker while it is ours and unreaped.
+#[derive(Default)]
+struct StopCell {
+    state: Mutex<(Option<u32>, bool)>,
+}
+
+impl StopCell {
+    /// From `Future::cancel`: mark the task stopped and kill its worker if a call is running.
+    fn request(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.1 = true;
+        if let Some(pid) = state.0 {
+            // SAFETY: kill(2) has no memory-safety preconditions. `pid` is set only while the
+            // manager thread is inside a call to that worker, which it reaps only after
+            // `detach` clears the pid under this same lock: it is our own, unreaped child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Before a call: `false` if a stop was already requested.
+    fn attach(&self, pid: u32) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = Some(pid);
+        !state.1
+    }
+
+    /// After a call: `true` if a stop was requested (the worker may have been killed).
+    fn detach(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = None;
+        state.1
     }
 }
 
@@ -355,7 +406,13 @@ impl ProcessPool {
             if !matches!(promise.set_running_or_notify_cancel(), Ok(true)) {
                 return;
             }
-            let outcome = match shared.run(name, arg, timeout) {
+            let stop = shared.cancel_kills_running.then(|| {
+                let cell = Arc::new(StopCell::default());
+                let hook = cell.clone();
+                promise.set_cancel_hook(move || hook.request());
+                cell
+            });
+            let outcome = match shared.run(name, arg, timeout, stop.as_deref()) {
                 Ok(bytes) => decode(&bytes),
                 Err(e) => Err(e.map_raised(|never| match never {})),
             };
@@ -585,6 +642,7 @@ impl Shared {
     fn with_worker<T>(
         &self,
         name: &str,
+        stop: Option<&StopCell>,
         call: impl FnOnce(&mut WorkerProcess) -> Result<T, CallError>,
     ) -> Result<T, FutureError<std::convert::Infallible>> {
         if let Some(why) = self.broken() {
@@ -623,8 +681,16 @@ impl Shared {
             }
         }
         let mut tracked = slot.expect("started above");
+        if let Some(stop) = stop {
+            if !stop.attach(tracked.process.pid()) {
+                self.processes().insert(me, tracked);
+                return Err(FutureError::Cancelled);
+            }
+        }
         let result = call(&mut tracked.process);
-        let keep = result.is_ok()
+        let stopped = stop.is_some_and(StopCell::detach);
+        let keep = !stopped
+            && result.is_ok()
             && self
                 .max_tasks_per_child
                 .is_none_or(|n| tracked.process.tasks_run < n.get());
@@ -632,6 +698,10 @@ impl Shared {
             self.processes().insert(me, tracked);
         } else {
             drop(tracked); // exit (or reap) the process now
+        }
+        if stopped {
+            // Killed on request (its worker was ended and reaped above).
+            return Err(FutureError::Cancelled);
         }
         match result {
             Ok(value) => Ok(value),
@@ -653,9 +723,10 @@ impl Shared {
         name: &str,
         arg: Vec<u8>,
         timeout: Option<Duration>,
+        stop: Option<&StopCell>,
     ) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        self.with_worker(name, |p| p.call(name, arg, deadline))
+        self.with_worker(name, stop, |p| p.call(name, arg, deadline))
             .and_then(decode_outcome)
     }
 
@@ -667,7 +738,7 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> Result<Vec<Encoded>, FutureError<std::convert::Infallible>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let outcomes = self.with_worker(name, |p| p.call_chunk(name, args, deadline))?;
+        let outcomes = self.with_worker(name, None, |p| p.call_chunk(name, args, deadline))?;
         Ok(outcomes.into_iter().map(decode_outcome).collect())
     }
 

@@ -630,3 +630,124 @@ fn map_chunked_refuses_unregistered_functions() {
         "{out:?}"
     );
 }
+
+// ---- cancelling running work ----------------------------------------------------------------------
+
+#[test]
+fn cancel_kills_a_running_task_when_opted_in() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .cancel_kills_running(true)
+            .build()
+            .unwrap();
+        let first = *pool.submit(pid, ()).unwrap().result().unwrap();
+        let f = pool.submit(sleep_ms, 60_000).unwrap();
+        while !f.running() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(50));
+        assert!(f.cancel(), "cancel reaches a running task");
+        assert_eq!(f.result(), Err(FutureError::Cancelled));
+        let second = *pool.submit(pid, ()).unwrap().result().unwrap();
+        assert_ne!(first, second, "the killed worker was replaced");
+    });
+}
+
+#[test]
+fn without_opt_in_a_running_task_cannot_be_cancelled() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let f = pool.submit(sleep_ms, 200).unwrap();
+        while !f.running() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!f.cancel(), "Python's rule");
+        assert_eq!(f.result(), Ok(&200));
+    });
+}
+
+// ---- more of test_deadlock.py --------------------------------------------------------------------
+
+/// Aborts the worker while it decodes the argument.
+#[derive(Debug)]
+struct AbortOnDecode;
+
+impl Serialize for AbortOnDecode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for AbortOnDecode {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        std::process::abort()
+    }
+}
+
+fn take_abort_on_decode(_: AbortOnDecode) -> u8 {
+    0
+}
+
+futurepool_procs::register!(take_abort_on_decode);
+
+/// test_deadlock.ExecutorDeadlockTest.test_crash_at_task_unpickle
+#[test]
+fn crash_while_the_worker_decodes_the_task() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let f = pool.submit(take_abort_on_decode, AbortOnDecode).unwrap();
+        assert!(matches!(f.result(), Err(FutureError::WorkerLost(w)) if w.contains("SIGABRT")));
+        assert_eq!(pool.submit(square, 8).unwrap().result(), Ok(&64));
+    });
+}
+
+/// test_deadlock.ExecutorDeadlockTest.test_crash_big_data: the worker dies while a large
+/// argument is on its way.
+#[test]
+fn crash_while_a_large_argument_is_sent() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let f = pool.submit(exit_with, 5).unwrap();
+        let big = pool.submit(echo, vec![7u8; 16 << 20]).unwrap();
+        assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
+        assert_eq!(big.result().map(Vec::len), Ok(16 << 20));
+    });
+}
+
+/// test_deadlock.ExecutorDeadlockTest.test_shutdown_deadlock: a worker that crashes while a
+/// `shutdown(wait=true)` is waiting for it.
+#[test]
+fn crash_during_shutdown_wait() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        let slow = pool.submit(sleep_ms, 200).unwrap();
+        let crash = pool.submit(exit_with, 9).unwrap();
+        pool.shutdown(Shutdown::default());
+        assert_eq!(slow.result(), Ok(&200));
+        assert!(matches!(crash.result(), Err(FutureError::WorkerLost(_))));
+        assert!(pool.worker_pids().is_empty());
+    });
+}
+
+/// test_process_pool.test_max_tasks_early_shutdown / with failures.
+#[test]
+fn max_tasks_per_child_with_failures_and_early_shutdown() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .max_tasks_per_child(NonZeroUsize::new(2).unwrap())
+            .build()
+            .unwrap();
+        let a = pool.submit(explode, "first".into()).unwrap();
+        let b = pool.submit(square, 3).unwrap();
+        let c = pool.submit(exit_with, 4).unwrap();
+        let d = pool.submit(square, 5).unwrap();
+        pool.shutdown(Shutdown::default());
+        assert!(matches!(a.result(), Err(FutureError::Panicked(_))));
+        assert_eq!(b.result(), Ok(&9));
+        assert!(matches!(c.result(), Err(FutureError::WorkerLost(_))));
+        assert_eq!(d.result(), Ok(&25));
+        assert!(pool.processes_started() >= 3);
+    });
+}

@@ -158,9 +158,13 @@ impl<T, E> Inner<T, E> {
     /// handle is made from.
     ///
     /// Fails, giving the outcome back, when the state is already final.
+    /// `cancel_running`: a cancellation may also end a RUNNING future (the executor stopped
+    /// the running task on request, see [`Promise::set_cancel_hook`]); a user's `cancel` only
+    /// ends a PENDING one.
     fn complete(
         this: &Arc<Self>,
         outcome: Option<Outcome<T, E>>,
+        cancel_running: bool,
     ) -> Result<(), (Option<Outcome<T, E>>, u8)> {
         let new = if outcome.is_some() {
             FINISHED
@@ -169,7 +173,8 @@ impl<T, E> Inner<T, E> {
         };
         let mut waiters = this.waiters.lock();
         let current = this.state.load(Ordering::Acquire);
-        if is_final(current) || (new == CANCELLED && current != PENDING) {
+        let cancellable = current == PENDING || (cancel_running && current == RUNNING);
+        if is_final(current) || (new == CANCELLED && !cancellable) {
             return Err((outcome, current));
         }
         if new == FINISHED {
@@ -178,13 +183,17 @@ impl<T, E> Inner<T, E> {
             this.outcome.with_mut(|p| unsafe { *p = outcome });
         }
         let entries = mem::take(&mut waiters.entries);
+        let hook = waiters.cancel_hook.take();
         let has_callbacks = entries.iter().any(|e| matches!(e, Entry::Callback(_)));
         if has_callbacks {
             // Lend the callbacks a handle; counted before the state is published so that a
             // `try_into_result` that sees the final state also sees this handle.
             this.handles.fetch_add(1, Ordering::Relaxed);
         }
-        if new == CANCELLED {
+        if new == CANCELLED && current == RUNNING {
+            // RUNNING only changes under this lock.
+            this.state.store(CANCELLED, Ordering::Release);
+        } else if new == CANCELLED {
             // Only a cancel races with the lock-free PENDING → RUNNING step.
             if this
                 .state
@@ -196,6 +205,7 @@ impl<T, E> Inner<T, E> {
                     this.handles.fetch_sub(1, Ordering::Relaxed);
                 }
                 waiters.entries = entries;
+                waiters.cancel_hook = hook;
                 return Err((None, RUNNING));
             }
         } else {
@@ -204,6 +214,7 @@ impl<T, E> Inner<T, E> {
         }
         let sleepers = waiters.sleepers;
         drop(waiters);
+        drop(hook);
         if sleepers > 0 {
             this.finished.notify_all();
         }
@@ -291,13 +302,35 @@ impl<T, E> Future<T, E> {
     /// cancelled), `false` if it is running or finished. Waiters and callbacks are notified at
     /// once — unlike CPython, a cancelled future counts as done for [`wait`](crate::wait) and
     /// [`as_completed`](crate::as_completed) immediately (gh-92001, gh-109934).
+    ///
+    /// A running task cannot be cancelled — unless its executor installed a cancel hook
+    /// ([`Promise::set_cancel_hook`], the process pool's opt-in `cancel_kills_running`): then
+    /// `cancel` runs the hook, which asks the executor to stop the task, and returns `true`. The
+    /// future becomes cancelled once the executor has stopped it — unless the task finished in
+    /// the meantime, in which case its outcome stands (the first outcome always wins).
     pub fn cancel(&self) -> bool {
         match self.inner.state() {
             CANCELLED => return true,
-            RUNNING | FINISHED => return false,
+            FINISHED => return false,
+            RUNNING => {
+                let hook = {
+                    let mut waiters = self.inner.waiters.lock();
+                    if self.inner.state() != RUNNING {
+                        return self.cancelled();
+                    }
+                    waiters.cancel_hook.take()
+                };
+                return match hook {
+                    Some(hook) => {
+                        hook();
+                        true
+                    }
+                    None => false,
+                };
+            }
             _ => {}
         }
-        match Inner::complete(&self.inner, None) {
+        match Inner::complete(&self.inner, None, false) {
             Ok(()) => true,
             Err((_, state)) => state == CANCELLED,
         }
@@ -584,14 +617,15 @@ impl<T, E> Promise<T, E> {
     }
 
     /// Finishes the future with any outcome: a value, the task's error, a panic, a broken
-    /// executor… `Err(FutureError::Cancelled)` cancels the future if it is still pending.
+    /// executor… `Err(FutureError::Cancelled)` cancels the future if it is pending — or running:
+    /// the executor stopped the task (see [`set_cancel_hook`](Self::set_cancel_hook)).
     pub fn set_outcome(
         &self,
         outcome: Outcome<T, E>,
     ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
         let cancel = matches!(outcome, Err(FutureError::Cancelled));
         let stored = if cancel { None } else { Some(outcome) };
-        Inner::complete(&self.inner, stored).map_err(|(rejected, state)| {
+        Inner::complete(&self.inner, stored, true).map_err(|(rejected, state)| {
             InvalidStateError::new(
                 rejected.unwrap_or(Err(FutureError::Cancelled)),
                 state_name(state),
@@ -618,6 +652,23 @@ impl<T, E> Promise<T, E> {
         // The future is RUNNING and only completions can end it; another promise clone may have
         // completed it meanwhile, in which case its outcome is kept and ours dropped.
         let _ = self.set_outcome(outcome);
+        true
+    }
+
+    /// Installs what [`Future::cancel`] runs on this future while it is RUNNING: the
+    /// executor's way to stop a running task on request (the process pool kills its worker).
+    /// The hook must make the executor complete the future, normally with
+    /// `set_outcome(Err(Cancelled))`. Returns `false` (and drops the hook) unless the future is
+    /// running. The hook is dropped when the future completes.
+    pub fn set_cancel_hook<H>(&self, hook: H) -> bool
+    where
+        H: FnOnce() + Send + 'static,
+    {
+        let mut waiters = self.inner.waiters.lock();
+        if self.inner.state() != RUNNING {
+            return false;
+        }
+        waiters.cancel_hook = Some(Box::new(hook));
         true
     }
 
@@ -651,6 +702,7 @@ impl<T, E> Drop for Promise<T, E> {
                 Some(Err(FutureError::Broken(
                     "the task was dropped before it completed its future".into(),
                 ))),
+                false,
             );
         }
     }

@@ -189,3 +189,31 @@ fn dropped_promise_fails_waiter() {
         dropper.join().unwrap();
     });
 }
+
+/// A cancel through the executor's hook racing the task's own completion: exactly one outcome
+/// wins and it is consistent with what `cancel` returned.
+#[test]
+fn cancel_hook_vs_completion() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        promise.set_running_or_notify_cancel().unwrap();
+        let stopper = promise.clone();
+        assert!(promise.set_cancel_hook(move || {
+            let _ = stopper.set_outcome(Err(FutureError::Cancelled));
+        }));
+        let worker = thread::spawn(move || promise.set_result(1).is_ok());
+        let cancelled = future.cancel();
+        let completed = worker.join().unwrap();
+        match future.result() {
+            Ok(v) => {
+                assert!(completed);
+                assert_eq!(*v, 1);
+            }
+            Err(FutureError::Cancelled) => {
+                assert!(cancelled);
+                assert!(!completed);
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}

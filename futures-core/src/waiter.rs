@@ -132,6 +132,8 @@ pub(crate) struct Waiters<C> {
     pub(crate) sleepers: u32,
     /// Source of `Entry::Waker` keys.
     pub(crate) next_key: u32,
+    /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
+    pub(crate) cancel_hook: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl<C> Waiters<C> {
@@ -140,6 +142,7 @@ impl<C> Waiters<C> {
             entries: Vec::new(),
             sleepers: 0,
             next_key: 0,
+            cancel_hook: None,
         }
     }
 

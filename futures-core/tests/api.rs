@@ -418,3 +418,29 @@ fn map_after_shutdown_reports_the_refusal() {
     let out: Vec<_> = ex.map(id, [1, 2, 3], MapOptions::default()).collect();
     assert_eq!(out, vec![Err(FutureError::ShutDown)]);
 }
+
+#[test]
+fn cancel_hook_lets_an_executor_stop_a_running_task() {
+    let (f, p) = Future::<u8>::pending();
+    assert!(!p.set_cancel_hook(|| {}), "no hook on a pending future");
+    assert_eq!(p.set_running_or_notify_cancel(), Ok(true));
+    assert!(!f.cancel(), "running, no hook: Python's rule");
+    let stopper = p.clone();
+    assert!(p.set_cancel_hook(move || {
+        stopper.set_outcome(Err(FutureError::Cancelled)).unwrap();
+    }));
+    assert!(f.cancel(), "the hook stops the task");
+    assert!(f.cancelled());
+    assert_eq!(f.result(), Err(FutureError::Cancelled));
+    assert!(p.set_result(1).is_err(), "the first outcome is kept");
+}
+
+#[test]
+fn cancel_hook_is_dropped_at_completion() {
+    let (f, p) = Future::<u8>::pending();
+    p.set_running_or_notify_cancel().unwrap();
+    assert!(p.set_cancel_hook(|| panic!("must not run after completion")));
+    p.set_result(3).unwrap();
+    assert!(!f.cancel());
+    assert_eq!(f.result(), Ok(&3));
+}
