@@ -73,11 +73,14 @@ fn main() -> Result<()> {
             map_items: 200_000,
         }
     };
+    let mut notes = Vec::new();
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
+        let secs = procs::payload_round_trip(256);
+        println!("\nprocess pool — 256 MiB of bytes to a worker and back: {secs:.2} s");
+        notes.push(("procs_256mib_round_trip_seconds".to_string(), format!("{secs:.3}")));
     }
 
-    let mut notes = Vec::new();
     let exe = std::env::current_exe()?;
     let queued = 1_000_000;
     let out = Command::new(&exe)

@@ -19,7 +19,24 @@ pub fn square(x: u64) -> u64 {
     x.wrapping_mul(x)
 }
 
-futurepool_procs::register!(noop, square);
+pub fn echo(bytes: Vec<u8>) -> Vec<u8> {
+    bytes
+}
+
+futurepool_procs::register!(noop, square, echo);
+
+/// Sends `mib` MiB of bytes to a worker and back; returns the seconds it took.
+pub fn payload_round_trip(mib: usize) -> f64 {
+    let pool = ProcessPool::new(1).unwrap();
+    pool.submit(noop, 0).unwrap().result().unwrap();
+    let payload: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
+    let start = Instant::now();
+    let back = pool.submit(echo, payload).unwrap();
+    let len = back.result().unwrap().len();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(len, mib << 20);
+    secs
+}
 
 pub struct Sizes {
     pub round_trips: usize,
