@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 fn main() -> Result<()> {
     // This binary is also the process pool's worker.
     futurepool_procs::init();
+    procspawn::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(pos) = args.iter().position(|a| a == "--ipc-echo") {
         procs::ipc_echo(args.get(pos + 1).context("--ipc-echo SERVER")?);
@@ -78,7 +79,10 @@ fn main() -> Result<()> {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
         let secs = procs::payload_round_trip(256);
         println!("\nprocess pool — 256 MiB of bytes to a worker and back: {secs:.2} s");
-        notes.push(("procs_256mib_round_trip_seconds".to_string(), format!("{secs:.3}")));
+        notes.push((
+            "procs_256mib_round_trip_seconds".to_string(),
+            format!("{secs:.3}"),
+        ));
     }
 
     let exe = std::env::current_exe()?;

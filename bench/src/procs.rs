@@ -99,6 +99,37 @@ fn ours_startup(workers: usize) -> Option<f64> {
     Some(start.elapsed().as_nanos() as f64)
 }
 
+fn procspawn_round_trip(pool: &procspawn::Pool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        let h = pool.spawn(i, |x: u64| x);
+        assert_eq!(h.join().ok()?, i);
+    }
+    per(start, n)
+}
+
+fn procspawn_throughput(pool: &procspawn::Pool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n as u64).map(|i| pool.spawn(i, |x: u64| x)).collect();
+    for h in handles {
+        h.join().ok()?;
+    }
+    per(start, n)
+}
+
+fn procspawn_startup(workers: usize) -> Option<f64> {
+    let start = Instant::now();
+    let pool = procspawn::Pool::new(workers).ok()?;
+    let handles: Vec<_> = (0..workers as u64)
+        .map(|i| pool.spawn(i, |x: u64| x))
+        .collect();
+    for h in handles {
+        h.join().ok()?;
+    }
+    pool.shutdown();
+    Some(start.elapsed().as_nanos() as f64)
+}
+
 /// Child mode of the ping-pong: echo byte vectors until the parent hangs up.
 pub fn ipc_echo(server: &str) {
     let (tx, rx): (IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>) = ipc::channel().unwrap();
@@ -183,6 +214,13 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         f.result().unwrap();
     });
     let ping = PingPong::start();
+    let pspawn = procspawn::Pool::new(w).unwrap();
+    for h in (0..w as u64)
+        .map(|i| pspawn.spawn(i, |x: u64| x))
+        .collect::<Vec<_>>()
+    {
+        h.join().unwrap();
+    }
     let script = python.join("procs.py");
     let mut out = Vec::new();
 
@@ -197,6 +235,9 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 ours_round_trip(&pool, n)
             }),
             Contender::new("ipc-channel raw ping-pong (floor)", || ping.run(n)),
+            Contender::new(format!("procspawn Pool({w})"), || {
+                procspawn_round_trip(&pspawn, n)
+            }),
             Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
                 cpython(&script, w, "round_trip")
             }),
@@ -246,6 +287,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         reps,
         vec![
             Contender::new(format!("futurepool ProcessPool({w})"), || ours_startup(w)),
+            Contender::new(format!("procspawn Pool({w})"), || procspawn_startup(w)),
             Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
                 cpython(&script, w, "startup")
             }),
