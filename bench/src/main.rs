@@ -86,24 +86,26 @@ fn main() -> Result<()> {
     }
 
     let exe = std::env::current_exe()?;
-    let queued = 1_000_000;
-    let out = Command::new(&exe)
-        .arg("--queued-memory")
-        .arg(queued.to_string())
-        .output()?;
-    let bytes: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    println!(
-        "\nthread pool — peak RSS growth with {queued} queued no-op tasks: {:.1} MiB ({} bytes per task)",
-        bytes as f64 / (1024.0 * 1024.0),
-        bytes / queued
-    );
-    notes.push((
-        "queued_1m_tasks_peak_rss_bytes".to_string(),
-        bytes.to_string(),
-    ));
+    let queued = 1_000_000u64;
+    if wants("threads") {
+        let out = Command::new(&exe)
+            .arg("--queued-memory")
+            .arg(queued.to_string())
+            .output()?;
+        let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        println!(
+            "\nthread pool — peak RSS growth with {queued} queued no-op tasks: {:.1} MiB ({} bytes per task)",
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes / queued
+        );
+        notes.push((
+            "queued_1m_tasks_peak_rss_bytes".to_string(),
+            bytes.to_string(),
+        ));
+    }
 
     let dir = root.parent().unwrap().join("target/bench");
     std::fs::create_dir_all(&dir)?;

@@ -254,6 +254,9 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
             Contender::new(format!("futurepool ProcessPool({w})"), || {
                 ours_throughput(&pool, n)
             }),
+            Contender::new(format!("procspawn Pool({w})"), || {
+                procspawn_throughput(&pspawn, n)
+            }),
             Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
                 cpython(&script, w, "throughput")
             }),
