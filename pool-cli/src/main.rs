@@ -4,9 +4,14 @@
 //!   squares) and an I/O-bound task (sleep), run sequentially, on the thread pool and on the
 //!   process pool, with wall times and speedups. Needs no network and no arguments.
 //!
+//! * `pool run` — a command for each input in parallel, like GNU parallel: placeholders, kept
+//!   or completion order, whole outputs, timeouts that kill the process group, retries, halt
+//!   policies, a GNU-parallel job log; exit code = failed jobs (at most 101).
+//!
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
 mod bench;
+mod run;
 
 use std::process::ExitCode;
 
@@ -24,6 +29,8 @@ struct Cli {
 enum Command {
     /// Time CPU-bound and I/O-bound work sequentially, on threads and on processes.
     Bench(bench::Args),
+    /// Run a command for each input in parallel (GNU parallel / xargs -P).
+    Run(run::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => code,
