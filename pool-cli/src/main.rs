@@ -8,10 +8,15 @@
 //!   or completion order, whole outputs, timeouts that kill the process group, retries, halt
 //!   policies, a GNU-parallel job log; exit code = failed jobs (at most 101).
 //!
+//! * `pool wc` — the guide's concurrent file processor: per-file lines, words, characters and
+//!   bytes identical to GNU `wc -lwmc` (C.UTF-8), on threads or processes.
+//!
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
 mod bench;
 mod run;
+mod wc;
+mod wc_classes;
 
 use std::process::ExitCode;
 
@@ -31,6 +36,8 @@ enum Command {
     Bench(bench::Args),
     /// Run a command for each input in parallel (GNU parallel / xargs -P).
     Run(run::Args),
+    /// Count lines, words, characters and bytes per file, exactly like GNU `wc -lwmc`.
+    Wc(wc::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Wc(args) => wc::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -315,3 +315,134 @@ fn run_broken_pipe_exits_quietly() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+// ---- pool wc ---------------------------------------------------------------------------------
+
+/// A tree of awkward files: every rule GNU wc has an opinion on.
+fn wc_tree(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let files: &[(&str, &[u8])] = &[
+        ("empty.txt", b""),
+        ("no-newline.txt", b"no newline at the end"),
+        ("crlf.txt", b"one\r\ntwo three\r\n"),
+        ("nul.txt", b"a\0b \0 c\n"),
+        ("control.txt", b"\x01\x02 word\x7f \x0b\x0ctail\n"),
+        (
+            "invalid.txt",
+            b"\xff\xfe ok \xe2\x82 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 end\n",
+        ),
+        (
+            "unicode.txt",
+            "h\u{e9}llo w\u{f6}rld\u{a0}x\u{2028}y \u{65e5}\u{672c} \u{1F600}\u{3000}z\u{85}q\n"
+                .as_bytes(),
+        ),
+        ("long-line.txt", &[b'x'; 200_000]),
+        ("sub/nested.txt", b"nested file\nwith two lines\n"),
+        ("sub/other.md", b"# not a txt\n"),
+    ];
+    for (path, bytes) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
+/// Counts from GNU wc for each file: path → (lines, words, chars, bytes).
+fn gnu_wc(paths: &[String]) -> std::collections::HashMap<String, [u64; 4]> {
+    let out = Command::new("wc")
+        .arg("-lwmc")
+        .args(paths)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n: Vec<u64> = f[..4].iter().map(|x| x.parse().unwrap()).collect();
+            (f[4..].join(" "), [n[0], n[1], n[2], n[3]])
+        })
+        .collect()
+}
+
+fn ours_json(out: &str) -> std::collections::HashMap<String, [u64; 4]> {
+    out.lines()
+        .map(|l| {
+            let get = |k: &str| -> u64 {
+                let at = l.find(&format!("\"{k}\":")).unwrap() + k.len() + 3;
+                l[at..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let path_at = l.find("\"path\":\"").unwrap() + 8;
+            let path = &l[path_at..path_at + l[path_at..].find('"').unwrap()];
+            (
+                path.to_string(),
+                [get("lines"), get("words"), get("chars"), get("bytes")],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn wc_matches_gnu_wc_on_awkward_files_on_both_backends() {
+    let dir = wc_tree("wc-gnu");
+    let root = dir.to_str().unwrap();
+    let (code, text, err) = pool(&["wc", "--keep-order", root]);
+    assert_eq!(code, 0, "{err}");
+    let ours: Vec<&str> = text.lines().collect();
+    let paths: Vec<String> = ours
+        .iter()
+        .filter(|l| !l.ends_with(" total"))
+        .map(|l| l.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(paths.len(), 10);
+    // Byte for byte GNU's output, total line included.
+    let gnu = Command::new("wc")
+        .arg("-lwmc")
+        .args(&paths)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert_eq!(text, String::from_utf8(gnu.stdout).unwrap());
+    for backend in ["threads", "processes"] {
+        let (code, out, err) = pool(&["wc", "--json", "--backend", backend, root]);
+        assert_eq!(code, 0, "{backend}: {err}");
+        let ours = ours_json(&out);
+        let gnu = gnu_wc(&paths);
+        for p in &paths {
+            assert_eq!(ours[p], gnu[p], "{backend}: {p}");
+        }
+        assert_eq!(ours["total"], gnu["total"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wc_glob_and_problems_reported_per_path() {
+    let dir = wc_tree("wc-glob");
+    let root = dir.to_str().unwrap().to_string();
+    let (code, out, _) = pool(&["wc", "--keep-order", "--glob", "*.md", &root]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.ends_with("sub/other.md\n"));
+
+    std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("sub/up")).unwrap();
+    let missing = format!("{root}/missing.txt");
+    let (code, out, err) = pool(&["wc", "--keep-order", &missing, &root]);
+    assert_eq!(code, 1, "failures make exit code 1");
+    assert!(err.contains("missing.txt: No such file"), "{err}");
+    assert!(err.contains("loop: symbolic link loop"), "{err}");
+    assert!(err.contains("visited twice"), "{err}");
+    assert!(
+        out.contains("nested.txt") && out.contains(" total"),
+        "the rest were counted: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
