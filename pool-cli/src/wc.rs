@@ -82,6 +82,29 @@ fn in_ranges(c: u32, ranges: &[(u32, u32)]) -> bool {
         .is_ok()
 }
 
+/// ASCII bytes by what they do: not printable, printable, separator, newline (a separator that
+/// also ends a line); `NON_ASCII` starts a multibyte sequence (or is invalid).
+const OTHER: u8 = 0;
+const PRINT: u8 = 1;
+const SEPARATOR: u8 = 2;
+const NEWLINE: u8 = 3;
+const NON_ASCII: u8 = 4;
+
+static ASCII: [u8; 256] = {
+    let mut t = [NON_ASCII; 256];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = match b as u8 {
+            b'\n' => NEWLINE,
+            b'\t' | 0x0b | 0x0c | b'\r' | b' ' => SEPARATOR,
+            0x21..=0x7e => PRINT,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    t
+};
+
 /// What a character does to a word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -177,43 +200,52 @@ impl Counter {
     /// Scans `buf`; returns how many bytes it consumed (all but an incomplete trailing
     /// sequence, unless `last`, when every byte is consumed).
     fn scan(&mut self, buf: &[u8], last: bool) -> usize {
+        // Counters in locals: the hot loop keeps them in registers.
+        let (mut chars, mut lines, mut words) = (0u64, 0u64, 0u64);
+        let mut in_word = self.in_word;
         let mut i = 0;
         let n = buf.len();
+        let mut stop = n;
         while i < n {
             let b = buf[i];
-            if b < 0x80 {
-                // ASCII fast path.
-                self.counts.chars += 1;
-                match b {
-                    b'\n' => {
-                        self.counts.lines += 1;
-                        self.words_end();
-                    }
-                    b'\t' | 0x0b | 0x0c | b'\r' | b' ' => self.words_end(),
-                    0x21..=0x7e => self.in_word = true,
-                    _ => {}
-                }
+            let t = ASCII[b as usize];
+            if t != NON_ASCII {
+                chars += 1;
+                lines += u64::from(t == NEWLINE);
+                let separates = t >= SEPARATOR;
+                words += u64::from(in_word && separates);
+                in_word = (in_word || t == PRINT) && !separates;
                 i += 1;
                 continue;
             }
             match decode(&buf[i..]) {
                 Decoded::Char(c, len) => {
-                    self.counts.chars += 1;
+                    chars += 1;
                     match class(c) {
-                        Class::Separator => self.words_end(),
-                        Class::Printable => self.in_word = true,
+                        Class::Separator => {
+                            words += u64::from(in_word);
+                            in_word = false;
+                        }
+                        Class::Printable => in_word = true,
                         Class::Other => {}
                     }
                     i += len;
                 }
                 // Possibly cut by the buffer end: keep it for the next buffer.
-                Decoded::Incomplete if !last => return i,
+                Decoded::Incomplete if !last => {
+                    stop = i;
+                    break;
+                }
                 // Invalid (or incomplete at the very end): skip its first byte, as wc does
                 // when mbrtowc fails.
                 Decoded::Incomplete | Decoded::Invalid => i += 1,
             }
         }
-        n
+        self.counts.chars += chars;
+        self.counts.lines += lines;
+        self.counts.words += words;
+        self.in_word = in_word;
+        stop
     }
 
     fn words_end(&mut self) {
