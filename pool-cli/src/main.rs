@@ -11,9 +11,14 @@
 //! * `pool wc` — the guide's concurrent file processor: per-file lines, words, characters and
 //!   bytes identical to GNU `wc -lwmc` (C.UTF-8), on threads or processes.
 //!
+//! * `pool fetch` — the guide's web scraper done properly: reqwest (rustls), per-URL status,
+//!   bytes and time as they complete, errors per URL, timeouts, retries with backoff, a
+//!   redirect limit and a per-host connection limit; streamed bodies.
+//!
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
 mod bench;
+mod fetch;
 mod run;
 mod wc;
 mod wc_classes;
@@ -38,6 +43,8 @@ enum Command {
     Run(run::Args),
     /// Count lines, words, characters and bytes per file, exactly like GNU `wc -lwmc`.
     Wc(wc::Args),
+    /// Fetch URLs concurrently: status, size and time per URL as they complete.
+    Fetch(fetch::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,9 +69,14 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Wc(args) => wc::run(&args),
+        Command::Fetch(args) => fetch::run(&args),
     };
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<fetch::BadInput>().is_some() => {
+            eprintln!("pool: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("pool: {e:#}");
             ExitCode::from(1)

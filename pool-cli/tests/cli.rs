@@ -446,3 +446,196 @@ fn wc_glob_and_problems_reported_per_path() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- pool fetch --------------------------------------------------------------------------------
+
+/// A real HTTP server on 127.0.0.1 for the fetch tests: `/delay/<ms>`, `/status/<code>`,
+/// `/bytes/<n>` (a slow body, in chunks), `/redirect-loop`, `/flaky/<key>` (500 the first time),
+/// `/hold/<ms>` (records how many requests were in flight at once).
+struct TestServer {
+    base: String,
+    max_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn test_server() -> TestServer {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let flaky: Arc<Mutex<std::collections::HashSet<String>>> = Default::default();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let max = max_in_flight.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (flaky, in_flight, max) = (flaky.clone(), in_flight.clone(), max.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let reply =
+                        |s: &mut std::net::TcpStream, status: u16, extra: &str, body: &[u8]| {
+                            let head = format!(
+                                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n",
+                                body.len()
+                            );
+                            let _ = s.write_all(head.as_bytes());
+                            let _ = s.write_all(body);
+                        };
+                    let arg = path.rsplit('/').next().unwrap_or("").to_string();
+                    if path.starts_with("/delay/") {
+                        std::thread::sleep(std::time::Duration::from_millis(
+                            arg.parse().unwrap_or(0),
+                        ));
+                        reply(&mut stream, 200, "", b"ok");
+                    } else if path.starts_with("/status/") {
+                        reply(&mut stream, arg.parse().unwrap_or(400), "", b"");
+                    } else if path.starts_with("/bytes/") {
+                        let n: usize = arg.parse().unwrap_or(0);
+                        let _ = stream.write_all(
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").as_bytes(),
+                        );
+                        for chunk in vec![b'z'; n].chunks(n.div_ceil(4).max(1)) {
+                            let _ = stream.write_all(chunk);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                    } else if path == "/redirect-loop" {
+                        reply(&mut stream, 302, "Location: /redirect-loop\r\n", b"");
+                    } else if path.starts_with("/flaky/") {
+                        let first = flaky.lock().unwrap().insert(arg);
+                        reply(&mut stream, if first { 500 } else { 200 }, "", b"fine");
+                    } else if path.starts_with("/hold/") {
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(
+                            arg.parse().unwrap_or(0),
+                        ));
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        reply(&mut stream, 200, "", b"held");
+                    } else {
+                        reply(&mut stream, 404, "", b"not found");
+                    }
+                }
+            });
+        }
+    });
+    TestServer {
+        base,
+        max_in_flight,
+    }
+}
+
+/// A port on 127.0.0.1 that refuses connections.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/")
+}
+
+#[test]
+fn fetch_reports_each_url_and_the_rest_go_on() {
+    let s = test_server();
+    let urls = [
+        format!("{}/delay/50", s.base),
+        format!("{}/status/404", s.base),
+        format!("{}/bytes/100000", s.base),
+        format!("{}/redirect-loop", s.base),
+        closed_port(),
+    ];
+    let mut args = vec!["fetch", "-j", "4", "--max-redirects", "3"];
+    args.extend(urls.iter().map(String::as_str));
+    let (code, out, err) = pool(&args);
+    assert_eq!(code, 1, "a failed URL makes the exit code non-zero: {err}");
+    assert!(
+        out.contains(&format!("✅ {}/delay/50: 200 (2 bytes", s.base)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("✅ {}/status/404: 404 (0 bytes", s.base)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("✅ {}/bytes/100000: 200 (100000 bytes", s.base)),
+        "{out}"
+    );
+    assert!(out.contains("/redirect-loop: too many redirects"), "{out}");
+    assert!(out.contains(": connection refused"), "{out}");
+    assert!(
+        out.contains("5 URLs: 3 ok, 2 failed, 100002 bytes"),
+        "{out}"
+    );
+}
+
+#[test]
+fn fetch_timeout_and_retries() {
+    let s = test_server();
+    let slow = format!("{}/delay/3000", s.base);
+    let (code, out, _) = pool(&["fetch", "--timeout", "0.3", &slow]);
+    assert_eq!(code, 1);
+    assert!(out.contains("timeout"), "{out}");
+    let flaky = format!("{}/flaky/a", s.base);
+    let (code, out, _) = pool(&["fetch", "--json", "--retries", "2", &flaky]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\"status\":200") && out.contains("\"attempts\":2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn fetch_reads_urls_from_a_file_and_stdin_and_limits_per_host() {
+    let s = test_server();
+    let list: Vec<String> = (0..6).map(|_| format!("{}/hold/150", s.base)).collect();
+    let dir = scratch("fetch-input");
+    let file = dir.join("urls.txt");
+    std::fs::write(&file, format!("# a comment\n{}\n", list.join("\n"))).unwrap();
+    let (code, out, _) = pool(&[
+        "fetch",
+        "-j",
+        "6",
+        "--per-host",
+        "2",
+        "-i",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("6 URLs: 6 ok"), "{out}");
+    let max = s.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= 2, "per-host limit exceeded: {max} at once");
+    let (code, out, _) = pool_stdin(&["fetch"], &format!("{}/status/200\n", s.base));
+    assert_eq!(code, 0);
+    assert!(out.contains("1 URLs: 1 ok"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fetch_bad_input_is_exit_2() {
+    for args in [
+        &["fetch", "not a url"][..],
+        &["fetch", "ftp://127.0.0.1/x"],
+        &["fetch", "-j", "0", "http://127.0.0.1:9/"],
+        &["fetch", "--timeout", "x", "http://127.0.0.1:9/"],
+        &["fetch", "-i", "/nonexistent/list"],
+    ] {
+        let (code, out, err) = pool(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.starts_with("pool: ") && err.lines().count() <= 2,
+            "{err}"
+        );
+    }
+}
