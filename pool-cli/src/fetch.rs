@@ -207,7 +207,7 @@ fn gather(args: &Args) -> Result<Vec<String>> {
     match args.input.as_deref() {
         Some("-") => urls.extend(read_lines(&mut io::stdin().lock())?),
         Some(path) => {
-            let text = fs::read_to_string(path).with_context(|| format!("{path}"))?;
+            let text = fs::read_to_string(path).with_context(|| path.to_string())?;
             urls.extend(read_lines(&mut text.as_bytes())?);
         }
         None if urls.is_empty() && !io::stdin().is_terminal() => {
