@@ -3,6 +3,7 @@
 //!
 //! Output: a table per comparison on stdout, and `target/bench/results.json`.
 
+mod cli;
 mod harness;
 mod procs;
 mod threads;
@@ -32,8 +33,8 @@ fn main() -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--only" => only = Some(it.next().context("--only threads|procs")?.clone()),
-            other => bail!("unknown option `{other}` (try --quick, --only threads|procs)"),
+            "--only" => only = Some(it.next().context("--only threads|procs|cli")?.clone()),
+            other => bail!("unknown option `{other}` (try --quick, --only threads|procs|cli)"),
         }
     }
     let wants = |group: &str| only.as_deref().is_none_or(|o| o == group);
@@ -83,6 +84,35 @@ fn main() -> Result<()> {
             "procs_256mib_round_trip_seconds".to_string(),
             format!("{secs:.3}"),
         ));
+    }
+
+    if wants("cli") {
+        let pool_bin = root.parent().unwrap().join("target/release/pool");
+        if pool_bin.exists() {
+            let cli_sizes = if quick {
+                cli::Sizes {
+                    run_jobs: 1_000,
+                    small_files: 2_000,
+                    big_files: 4,
+                    big_file_mib: 32,
+                    fetch_requests: 500,
+                }
+            } else {
+                cli::Sizes {
+                    run_jobs: 2_000,
+                    small_files: 10_000,
+                    big_files: 4,
+                    big_file_mib: 256,
+                    fetch_requests: 1_000,
+                }
+            };
+            comparisons.extend(cli::run(&cli_sizes, reps.min(5), &python, &pool_bin));
+        } else {
+            println!(
+                "\npool CLI: skipped ({} not built; `cargo xtask bench` builds it)",
+                pool_bin.display()
+            );
+        }
     }
 
     let exe = std::env::current_exe()?;

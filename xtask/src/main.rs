@@ -106,6 +106,9 @@ fn proptest(args: &[String]) -> Result<()> {
 
 /// Every comparison against the peers, in release mode (see `bench/`).
 fn bench(args: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--quiet", "-p", "futurepool-cli"]);
+    run("building pool", build)?;
     let mut cmd = cargo();
     cmd.args([
         "run",

@@ -1,0 +1,276 @@
+//! The `pool` CLI against the tools people use instead: `pool run` vs `xargs -P` and GNU
+//! parallel, `pool wc` vs GNU `wc` and the guide's Python file processor, `pool fetch` vs the
+//! guide's Python scraper and `xargs -P curl`. Whole commands are timed; a missing peer is
+//! reported as skipped.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{compare, Comparison, Contender};
+
+pub struct Sizes {
+    pub run_jobs: usize,
+    pub small_files: usize,
+    pub big_files: usize,
+    pub big_file_mib: usize,
+    pub fetch_requests: usize,
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `cmd` (stdin from `input`, output discarded); nanoseconds per `per` units, or `None`
+/// if it could not run or failed.
+fn time_cmd(mut cmd: Command, input: Option<&Path>, per: usize) -> Option<f64> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(path) = input {
+        cmd.stdin(fs::File::open(path).ok()?);
+    }
+    let start = Instant::now();
+    let status = cmd.status().ok()?;
+    let ns = start.elapsed().as_nanos() as f64 / per as f64;
+    status.success().then_some(ns)
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+/// A file tree: `small` files of a few hundred bytes and `big` files of `mib` MiB of text.
+fn make_tree(dir: &Path, small: usize, big: usize, mib: usize) {
+    let line = "the quick brown fox jumps over the lazy dog — héllo wörld 日本語\n";
+    let small_dir = dir.join("small");
+    let big_dir = dir.join("big");
+    fs::create_dir_all(&small_dir).unwrap();
+    fs::create_dir_all(&big_dir).unwrap();
+    for i in 0..small {
+        fs::write(
+            small_dir.join(format!("f{i:05}.txt")),
+            line.repeat(1 + i % 7),
+        )
+        .unwrap();
+    }
+    let block = line.repeat(16 * 1024);
+    for i in 0..big {
+        let mut f = fs::File::create(big_dir.join(format!("big{i}.txt"))).unwrap();
+        let mut written = 0;
+        while written < mib << 20 {
+            f.write_all(block.as_bytes()).unwrap();
+            written += block.len();
+        }
+    }
+}
+
+/// An HTTP server on 127.0.0.1 whose every response waits `delay`; keep-alive, a thread per
+/// connection. Returns its base URL.
+fn delay_server(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    thread::sleep(delay);
+                    let body = b"{\"ok\": true}\n";
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(body))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    base
+}
+
+pub fn run(sizes: &Sizes, reps: usize, python: &Path, pool_bin: &Path) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    let scratch = std::env::temp_dir().join(format!("futurepool-bench-{}", std::process::id()));
+    fs::create_dir_all(&scratch).unwrap();
+
+    // pool run: n × /bin/true with 2 jobs.
+    let n = sizes.run_jobs;
+    let inputs = scratch.join("inputs.txt");
+    fs::write(
+        &inputs,
+        (0..n).map(|i| format!("{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let has_parallel = have("parallel");
+    out.push(compare(
+        "pool CLI",
+        &format!("run {n} × /bin/true, 2 at a time"),
+        "job",
+        reps,
+        vec![
+            Contender::new("pool run -j2 /bin/true", || {
+                let mut c = Command::new(pool_bin);
+                c.args(["run", "-j2", "/bin/true"]);
+                time_cmd(c, Some(&inputs), n)
+            }),
+            Contender::new("xargs -P2 -n1 /bin/true", || {
+                let mut c = Command::new("xargs");
+                c.args(["-P2", "-n1", "/bin/true"]);
+                time_cmd(c, Some(&inputs), n)
+            }),
+            Contender::new("GNU parallel -j2 /bin/true", || {
+                if !has_parallel {
+                    return None;
+                }
+                let mut c = Command::new("parallel");
+                c.args(["--will-cite", "-j2", "/bin/true"]);
+                time_cmd(c, Some(&inputs), n)
+            }),
+        ],
+    ));
+
+    // pool wc: small files and big files.
+    let tree = scratch.join("tree");
+    make_tree(
+        &tree,
+        sizes.small_files,
+        sizes.big_files,
+        sizes.big_file_mib,
+    );
+    for (what, dir) in [
+        (
+            format!("{} small files", sizes.small_files),
+            tree.join("small"),
+        ),
+        (
+            format!("{} files of {} MiB", sizes.big_files, sizes.big_file_mib),
+            tree.join("big"),
+        ),
+    ] {
+        let bytes: u64 = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        let mib = (bytes as f64 / (1 << 20) as f64).max(1.0) as usize;
+        let files: Vec<PathBuf> = {
+            let mut v: Vec<PathBuf> = fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            v.sort();
+            v
+        };
+        let list = scratch.join("files.txt");
+        fs::write(
+            &list,
+            files
+                .iter()
+                .map(|p| format!("{}\n", p.display()))
+                .collect::<String>(),
+        )
+        .unwrap();
+        out.push(compare(
+            "pool CLI",
+            &format!("wc over {what} ({mib} MiB)"),
+            "MiB",
+            reps,
+            vec![
+                Contender::new("pool wc (threads)", || {
+                    let mut c = Command::new(pool_bin);
+                    c.arg("wc").arg(&dir);
+                    time_cmd(c, None, mib)
+                }),
+                Contender::new("pool wc --backend processes", || {
+                    let mut c = Command::new(pool_bin);
+                    c.args(["wc", "--backend", "processes"]).arg(&dir);
+                    time_cmd(c, None, mib)
+                }),
+                Contender::new("GNU wc -lwmc (C.UTF-8)", || {
+                    let mut c = sh(&format!("xargs -a {} wc -lwmc", list.display()));
+                    c.env("LC_ALL", "C.UTF-8");
+                    time_cmd(c, None, mib)
+                }),
+                Contender::new("guide's Python file processor", || {
+                    let mut c = Command::new("python3");
+                    c.arg(python.join("guide_wc.py")).arg("6").arg(&dir);
+                    time_cmd(c, None, mib)
+                }),
+            ],
+        ));
+    }
+
+    // pool fetch: n requests, 50 ms each, 50 at a time, against a local server.
+    let n = sizes.fetch_requests;
+    let base = delay_server(Duration::from_millis(50));
+    let urls = scratch.join("urls.txt");
+    fs::write(
+        &urls,
+        (0..n)
+            .map(|i| format!("{base}/item/{i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let has_requests = Command::new("python3")
+        .args(["-c", "import requests"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let has_curl = have("curl");
+    out.push(compare(
+        "pool CLI",
+        &format!("fetch {n} URLs (50 ms each) from a local server, 50 at a time"),
+        "request",
+        reps,
+        vec![
+            Contender::new("pool fetch -j50", || {
+                let mut c = Command::new(pool_bin);
+                c.args(["fetch", "-j50", "-i"]).arg(&urls);
+                time_cmd(c, None, n)
+            }),
+            Contender::new("guide's Python scraper (requests)", || {
+                if !has_requests {
+                    return None;
+                }
+                let mut c = Command::new("python3");
+                c.arg(python.join("guide_scraper.py")).arg("50").arg(&urls);
+                time_cmd(c, None, n)
+            }),
+            Contender::new("xargs -P50 curl", || {
+                if !has_curl {
+                    return None;
+                }
+                let mut c = Command::new("xargs");
+                c.args(["-P50", "-n1", "curl", "-s", "-o", "/dev/null"]);
+                time_cmd(c, Some(&urls), n)
+            }),
+        ],
+    ));
+    let _ = fs::remove_dir_all(&scratch);
+    out
+}
