@@ -100,8 +100,10 @@ fn delay_server(delay: Duration) -> String {
                     }
                     thread::sleep(delay);
                     let body = "{\"ok\": true}\n";
-                    let response =
-                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
                     if stream.write_all(response.as_bytes()).is_err() {
                         return;
                     }
