@@ -29,6 +29,9 @@ pub struct Args {
     /// Worker threads (default: CPython's min(32, cores + 4)).
     #[arg(short = 'j', long)]
     jobs: Option<NonZeroUsize>,
+    /// One JSON object per measurement instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The guide's `cpu_intensive_task`: the sum of squares below `n`, modulo 2^64. `black_box`
@@ -68,10 +71,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let io: Vec<u64> = vec![args.io_ms; args.io_tasks.get()];
     let mut rows = Vec::new();
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "pool bench: {cores} cores, thread pool of {workers} workers, process pool of {cores}"
-    )?;
+    if !args.json {
+        writeln!(
+            out,
+            "pool bench: {cores} cores, thread pool of {workers} workers, process pool of {cores}"
+        )?;
+    }
 
     // CPU-bound.
     let start = Instant::now();
@@ -149,6 +154,23 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "an I/O task failed on the process pool"
     );
 
+    if args.json {
+        let mut base = Duration::ZERO;
+        for row in &rows {
+            if row.mode == "sequential" {
+                base = row.wall;
+            }
+            writeln!(
+                out,
+                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"seconds\":{:.6},\"speedup\":{:.3}}}",
+                row.workload,
+                row.mode,
+                row.wall.as_secs_f64(),
+                base.as_secs_f64() / row.wall.as_secs_f64()
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     writeln!(
         out,
         "\n{:<28} {:<20} {:>12} {:>9}",

@@ -272,8 +272,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut open = true;
+    let bar = crate::progress(total, "URLs");
     for done in as_completed(futures, None) {
         let future = done.expect("no timeout");
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         let f = future.result().expect("fetch does not panic").clone();
         let line = match (&f.outcome, args.json) {
             (Ok((status, n)), false) => {
@@ -318,6 +322,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 open = false;
             }
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     if open && !args.json {
         let _ = writeln!(

@@ -47,6 +47,25 @@ enum Command {
     Fetch(fetch::Args),
 }
 
+/// A progress bar on stderr for `len` items — only when stderr is a terminal, so pipes, files
+/// and tests never see it.
+pub fn progress(len: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:30}} {{pos}}/{{len}} {what} {{elapsed}} (eta {{eta}})"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
 fn main() -> ExitCode {
     // `pool` is also its own process-pool worker: a worker process stops here.
     futurepool_procs::init();

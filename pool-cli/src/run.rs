@@ -466,8 +466,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
         Ok(())
     };
+    let bar = crate::progress(total, "jobs");
     for done in as_completed(futures.iter().cloned(), None) {
         let future = done.expect("no timeout");
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
         let result = match future.result() {
             Ok(r) => r.clone(),
             Err(e) => {
@@ -515,6 +519,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         } else {
             handle(result, &mut out, &mut joblog, &mut open)?;
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     // With -k, jobs after a halted one are printed in order too.
     for (_, r) in std::mem::take(&mut held) {

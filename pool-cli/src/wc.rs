@@ -504,8 +504,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let mut total = Counts::default();
     let mut failed = !errors.is_empty();
+    let bar = crate::progress(names.len(), "files");
     let mut report =
         |i: usize, f: &Future<Counts, String>, printer: &mut Printer<'_>| -> Result<()> {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
             match f.result() {
                 Ok(c) => {
                     total += *c;
@@ -537,6 +541,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             let f = f.expect("no timeout");
             report(index[&f], &f, &mut printer)?;
         }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
     }
     if names.len() > 1 {
         printer.line(&total, "total")?;

@@ -42,6 +42,29 @@ fn bench_prints_a_table_of_wall_times_and_speedups() {
 }
 
 #[test]
+fn bench_json_is_one_object_per_measurement() {
+    let (code, out, err) = pool(&[
+        "bench",
+        "--json",
+        "--cpu-tasks",
+        "2",
+        "--cpu-size",
+        "1000",
+        "--io-tasks",
+        "2",
+        "--io-ms",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines
+        .iter()
+        .all(|l| l.starts_with("{\"workload\":") && l.contains("\"speedup\":")));
+    assert!(out.contains("\"mode\":\"process pool ("), "{out}");
+}
+
+#[test]
 fn bad_input_is_one_line_and_exit_2() {
     for args in [
         &["bench", "--cpu-tasks", "0"][..],
