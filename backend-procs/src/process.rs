@@ -97,6 +97,20 @@ pub(crate) fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// The one-shot server a worker connects to. ipc-channel creates its socket in a fresh
+/// temporary directory (removed when the server is dropped) but with the umask's mode, 0755
+/// here; we make the directory private (0700) before any child exists. (The socket itself is
+/// not writable by others even before that, so nobody else can connect; the token guards the
+/// handshake anyway.)
+pub(crate) fn handshake_server() -> std::io::Result<(IpcOneShotServer<Hello>, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, name) = IpcOneShotServer::<Hello>::new()?;
+    if let Some(dir) = Path::new(&name).parent() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok((server, name))
+}
+
 impl WorkerProcess {
     /// Starts a worker: spawn (never fork), handshake with a one-time token over a one-shot
     /// server in a private temporary directory, then the initializer. Bounded by
@@ -105,10 +119,8 @@ impl WorkerProcess {
     pub(crate) fn start(spec: &StartSpec<'_>) -> Result<WorkerProcess, StartError> {
         let failed = |what: &str, e: &dyn fmt::Display| StartError::Failed(format!("{what}: {e}"));
         let deadline = Instant::now() + spec.startup_timeout;
-        // ipc-channel puts the socket in a fresh `tempfile` directory (mode 0700) and removes
-        // it when the server is dropped.
-        let (server, name) = IpcOneShotServer::<Hello>::new()
-            .map_err(|e| failed("cannot create the handshake socket", &e))?;
+        let (server, name) =
+            handshake_server().map_err(|e| failed("cannot create the handshake socket", &e))?;
         let token = token().map_err(|e| failed("cannot read /dev/urandom", &e))?;
         let mut child = Command::new(spec.exe)
             .args(WORKER_ARGS)
@@ -369,5 +381,20 @@ impl Drop for WorkerProcess {
             }
         }
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn handshake_directory_is_private_and_removed() {
+        let (server, name) = super::handshake_server().unwrap();
+        let dir = std::path::Path::new(&name).parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        drop(server);
+        assert!(!dir.exists(), "removed after use");
     }
 }

@@ -751,16 +751,3 @@ fn max_tasks_per_child_with_failures_and_early_shutdown() {
         assert!(pool.processes_started() >= 3);
     });
 }
-
-/// The handshake socket (ipc-channel's one-shot server, which the pool uses for every worker)
-/// lives in a private directory that disappears with the server.
-#[test]
-fn handshake_socket_directory_is_private_and_removed() {
-    use std::os::unix::fs::PermissionsExt;
-    let (server, name) = ipc_channel::ipc::IpcOneShotServer::<u8>::new().unwrap();
-    let dir = std::path::Path::new(&name).parent().unwrap().to_path_buf();
-    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "{}", dir.display());
-    drop(server);
-    assert!(!dir.exists(), "removed after use");
-}
