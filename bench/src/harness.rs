@@ -216,3 +216,63 @@ fn quote(s: &str) -> String {
     q.push('"');
     q
 }
+
+/// An SVG chart of every comparison: one row per peer, a bar for how many times slower (right,
+/// green) or faster (left, red) than futurepool it was, on a log scale.
+pub fn to_svg(machine: &str, comparisons: &[Comparison]) -> String {
+    let rows: Vec<(String, String, f64)> = comparisons
+        .iter()
+        .flat_map(|c| {
+            let ours = c.figures.first().and_then(Figure::median);
+            c.figures.iter().skip(1).filter_map(move |f| {
+                let (o, m) = (ours?, f.median()?);
+                Some((format!("{} — {}", c.group, c.name), f.name.clone(), m / o))
+            })
+        })
+        .collect();
+    let (row_h, left, width) = (22.0, 560.0, 1100.0);
+    let height = 70.0 + row_h * rows.len() as f64;
+    let center = left + 170.0;
+    let per_decade = 110.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">futurepool vs peers: peer time / futurepool time (log scale; right of the line = futurepool faster)</text>\n\
+         <text x=\"10\" y=\"38\" fill=\"#555\">{}</text>\n",
+        escape(machine)
+    );
+    let top = 50.0;
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{center}\" y1=\"{top}\" x2=\"{center}\" y2=\"{height}\" stroke=\"#333\"/>"
+    );
+    for (i, (what, peer, ratio)) in rows.iter().enumerate() {
+        let y = top + row_h * i as f64 + 14.0;
+        let len = ratio.log10() * per_decade;
+        let (x, w, color) = if len >= 0.0 {
+            (center, len, "#2a9d4a")
+        } else {
+            (center + len, -len, "#c0392b")
+        };
+        let label = format!("{what}: {peer}");
+        let label: String = label.chars().take(95).collect();
+        let _ = writeln!(
+            svg,
+            "<text x=\"10\" y=\"{y}\">{}</text><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{y}\">{ratio:.2}×</text>",
+            escape(&label),
+            y - 11.0,
+            w.max(1.0),
+            center + len.max(0.0) + 6.0,
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

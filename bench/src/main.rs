@@ -22,6 +22,11 @@ fn main() -> Result<()> {
         procs::ipc_echo(args.get(pos + 1).context("--ipc-echo SERVER")?);
         return Ok(());
     }
+    if let Some(pos) = args.iter().position(|a| a == "--map-memory") {
+        let n = args.get(pos + 1).context("--map-memory N")?.parse()?;
+        threads::map_memory(n);
+        return Ok(());
+    }
     if let Some(pos) = args.iter().position(|a| a == "--queued-memory") {
         let n = args.get(pos + 1).context("--queued-memory N")?.parse()?;
         threads::queued_memory(n);
@@ -33,8 +38,16 @@ fn main() -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--only" => only = Some(it.next().context("--only threads|procs|cli")?.clone()),
-            other => bail!("unknown option `{other}` (try --quick, --only threads|procs|cli)"),
+            "--only" => {
+                only = Some(
+                    it.next()
+                        .context("--only threads|scaling|procs|cli")?
+                        .clone(),
+                )
+            }
+            other => {
+                bail!("unknown option `{other}` (try --quick, --only threads|scaling|procs|cli)")
+            }
         }
     }
     let wants = |group: &str| only.as_deref().is_none_or(|o| o == group);
@@ -61,6 +74,12 @@ fn main() -> Result<()> {
     let mut comparisons = Vec::new();
     if wants("threads") {
         comparisons.extend(threads::run(&sizes, reps, &python));
+    }
+    if wants("scaling") {
+        comparisons.extend(threads::scaling(
+            reps,
+            if quick { 100_000 } else { 1_000_000 },
+        ));
     }
     let proc_sizes = if quick {
         procs::Sizes {
@@ -141,6 +160,11 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let json = harness::to_json(&machine, &comparisons, &notes);
     std::fs::write(dir.join("results.json"), json)?;
+    std::fs::write(
+        dir.join("chart.svg"),
+        harness::to_svg(&machine, &comparisons),
+    )?;
+    println!("written: {}", dir.join("chart.svg").display());
     println!("\nwritten: {}", dir.join("results.json").display());
     comparisons.clear();
     Ok(())

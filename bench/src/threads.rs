@@ -279,6 +279,79 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
     out
 }
 
+/// Scaling: throughput at every worker count from 1 up to the core count, and submit-all at
+/// 10³ … 10⁶ tasks (the cost per task must stay flat: linear in total).
+pub fn scaling(reps: usize, max_tasks: usize) -> Vec<Comparison> {
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    let mut out = Vec::new();
+    let n = 100_000;
+    let mut w = 1;
+    while w <= cores {
+        let ours = ThreadPool::new(w).unwrap();
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(w)
+            .build()
+            .unwrap();
+        let crossbeam = CrossbeamPool::new(w);
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(w)
+            .build()
+            .unwrap();
+        out.push(compare(
+            "thread pool scaling",
+            &format!("submit {n} no-op tasks, then collect, {w} thread(s)"),
+            "task",
+            reps,
+            vec![
+                Contender::new(format!("futurepool ThreadPool({w})"), || {
+                    ours_throughput(&ours, n)
+                }),
+                Contender::new("rayon::spawn + oneshot", || rayon_throughput(&rayon, n)),
+                Contender::new("crossbeam boxed-closure pool + oneshot", || {
+                    crossbeam_throughput(&crossbeam, n)
+                }),
+                Contender::new("tokio spawn_blocking", || tokio_throughput(&tokio, n)),
+            ],
+        ));
+        w *= 2;
+    }
+    let ours = ThreadPool::new(cores).unwrap();
+    let mut size = 1_000;
+    while size <= max_tasks {
+        out.push(compare(
+            "thread pool scaling",
+            &format!("submit {size} no-op tasks, then collect"),
+            "task",
+            reps,
+            vec![Contender::new(
+                format!("futurepool ThreadPool({cores})"),
+                || ours_throughput(&ours, size),
+            )],
+        ));
+        size *= 10;
+    }
+    out
+}
+
+/// Child-process mode: `map` over an endless input with a bounded look-ahead, consuming `n`
+/// items; prints the growth of peak RSS in bytes (it must not grow with `n`).
+pub fn map_memory(n: usize) {
+    let pool = ThreadPool::new(2).unwrap();
+    let before = peak_rss();
+    let opts = futurepool_threads::MapOptions {
+        buffersize: Some(64),
+        ..Default::default()
+    };
+    let sum = pool
+        .map(|x: u64| x & 1, 0.., opts)
+        .take(n)
+        .map(Result::unwrap)
+        .sum::<u64>();
+    assert_eq!(sum as usize, n / 2);
+    println!("{}", peak_rss().saturating_sub(before));
+}
+
 /// Child-process mode: queue `n` no-op tasks behind a blocked worker and print the growth of
 /// peak RSS in bytes (so the parent's own memory does not count).
 pub fn queued_memory(n: usize) {
