@@ -528,6 +528,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         handle(r, &mut out, &mut joblog, &mut open)?;
     }
     drop(pool);
+    if failed > 0 {
+        eprintln!("pool run: {failed} of {total} jobs failed");
+    }
     Ok(ExitCode::from(failed.min(101) as u8))
 }
 

@@ -178,8 +178,9 @@ fn run_prints_each_jobs_output_whole() {
 
 #[test]
 fn run_exit_code_counts_failed_jobs_capped_at_101() {
-    let (code, _, _) = pool(&["run", "exit {}", ":::", "0", "1", "2", "0", "3"]);
+    let (code, _, err) = pool(&["run", "exit {}", ":::", "0", "1", "2", "0", "3"]);
     assert_eq!(code, 3);
+    assert!(err.contains("pool run: 3 of 5 jobs failed"), "{err}");
     let many: Vec<String> = (0..105).map(|i| i.to_string()).collect();
     let mut args = vec!["run", "-j", "8", "exit 1", ":::"];
     args.extend(many.iter().map(String::as_str));
