@@ -149,6 +149,29 @@ fn format_rate(r: f64) -> String {
     out
 }
 
+/// Runs one case of a CPython script in a fresh interpreter: the script prints `case ns`.
+/// `None` (reported as skipped) if python3 is missing or the script fails.
+pub fn cpython(script: &std::path::Path, workers: usize, case: &str) -> Option<f64> {
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(workers.to_string())
+        .arg(case)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "python3 {case} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The comparisons as JSON (hand-written: the bench crate needs no serde).
 pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, String)]) -> String {
     let mut j = String::new();

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futurepool_procs::{remote, MapOptions, ProcessPool, Submit};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 
-use crate::harness::{compare, Comparison, Contender};
+use crate::harness::{compare, cpython, Comparison, Contender};
 
 pub fn noop(x: u64) -> u64 {
     x
@@ -190,27 +190,6 @@ impl Drop for PingPong {
         self.to = dead_tx;
         let _ = self.child.wait();
     }
-}
-
-fn cpython(script: &Path, workers: usize, case: &str) -> Option<f64> {
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(workers.to_string())
-        .arg(case)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python3 {case} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {

@@ -3,13 +3,12 @@
 //! and tokio's `spawn_blocking`, all with the same number of threads.
 
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
 use futurepool_threads::{as_completed, ThreadPool};
 
-use crate::harness::{compare, Comparison, Contender};
+use crate::harness::{compare, cpython, Comparison, Contender};
 
 /// Sizes of one run.
 pub struct Sizes {
@@ -168,28 +167,6 @@ fn tokio_round_trip(rt: &tokio::runtime::Runtime, n: usize) -> Option<f64> {
         assert_eq!(rt.block_on(h).unwrap(), i);
     }
     per(start, n)
-}
-
-/// Runs one CPython case in a fresh interpreter; `None` if python3 is missing.
-fn cpython(script: &Path, workers: usize, case: &str) -> Option<f64> {
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(workers.to_string())
-        .arg(case)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python3 {case} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {

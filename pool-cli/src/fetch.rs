@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::util::{json_string, parse_seconds};
 use anyhow::{bail, Context, Result};
 use futurepool_threads::{as_completed, ThreadPool};
 use reqwest::Url;
@@ -41,16 +42,6 @@ pub struct Args {
     /// One JSON object per URL.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}`: seconds must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// How one URL went.
@@ -174,20 +165,6 @@ fn fetch(
         }
         thread::sleep(Duration::from_millis(100) * 2u32.pow((attempts - 1).min(6)));
     }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The URLs to fetch, all validated: a malformed one is bad input.

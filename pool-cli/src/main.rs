@@ -20,6 +20,7 @@
 mod bench;
 mod fetch;
 mod run;
+mod util;
 mod wc;
 mod wc_classes;
 

@@ -8,7 +8,6 @@
 //! it ends (never interleaved); `-k` prints in input order, otherwise in completion order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::num::NonZeroUsize;
@@ -19,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::util::{json_string, parse_seconds};
 use anyhow::{bail, Context, Result};
 use futurepool_threads::{as_completed, Future, ThreadPool};
 
@@ -68,16 +68,6 @@ pub struct Args {
 pub struct Halt {
     now: bool,
     fail: usize,
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}`: seconds must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_halt(s: &str) -> Result<Halt, String> {
@@ -326,24 +316,6 @@ fn joblog_line(r: &JobResult) -> String {
         r.signal,
         r.command
     )
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn json_line(r: &JobResult) -> String {

@@ -395,19 +395,6 @@ fn walk(
     }
 }
 
-fn json_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 struct Printer<'a> {
     out: io::StdoutLock<'a>,
     json: bool,
@@ -422,8 +409,8 @@ impl Printer<'_> {
         }
         let text = if self.json {
             format!(
-                "{{\"path\":\"{}\",\"lines\":{},\"words\":{},\"chars\":{},\"bytes\":{}}}\n",
-                json_escape(name),
+                "{{\"path\":{},\"lines\":{},\"words\":{},\"chars\":{},\"bytes\":{}}}\n",
+                crate::util::json_string(name),
                 c.lines,
                 c.words,
                 c.chars,
