@@ -110,11 +110,11 @@ fn main() -> Result<()> {
         if pool_bin.exists() {
             let cli_sizes = if quick {
                 cli::Sizes {
-                    run_jobs: 1_000,
+                    run_jobs: 500,
                     small_files: 2_000,
                     big_files: 4,
-                    big_file_mib: 32,
-                    fetch_requests: 500,
+                    big_file_mib: 16,
+                    fetch_requests: 300,
                 }
             } else {
                 cli::Sizes {
@@ -154,6 +154,24 @@ fn main() -> Result<()> {
             "queued_1m_tasks_peak_rss_bytes".to_string(),
             bytes.to_string(),
         ));
+        for n in [100_000u64, 1_000_000] {
+            let out = Command::new(&exe)
+                .arg("--map-memory")
+                .arg(n.to_string())
+                .output()?;
+            let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            println!(
+                "thread pool — peak RSS growth of map over an endless input (look-ahead 64), {n} items read: {:.2} MiB",
+                bytes as f64 / (1024.0 * 1024.0)
+            );
+            notes.push((
+                format!("map_endless_{n}_items_peak_rss_bytes"),
+                bytes.to_string(),
+            ));
+        }
     }
 
     let dir = root.parent().unwrap().join("target/bench");
