@@ -80,6 +80,7 @@ fn main() -> Result<()> {
             reps,
             if quick { 100_000 } else { 1_000_000 },
         ));
+        comparisons.extend(procs::scaling(reps, if quick { 5_000 } else { 20_000 }));
     }
     let proc_sizes = if quick {
         procs::Sizes {

@@ -140,6 +140,28 @@ fn procspawn_startup(workers: usize) -> Option<f64> {
     Some(start.elapsed().as_nanos() as f64)
 }
 
+/// Scaling: submit-all throughput with 1, 2, … worker processes up to the core count.
+pub fn scaling(reps: usize, tasks: usize) -> Vec<Comparison> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut out = Vec::new();
+    let mut w = 1;
+    while w <= cores {
+        let pool = ProcessPool::new(w).unwrap();
+        out.push(compare(
+            "process pool scaling",
+            &format!("submit {tasks} no-op tasks, then collect, {w} worker(s)"),
+            "task",
+            reps,
+            vec![Contender::new(
+                format!("futurepool ProcessPool({w})"),
+                || ours_throughput(&pool, tasks),
+            )],
+        ));
+        w *= 2;
+    }
+    out
+}
+
 /// Child mode of the ping-pong: echo byte vectors until the parent hangs up.
 pub fn ipc_echo(server: &str) {
     let (tx, rx): (IpcSender<Vec<u8>>, IpcReceiver<Vec<u8>>) = ipc::channel().unwrap();
