@@ -4,36 +4,18 @@
 
 use std::num::NonZeroUsize;
 use std::process::Command;
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use futurepool_procs::{
     remote, wait, FutureError, MapOptions, ProcessPool, ReturnWhen, Shutdown, Submit, SubmitError,
 };
+use futurepool_testkit::watchdog;
 use serde::{Deserialize, Serialize};
 
 futurepool_procs::test_worker!();
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Fails the test instead of hanging past `limit`.
-fn watchdog<R: Send + 'static>(limit: Duration, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(r) => {
-            handle.join().unwrap();
-            r
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(handle.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: still running after {limit:?}"),
-    }
-}
 
 // ---- the functions workers run ---------------------------------------------------------------
 

@@ -1,15 +1,13 @@
 //! Helpers shared by the integration tests: futures in each of Python's states, a
 //! thread-per-task "executor", a watchdog and a minimal `block_on`.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::future::Future as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Duration;
 
 use futurepool_core::{Future, FutureError, Promise};
 
@@ -55,47 +53,7 @@ where
     future
 }
 
-/// A one-shot event like Python's `threading.Event`.
-#[derive(Clone, Default)]
-pub struct Event(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Event {
-    pub fn set(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-    pub fn wait(&self) {
-        let mut set = self.0 .0.lock().unwrap();
-        while !*set {
-            set = self.0 .1.wait(set).unwrap();
-        }
-    }
-}
-
-/// Runs `body` on a thread and fails the test if it takes longer than `limit`: a test that
-/// could hang fails in seconds instead.
-pub fn watchdog<R: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(r) => {
-            handle.join().unwrap();
-            r
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // The body panicked: re-raise its panic.
-            std::panic::resume_unwind(handle.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("watchdog: test body still running after {limit:?}")
-        }
-    }
-}
+pub use futurepool_testkit::{watchdog, Event};
 
 struct ThreadWaker {
     thread: Thread,

@@ -1,0 +1,76 @@
+//! Test helpers shared by the workspace's test suites (dev-dependency only): a watchdog so a
+//! test that could hang fails in seconds, and Python's `threading.Event` and `Semaphore`.
+
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// Runs `body` on a thread and fails the test if it takes longer than `limit`; a panic in the
+/// body is re-raised.
+pub fn watchdog<R: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(r) => {
+            handle.join().unwrap();
+            r
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(handle.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: test body still running after {limit:?}")
+        }
+    }
+}
+
+/// A one-shot event like Python's `threading.Event`.
+#[derive(Clone, Default, Debug)]
+pub struct Event(Arc<(Mutex<bool>, Condvar)>);
+
+impl Event {
+    /// Sets the event, waking every waiter.
+    pub fn set(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Blocks until the event is set.
+    pub fn wait(&self) {
+        let mut set = self.0 .0.lock().unwrap();
+        while !*set {
+            set = self.0 .1.wait(set).unwrap();
+        }
+    }
+
+    /// `true` once set.
+    pub fn is_set(&self) -> bool {
+        *self.0 .0.lock().unwrap()
+    }
+}
+
+/// A counting semaphore like Python's `threading.Semaphore(0)`.
+#[derive(Clone, Default, Debug)]
+pub struct Semaphore(Arc<(Mutex<usize>, Condvar)>);
+
+impl Semaphore {
+    /// Adds `n` permits.
+    pub fn release(&self, n: usize) {
+        *self.0 .0.lock().unwrap() += n;
+        self.0 .1.notify_all();
+    }
+
+    /// Takes one permit, waiting for it.
+    pub fn acquire(&self) {
+        let mut c = self.0 .0.lock().unwrap();
+        while *c == 0 {
+            c = self.0 .1.wait(c).unwrap();
+        }
+        *c -= 1;
+    }
+}
