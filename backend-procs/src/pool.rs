@@ -725,9 +725,15 @@ impl Shared {
         timeout: Option<Duration>,
         stop: Option<&StopCell>,
     ) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        self.with_worker(name, stop, |p| p.call(name, arg, deadline))
-            .and_then(decode_outcome)
+        // The task's clock starts when its worker is ready, not while one is being started.
+        self.with_worker(name, stop, |p| {
+            p.call(
+                name,
+                arg,
+                timeout.and_then(|t| Instant::now().checked_add(t)),
+            )
+        })
+        .and_then(decode_outcome)
     }
 
     /// Runs `name` on each argument of a chunk in one worker.
@@ -737,8 +743,13 @@ impl Shared {
         args: Vec<Option<Vec<u8>>>,
         timeout: Option<Duration>,
     ) -> Result<Vec<Encoded>, FutureError<std::convert::Infallible>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let outcomes = self.with_worker(name, None, |p| p.call_chunk(name, args, deadline))?;
+        let outcomes = self.with_worker(name, None, |p| {
+            p.call_chunk(
+                name,
+                args,
+                timeout.and_then(|t| Instant::now().checked_add(t)),
+            )
+        })?;
         Ok(outcomes.into_iter().map(decode_outcome).collect())
     }
 

@@ -388,10 +388,15 @@ fn cancel_futures() {
         while !fs[0].running() {
             thread::yield_now();
         }
+        // Open the gate only once the queued 49 are done (cancelled), so the running task
+        // cannot finish early and let the worker take another one.
         let opener = {
             let g = gate.clone();
+            let queued: Vec<_> = fs[1..].to_vec();
             thread::spawn(move || {
-                thread::sleep(Duration::from_millis(20));
+                while !queued.iter().all(|f| f.done()) {
+                    thread::sleep(Duration::from_millis(1));
+                }
                 g.set();
             })
         };
@@ -527,10 +532,13 @@ fn drop_during_panic_cancels_queue() {
             while !fs[0].running() {
                 thread::yield_now();
             }
-            // Open the gate only after the panic has started unwinding into the pool's drop.
+            // Open the gate only once the pool's drop (while unwinding) has cancelled the queue.
             let g = g.clone();
+            let queued: Vec<_> = fs[1..].to_vec();
             thread::spawn(move || {
-                thread::sleep(Duration::from_millis(50));
+                while !queued.iter().all(|f| f.done()) {
+                    thread::sleep(Duration::from_millis(1));
+                }
                 g.set();
             });
             // `resume_unwind` skips the panic hook (whose backtrace printing can take longer

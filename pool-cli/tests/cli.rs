@@ -192,7 +192,7 @@ fn run_exit_code_counts_failed_jobs_capped_at_101() {
 fn run_timeout_kills_the_whole_process_group() {
     let dir = scratch("timeout");
     let marker = dir.join("marker");
-    let cmd = format!("(sleep 1; touch {}) & sleep 30 # {{}}", marker.display());
+    let cmd = format!("(sleep 2; touch {}) & sleep 30 # {{}}", marker.display());
     let start = std::time::Instant::now();
     let (code, _, err) = pool(&[
         "run",
@@ -207,7 +207,7 @@ fn run_timeout_kills_the_whole_process_group() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("timed out"), "{err}");
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     assert!(
         !marker.exists(),
         "the background child survived the timeout"
