@@ -403,7 +403,7 @@ fn map_timeout_reports_at_the_late_item_and_ends() {
         ms
     });
     let opts = MapOptions {
-        timeout: Some(Duration::from_millis(200)),
+        timeout: Some(Duration::from_millis(1000)),
         buffersize: Some(8),
     };
     let out: Vec<_> = ex.map(sleepy, [0, 5_000, 0], opts).collect();
