@@ -663,3 +663,20 @@ fn fetch_bad_input_is_exit_2() {
         );
     }
 }
+
+#[test]
+fn run_json_is_one_object_per_job() {
+    let (code, out, _) = pool(&["run", "-k", "--json", "echo {}; exit {}", ":::", "0", "2"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0]
+            .starts_with("{\"seq\":1,\"input\":\"0\",\"command\":\"echo 0; exit 0\",\"exit\":0,"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("\"exit\":2") && lines[1].contains("\"stdout\":\"2\\n\""),
+        "{out}"
+    );
+}
