@@ -395,6 +395,31 @@ impl ProcessPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(codec("the argument", &e))),
         };
+        self.manage(move |shared, promise| {
+            let stop = shared.cancel_kills_running.then(|| {
+                let cell = Arc::new(StopCell::default());
+                let hook = cell.clone();
+                promise.set_cancel_hook(move || hook.request());
+                cell
+            });
+            match shared.run(name, arg, timeout, stop.as_deref()) {
+                Ok(bytes) => decode(&bytes),
+                Err(e) => Err(e.map_raised(|never| match never {})),
+            }
+        })
+    }
+
+    /// Runs `work` for a new future on one of the manager threads: skipped if the future was
+    /// cancelled before it started, cancelled if the queue drops it unrun (a
+    /// `shutdown(cancel_futures)`), completed with whatever `work` returns otherwise.
+    fn manage<T, E>(
+        &self,
+        work: impl FnOnce(&Shared, &Promise<T, E>) -> Outcome<T, E> + Send + 'static,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
         let (future, promise) = Future::pending();
         let guard = CancelOnDrop(Some(promise));
         let shared = self.shared.clone();
@@ -406,16 +431,7 @@ impl ProcessPool {
             if !matches!(promise.set_running_or_notify_cancel(), Ok(true)) {
                 return;
             }
-            let stop = shared.cancel_kills_running.then(|| {
-                let cell = Arc::new(StopCell::default());
-                let hook = cell.clone();
-                promise.set_cancel_hook(move || hook.request());
-                cell
-            });
-            let outcome = match shared.run(name, arg, timeout, stop.as_deref()) {
-                Ok(bytes) => decode(&bytes),
-                Err(e) => Err(e.map_raised(|never| match never {})),
-            };
+            let outcome = work(&shared, &promise);
             let _ = promise.set_outcome(outcome);
         })?;
         Ok(future)
@@ -500,19 +516,9 @@ impl ProcessPool {
     where
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        let (future, promise) = Future::pending();
-        let guard = CancelOnDrop(Some(promise));
-        let shared = self.shared.clone();
         let timeout = self.shared.task_timeout;
-        self.threads.submit(move || {
-            let mut guard = guard;
-            let Some(promise) = guard.0.take() else {
-                return;
-            };
-            if !matches!(promise.set_running_or_notify_cancel(), Ok(true)) {
-                return;
-            }
-            let outcome = shared.run_chunk(name, args, timeout).map(|items| {
+        self.manage(move |shared, _| {
+            shared.run_chunk(name, args, timeout).map(|items| {
                 items
                     .into_iter()
                     .map(|item| {
@@ -521,10 +527,8 @@ impl ProcessPool {
                         })
                     })
                     .collect()
-            });
-            let _ = promise.set_outcome(outcome);
-        })?;
-        Ok(future)
+            })
+        })
     }
 
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every

@@ -43,16 +43,8 @@ struct Tracked {
     panics: bool,
 }
 
-/// `PROPTEST_CASES` (set by `cargo xtask proptest --cases N`) or the quick default.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: futurepool_testkit::proptest_cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn schedules(workers in 1usize..4, steps in prop::collection::vec(step(), 1..40)) {

@@ -147,16 +147,8 @@ fn real_step(
     }
 }
 
-/// `PROPTEST_CASES` (set by `cargo xtask proptest --cases N`) or the quick default.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: futurepool_testkit::proptest_cases(256), ..ProptestConfig::default() })]
 
     /// Several threads apply random operations; each operation runs atomically with respect to
     /// the model (a global lock orders them), so the real futures must agree with the

@@ -29,6 +29,14 @@ pub fn watchdog<R: Send + 'static>(
     }
 }
 
+/// `PROPTEST_CASES` (set by `cargo xtask proptest --cases N`) or the suite's quick default.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A one-shot event like Python's `threading.Event`.
 #[derive(Clone, Default, Debug)]
 pub struct Event(Arc<(Mutex<bool>, Condvar)>);
