@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::process::{CallError, StartError, StartSpec, WorkerProcess};
 use crate::registry;
-use crate::wire;
+use crate::wire::{self, Bytes};
 
 static POOLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -391,7 +391,7 @@ impl ProcessPool {
     {
         self.check_remote(f)?;
         let name = registry::name_of(f);
-        let arg = match bincode::serialize(arg) {
+        let arg = match Bytes::encode(arg) {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(codec("the argument", &e))),
         };
@@ -511,7 +511,7 @@ impl ProcessPool {
     fn submit_chunk<R>(
         &self,
         name: &'static str,
-        args: Vec<Option<Vec<u8>>>,
+        args: Vec<Option<Bytes>>,
     ) -> Result<Future<Vec<Outcome<R>>>, SubmitError>
     where
         R: DeserializeOwned + Send + Sync + 'static,
@@ -597,12 +597,10 @@ impl ProcessPool {
 }
 
 /// A call's encoded return value, or why there is none.
-type Encoded = Result<Vec<u8>, FutureError<std::convert::Infallible>>;
+type Encoded = Result<Bytes, FutureError<std::convert::Infallible>>;
 
 /// A worker's view of one call, as the parent reports it.
-fn decode_outcome(
-    outcome: wire::Outcome,
-) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
+fn decode_outcome(outcome: wire::Outcome) -> Encoded {
     match outcome {
         wire::Outcome::Returned(bytes) => Ok(bytes),
         wire::Outcome::Panicked { message, location } => {
@@ -725,10 +723,10 @@ impl Shared {
     fn run(
         &self,
         name: &str,
-        arg: Vec<u8>,
+        arg: Bytes,
         timeout: Option<Duration>,
         stop: Option<&StopCell>,
-    ) -> Result<Vec<u8>, FutureError<std::convert::Infallible>> {
+    ) -> Encoded {
         // The task's clock starts when its worker is ready, not while one is being started.
         self.with_worker(name, stop, |p| {
             p.call(
@@ -744,7 +742,7 @@ impl Shared {
     fn run_chunk(
         &self,
         name: &str,
-        args: Vec<Option<Vec<u8>>>,
+        args: Vec<Option<Bytes>>,
         timeout: Option<Duration>,
     ) -> Result<Vec<Encoded>, FutureError<std::convert::Infallible>> {
         let outcomes = self.with_worker(name, None, |p| {
@@ -826,10 +824,10 @@ where
             let Some(inputs) = self.inputs.as_mut() else {
                 return;
             };
-            let args: Vec<Option<Vec<u8>>> = inputs
+            let args: Vec<Option<Bytes>> = inputs
                 .by_ref()
                 .take(self.chunksize)
-                .map(|a| bincode::serialize(&a).ok())
+                .map(|a| Bytes::encode(&a).ok())
                 .collect();
             if args.is_empty() {
                 self.inputs = None;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 
-use crate::wire::{Hello, Outcome, Reply, Request};
+use crate::wire::{Bytes, Hello, Outcome, Reply, Request};
 use crate::worker::{WORKER_ARGS, WORKER_ENV};
 
 /// How long a worker may take to exit after `Exit` before it is killed.
@@ -198,7 +198,10 @@ impl WorkerProcess {
         if worker
             .requests
             .send(Request::Init {
-                task: spec.initializer.clone(),
+                task: spec
+                    .initializer
+                    .as_ref()
+                    .map(|(name, arg)| (name.clone(), Bytes::new(arg.clone()))),
             })
             .is_err()
         {
@@ -244,7 +247,7 @@ impl WorkerProcess {
     pub(crate) fn call(
         &mut self,
         task: &str,
-        arg: Vec<u8>,
+        arg: Bytes,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
         let id = self.next_id;
@@ -278,7 +281,7 @@ impl WorkerProcess {
     pub(crate) fn call_chunk(
         &mut self,
         task: &str,
-        args: Vec<Option<Vec<u8>>>,
+        args: Vec<Option<Bytes>>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Outcome>, CallError> {
         let id = self.next_id;

@@ -77,7 +77,7 @@ where
         Err(e) => return Outcome::BadArgument(e.to_string()),
     };
     match panic::catch_unwind(AssertUnwindSafe(|| f(arg))) {
-        Ok(r) => match bincode::serialize(&r) {
+        Ok(r) => match crate::wire::Bytes::encode(&r) {
             Ok(bytes) => Outcome::Returned(bytes),
             Err(e) => Outcome::BadResult(e.to_string()),
         },

@@ -8,7 +8,7 @@ use std::process;
 use ipc_channel::ipc::{self, IpcSender};
 
 use crate::registry;
-use crate::wire::{Hello, Outcome, Reply, Request};
+use crate::wire::{Bytes, Hello, Outcome, Reply, Request};
 
 /// The environment variable that carries `<server name>\n<token>` to a worker.
 pub(crate) const WORKER_ENV: &str = "FUTUREPOOL_WORKER";
@@ -88,7 +88,9 @@ fn serve(server: &str, token: &str) -> Result<(), String> {
             return Ok(());
         };
         let reply = match request {
-            Request::Init { task: None } => Reply::Initialized(Outcome::Returned(Vec::new())),
+            Request::Init { task: None } => {
+                Reply::Initialized(Outcome::Returned(Bytes::new(Vec::new())))
+            }
             Request::Init {
                 task: Some((name, arg)),
             } => Reply::Initialized(registry::run(&name, &arg)),

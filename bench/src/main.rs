@@ -27,6 +27,12 @@ fn main() -> Result<()> {
         threads::map_memory(n);
         return Ok(());
     }
+    if let Some(pos) = args.iter().position(|a| a == "--payload") {
+        let mib = args.get(pos + 1).context("--payload MIB")?.parse()?;
+        let (vec, buf) = procs::payload_round_trip(mib);
+        println!("{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s");
+        return Ok(());
+    }
     if let Some(pos) = args.iter().position(|a| a == "--queued-memory") {
         let n = args.get(pos + 1).context("--queued-memory N")?.parse()?;
         threads::queued_memory(n);
@@ -98,11 +104,18 @@ fn main() -> Result<()> {
     let mut notes = Vec::new();
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
-        let secs = procs::payload_round_trip(256);
-        println!("\nprocess pool — 256 MiB of bytes to a worker and back: {secs:.2} s");
+        let (vec, buf) = procs::payload_round_trip(256);
+        println!(
+            "\nprocess pool — 256 MiB of bytes to a worker and back: \
+             {vec:.2} s as Vec<u8>, {buf:.2} s as serde_bytes::ByteBuf"
+        );
         notes.push((
             "procs_256mib_round_trip_seconds".to_string(),
-            format!("{secs:.3}"),
+            format!("{vec:.3}"),
+        ));
+        notes.push((
+            "procs_256mib_bytebuf_round_trip_seconds".to_string(),
+            format!("{buf:.3}"),
         ));
     }
 

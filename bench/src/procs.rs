@@ -23,19 +23,30 @@ pub fn echo(bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-futurepool_procs::register!(noop, square, echo);
+/// The same with `serde_bytes`: bincode then copies the bytes whole instead of one by one.
+pub fn echo_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    bytes
+}
 
-/// Sends `mib` MiB of bytes to a worker and back; returns the seconds it took.
-pub fn payload_round_trip(mib: usize) -> f64 {
+futurepool_procs::register!(noop, square, echo, echo_buf);
+
+/// Sends `mib` MiB of bytes to a worker and back, as a `Vec<u8>` and as a
+/// `serde_bytes::ByteBuf`; returns the seconds each took.
+pub fn payload_round_trip(mib: usize) -> (f64, f64) {
     let pool = ProcessPool::new(1).unwrap();
     pool.submit(noop, 0).unwrap().result().unwrap();
     let payload: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
     let start = Instant::now();
-    let back = pool.submit(echo, payload).unwrap();
-    let len = back.result().unwrap().len();
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(len, mib << 20);
-    secs
+    let back = pool.submit(echo, payload.clone()).unwrap();
+    assert!(back.result().unwrap() == &payload);
+    let vec_secs = start.elapsed().as_secs_f64();
+    drop(back);
+    let start = Instant::now();
+    let back = pool
+        .submit(echo_buf, serde_bytes::ByteBuf::from(payload.clone()))
+        .unwrap();
+    assert!(back.result().unwrap().as_slice() == payload.as_slice());
+    (vec_secs, start.elapsed().as_secs_f64())
 }
 
 pub struct Sizes {

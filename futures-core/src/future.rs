@@ -516,7 +516,7 @@ impl<T, E> Future<T, E> {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(futurepool_loom)))]
     pub(crate) fn entry_count(&self) -> usize {
         self.inner.waiters.lock().entries.len()
     }
