@@ -8,6 +8,7 @@
 //! non-printable characters (controls, unassigned code points) neither start nor end a word.
 //! The character classes are glibc's, in `wc_classes.rs`.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -294,19 +295,25 @@ impl Counter {
 
 /// Counts one file, streaming it.
 pub fn count_file(path: String) -> Result<Counts, String> {
-    let mut file = File::open(&path).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut counter = Counter::default();
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.to_string()),
-        };
-        counter.feed(&buf[..n]);
+    thread_local! {
+        /// One read buffer per worker thread: a fresh 256 KiB buffer per file would cost an
+        /// mmap, page faults and an munmap for every small file.
+        static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 256 * 1024]);
     }
-    Ok(counter.finish())
+    let mut file = File::open(&path).map_err(|e| e.to_string())?;
+    BUF.with_borrow_mut(|buf| {
+        let mut counter = Counter::default();
+        loop {
+            let n = match file.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.to_string()),
+            };
+            counter.feed(&buf[..n]);
+        }
+        Ok(counter.finish())
+    })
 }
 
 futurepool_procs::register!(count_file);
