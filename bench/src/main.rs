@@ -64,11 +64,12 @@ fn main() -> Result<()> {
     println!("futurepool benchmarks on {machine}");
     println!("each figure: median of {reps} interleaved runs after a warm-up");
 
+    // Quick: smaller inputs where CPython's 20-160 µs per task dominates the run time.
     let sizes = if quick {
         threads::Sizes {
-            throughput_tasks: 100_000,
+            throughput_tasks: 30_000,
             round_trips: 5_000,
-            as_completed_tasks: 100_000,
+            as_completed_tasks: 30_000,
         }
     } else {
         threads::Sizes {
@@ -91,7 +92,7 @@ fn main() -> Result<()> {
     let proc_sizes = if quick {
         procs::Sizes {
             round_trips: 2_000,
-            throughput_tasks: 20_000,
+            throughput_tasks: 5_000,
             map_items: 200_000,
         }
     } else {
