@@ -94,3 +94,16 @@ fn cancel_futures_vs_worker() {
         }
     });
 }
+
+/// Sequential submit-and-wait reuses the one worker under every interleaving (CPython's
+/// `test_idle_thread_reuse`): the worker counts itself idle before the future completes, so a
+/// caller that saw the result never finds it busy and starts a second thread.
+#[test]
+fn result_then_submit_reuses_the_worker() {
+    loom::model(|| {
+        let pool = ThreadPool::new(2).unwrap();
+        assert_eq!(pool.submit(|| 1).unwrap().result(), Ok(&1));
+        assert_eq!(pool.submit(|| 2).unwrap().result(), Ok(&2));
+        assert_eq!(pool.stats().live_threads, 1);
+    });
+}

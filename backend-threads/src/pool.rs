@@ -12,6 +12,11 @@
 //!   thread is reserved under the lock and spawned after it is released);
 //! * otherwise, if a worker sleeps: wake one.
 //!
+//! A worker counts itself idle again once its task's closure has returned, *before* the future
+//! completes: whoever sees a result and submits again finds that worker counted idle, so
+//! sequential submit-and-wait reuses one thread. Done-callbacks run after that in the same
+//! thread; while one runs, the pool counts the thread idle and starts no extra thread for it.
+//!
 //! No lost wake-up: a worker only goes to sleep after checking the queue under the lock, and a
 //! push happens under the same lock and sees the sleeper count that includes it. No task is left
 //! with nobody to run it: a task is only queued while the pool is open, and either an idle worker
@@ -451,15 +456,23 @@ impl Shared {
         }
         let mut after_task = false;
         while let Some(task) = this.next_task(after_task) {
-            task.run();
-            after_task = true;
+            // The worker counts itself idle before the future completes, so that a caller
+            // that saw the result and submits again reuses it (CPython's
+            // `test_idle_thread_reuse`). Done-callbacks run after that, in this thread.
+            let counted_idle = std::cell::Cell::new(false);
+            task.run(&mut || {
+                this.state.lock().idle += 1;
+                counted_idle.set(true);
+            });
+            after_task = !counted_idle.get();
         }
         this.exit();
     }
 
     /// Takes the next task, waiting for one; `None` once shut down with an empty queue (or
-    /// broken). `after_task`: the caller just finished a task and counts as idle again (a new
-    /// thread was counted idle when it was reserved). It counts as busy once a task is returned.
+    /// broken). `after_task`: the caller just finished a task that did not count it idle
+    /// already (a skipped, cancelled one), so it counts as idle again now (a new thread was
+    /// counted idle when it was reserved). It counts as busy once a task is returned.
     fn next_task(&self, after_task: bool) -> Option<Task<'static>> {
         let mut state = self.state.lock();
         if after_task {

@@ -8,7 +8,9 @@ use futurepool_core::{FutureError, Promise};
 /// What the pool's queue holds.
 pub(crate) trait Runnable: Send {
     /// Runs the task on a worker: skipped if its future was cancelled, panics caught.
-    fn run(self: Box<Self>);
+    /// `finishing` is called after the closure returned and before the future completes (see
+    /// [`Promise::run_finishing`]); not at all if the task was skipped.
+    fn run(self: Box<Self>, finishing: &mut dyn FnMut());
     /// Cancels the task without running it (`shutdown(cancel_futures=True)`).
     fn cancel(self: Box<Self>);
     /// Fails the task without running it (a broken pool).
@@ -29,9 +31,9 @@ where
     T: Send + Sync,
     E: Send + Sync,
 {
-    fn run(self: Box<Self>) {
+    fn run(self: Box<Self>, finishing: &mut dyn FnMut()) {
         let Job { body, promise } = *self;
-        promise.run(body);
+        promise.run_finishing(body, finishing);
     }
 
     fn cancel(self: Box<Self>) {

@@ -640,6 +640,19 @@ impl<T, E> Promise<T, E> {
     where
         F: FnOnce() -> Result<T, E>,
     {
+        self.run_finishing(task, || {})
+    }
+
+    /// Like [`run`](Self::run), and calls `finishing` after the task returned (or panicked)
+    /// and before its outcome is stored, so that whoever sees the future done also sees what
+    /// `finishing` did. The thread pool's workers count themselves idle there: after a
+    /// `result()` returns, the next `submit` reuses that worker instead of starting a thread.
+    /// `finishing` is not called if the task did not run.
+    pub fn run_finishing<F, G>(&self, task: F, finishing: G) -> bool
+    where
+        F: FnOnce() -> Result<T, E>,
+        G: FnOnce(),
+    {
         match self.set_running_or_notify_cancel() {
             Ok(true) => {}
             Ok(false) | Err(_) => return false,
@@ -649,6 +662,7 @@ impl<T, E> Promise<T, E> {
             Ok(Err(error)) => Err(FutureError::Raised(error)),
             Err(payload) => Err(FutureError::Panicked(Panic::from_payload(payload))),
         };
+        finishing();
         // The future is RUNNING and only completions can end it; another promise clone may have
         // completed it meanwhile, in which case its outcome is kept and ours dropped.
         let _ = self.set_outcome(outcome);
