@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use futurepool_procs::ProcessPool;
-use futurepool_threads::{as_completed, Future, FutureError, ThreadPool};
+use futurepool_threads::{as_completed, Future, FutureError, Promise, ThreadPool};
 use serde::{Deserialize, Serialize};
 
 use crate::wc_classes::{NON_PRINTABLE, SEPARATORS};
@@ -316,7 +316,63 @@ pub fn count_file(path: String) -> Result<Counts, String> {
     })
 }
 
-futurepool_procs::register!(count_file);
+/// Counts a batch of files in one process-pool call, each file with its own outcome.
+pub fn count_files(paths: Vec<String>) -> Vec<Result<Counts, String>> {
+    paths.into_iter().map(count_file).collect()
+}
+
+futurepool_procs::register!(count_files);
+
+/// A process-pool call counts up to this many files …
+const BATCH_FILES: usize = 64;
+/// … or files until this many bytes, so that a round trip per small file does not dominate
+/// while large files still spread over the workers.
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// Submits `names` to the process pool in batches and returns one future per file: a batch's
+/// outcome is handed to its files' promises by a done-callback, so a dead worker fails exactly
+/// the files of its batch.
+fn submit_batches(
+    pool: &ProcessPool,
+    names: &[String],
+    sizes: &[u64],
+) -> Result<Vec<Future<Counts, String>>> {
+    let mut futures = Vec::with_capacity(names.len());
+    let mut start = 0;
+    while start < names.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < names.len()
+            && end - start < BATCH_FILES
+            && (end == start || bytes < BATCH_BYTES)
+        {
+            bytes += sizes[end];
+            end += 1;
+        }
+        let batch = pool.submit(count_files, names[start..end].to_vec())?;
+        let promises: Vec<Promise<Counts, String>> = (start..end)
+            .map(|_| {
+                let (future, promise) = Future::pending();
+                futures.push(future);
+                promise
+            })
+            .collect();
+        batch.add_done_callback(move |done| match done.result() {
+            Ok(outcomes) => {
+                for (promise, outcome) in promises.into_iter().zip(outcomes) {
+                    let _ = promise.set_outcome(outcome.clone().map_err(FutureError::Raised));
+                }
+            }
+            Err(e) => {
+                for promise in promises {
+                    let _ = promise.set_outcome(Err(e.clone().map_raised(|never| match *never {})));
+                }
+            }
+        });
+        start = end;
+    }
+    Ok(futures)
+}
 
 /// `*` and `?` against a file name.
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
@@ -448,12 +504,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     for (path, why) in &errors {
         eprintln!("pool wc: {}: {why}", path.display());
     }
-    // GNU wc sizes its columns from the total size of the files.
-    let total_size: u64 = files
+    let sizes: Vec<u64> = files
         .iter()
-        .filter_map(|f| fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+        .map(|f| fs::metadata(f).map_or(0, |m| m.len()))
+        .collect();
+    // GNU wc sizes its columns from the total size of the files.
+    let total_size: u64 = sizes.iter().sum();
     let width = total_size.max(1).to_string().len();
     let stdout = io::stdout();
     let mut printer = Printer {
@@ -490,10 +546,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 NonZeroUsize::get,
             );
             let pool = processes.insert(ProcessPool::new(workers)?);
-            names
-                .iter()
-                .map(|n| pool.submit_fallible(count_file, n.clone()))
-                .collect::<Result<_, _>>()?
+            submit_batches(pool, &names, &sizes)?
         }
     };
     let mut total = Counts::default();

@@ -447,6 +447,30 @@ fn wc_matches_gnu_wc_on_awkward_files_on_both_backends() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The process backend sends files in batches (64 files or 4 MiB a call): several batches of
+/// small files and one large file give exactly the threads backend's output, in input order.
+#[test]
+fn wc_process_batches_agree_with_threads() {
+    let dir = scratch("wc-batches");
+    for i in 0..150 {
+        let text = "word ".repeat(i % 17) + "\n" + &"ü\n".repeat(i % 5);
+        std::fs::write(dir.join(format!("f{i:03}.txt")), text).unwrap();
+    }
+    std::fs::write(dir.join("big.txt"), "a b c\n".repeat(1 << 20)).unwrap();
+    let root = dir.to_str().unwrap();
+    let (code, threads, err) = pool(&["wc", "--keep-order", root]);
+    assert_eq!(code, 0, "{err}");
+    let (code, procs, err) = pool(&["wc", "--keep-order", "--backend", "processes", "-j2", root]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(procs, threads);
+    assert_eq!(
+        procs.lines().count(),
+        152,
+        "150 small files, big.txt and the total"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn wc_glob_and_problems_reported_per_path() {
     let dir = wc_tree("wc-glob");
