@@ -60,7 +60,9 @@ def main():
     if cases:
         with ProcessPoolExecutor(max_workers=workers) as ex:
             for case in cases:
-                print(case, globals()[case](ex), flush=True)
+                # `name` or `name:N` (N tasks, the size the Rust side uses in the same run).
+                name, _, n = case.partition(":")
+                print(case, globals()[name](ex, *([int(n)] if n else [])), flush=True)
 
 
 if __name__ == "__main__":

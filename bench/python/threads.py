@@ -1,6 +1,6 @@
 """CPython's ThreadPoolExecutor on the same workloads as bench/src/threads.rs.
 
-Usage: python3 threads.py WORKERS CASE...  Prints one line per case: name and nanoseconds per
+Usage: python3 threads.py WORKERS CASE[:N]...  Prints one line per case: name and nanoseconds per
 task (for `round_trip`: per submit→result).
 """
 import sys
@@ -40,7 +40,9 @@ def main():
     workers = int(sys.argv[1])
     with ThreadPoolExecutor(max_workers=workers) as ex:
         for case in sys.argv[2:]:
-            print(case, globals()[case](ex), flush=True)
+            # `name` or `name:N` (N tasks, the size the Rust side uses in the same run).
+            name, _, n = case.partition(":")
+            print(case, globals()[name](ex, *([int(n)] if n else [])), flush=True)
 
 
 if __name__ == "__main__":

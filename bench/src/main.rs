@@ -69,7 +69,7 @@ fn main() -> Result<()> {
         threads::Sizes {
             throughput_tasks: 30_000,
             round_trips: 5_000,
-            as_completed_tasks: 30_000,
+            as_completed_tasks: 20_000,
         }
     } else {
         threads::Sizes {
@@ -92,7 +92,7 @@ fn main() -> Result<()> {
     let proc_sizes = if quick {
         procs::Sizes {
             round_trips: 2_000,
-            throughput_tasks: 5_000,
+            throughput_tasks: 2_000,
             map_items: 200_000,
         }
     } else {
@@ -125,11 +125,11 @@ fn main() -> Result<()> {
         if pool_bin.exists() {
             let cli_sizes = if quick {
                 cli::Sizes {
-                    run_jobs: 500,
+                    run_jobs: 300,
                     small_files: 2_000,
                     big_files: 4,
-                    big_file_mib: 16,
-                    fetch_requests: 300,
+                    big_file_mib: 8,
+                    fetch_requests: 150,
                 }
             } else {
                 cli::Sizes {

@@ -261,7 +261,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 procspawn_round_trip(&pspawn, n)
             }),
             Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
-                cpython(&script, w, "round_trip")
+                cpython(&script, w, &format!("round_trip:{n}"))
             }),
         ],
     ));
@@ -280,7 +280,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 procspawn_throughput(&pspawn, n)
             }),
             Contender::new(format!("CPython ProcessPoolExecutor({w})"), || {
-                cpython(&script, w, "throughput")
+                cpython(&script, w, &format!("throughput:{n}"))
             }),
         ],
     ));
@@ -300,7 +300,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 || ours_map_unchunked(&pool, n / 10),
             ),
             Contender::new(format!("CPython ProcessPoolExecutor({w}).map"), || {
-                cpython(&script, w, "map_chunks")
+                cpython(&script, w, &format!("map_chunks:{n}"))
             }),
         ],
     ));

@@ -210,7 +210,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
             }),
             Contender::new("tokio spawn_blocking", || tokio_throughput(&tokio, n)),
             Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
-                cpython(&script, w, "throughput")
+                cpython(&script, w, &format!("throughput:{n}"))
             }),
         ],
     ));
@@ -233,7 +233,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 tokio_round_trip(&tokio, n)
             }),
             Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
-                cpython(&script, w, "round_trip")
+                cpython(&script, w, &format!("round_trip:{n}"))
             }),
         ],
     ));
@@ -249,7 +249,7 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
                 ours_as_completed(&ours, n)
             }),
             Contender::new(format!("CPython ThreadPoolExecutor({w})"), || {
-                cpython(&script, w, "as_completed_all")
+                cpython(&script, w, &format!("as_completed_all:{n}"))
             }),
         ],
     ));
