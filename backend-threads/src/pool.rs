@@ -161,7 +161,7 @@ impl Builder {
     }
 
     /// Runs once in each worker thread before it takes tasks. An `Err` (or a panic) breaks the
-    /// pool: queued futures fail with [`FutureError::Broken`] and later submissions are refused
+    /// pool: queued futures fail with [`FutureError::Broken`](futurepool_core::FutureError::Broken) and later submissions are refused
     /// (Python's `BrokenThreadPool`).
     pub fn initializer<F>(mut self, init: F) -> Builder
     where
@@ -281,7 +281,7 @@ impl ThreadPool {
     }
 
     /// Schedules a fallible `f`: an `Err(e)` is the task's exception, typed
-    /// ([`FutureError::Raised`]).
+    /// ([`FutureError::Raised`](futurepool_core::FutureError::Raised)).
     pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<Future<T, E>, SubmitError>
     where
         F: FnOnce() -> Result<T, E> + Send + 'static,

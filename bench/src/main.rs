@@ -203,7 +203,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// "2 × <cpu model>, 24 GiB" from /proc.
+/// "2 × `<cpu model>`, 24 GiB" from /proc.
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -3,7 +3,7 @@
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
 //! * `bench [--quick]` — every comparison against the peers, side by side.
-//! * `ci` — what `.ci/run` runs: tests, loom, clippy, fmt.
+//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,10 @@ fn ci() -> Result<()> {
         "warnings",
     ]);
     run("clippy", clippy)?;
+    let mut doc = cargo();
+    doc.args(["doc", "--no-deps", "--workspace", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("rustdoc", doc)?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("fmt", fmt)
