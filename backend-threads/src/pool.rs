@@ -12,10 +12,11 @@
 //!   thread is reserved under the lock and spawned after it is released);
 //! * otherwise, if a worker sleeps: wake one.
 //!
-//! A worker counts itself idle again once its task's closure has returned, *before* the future
-//! completes: whoever sees a result and submits again finds that worker counted idle, so
-//! sequential submit-and-wait reuses one thread. Done-callbacks run after that in the same
-//! thread; while one runs, the pool counts the thread idle and starts no extra thread for it.
+//! Once a task's closure has returned, *before* its future completes, the worker takes the next
+//! queued task or counts itself idle, under one lock: whoever sees a result and submits again
+//! finds that worker counted idle, so sequential submit-and-wait reuses one thread. Done-callbacks
+//! run after that in the same thread; meanwhile the pool starts no extra thread for that worker,
+//! and a task it already took waits for them.
 //!
 //! No lost wake-up: a worker only goes to sleep after checking the queue under the lock, and a
 //! push happens under the same lock and sees the sleeper count that includes it. No task is left
@@ -454,25 +455,39 @@ impl Shared {
                 return;
             }
         }
-        let mut after_task = false;
-        while let Some(task) = this.next_task(after_task) {
-            // The worker counts itself idle before the future completes, so that a caller
-            // that saw the result and submits again reuses it (CPython's
-            // `test_idle_thread_reuse`). Done-callbacks run after that, in this thread.
-            let counted_idle = std::cell::Cell::new(false);
-            task.run(&mut || {
-                this.state.lock().idle += 1;
-                counted_idle.set(true);
-            });
-            after_task = !counted_idle.get();
+        let mut next = this.next_task(false);
+        while let Some(task) = next {
+            // Before the future completes (see the module docs): take the next task or count
+            // this worker idle, in one critical section.
+            let mut finished = None;
+            task.run(&mut || finished = Some(this.finish_task()));
+            next = match finished {
+                Some(Some(task)) => Some(task),
+                Some(None) => this.next_task(false),
+                // Skipped (cancelled): the worker is not counted idle yet.
+                None => this.next_task(true),
+            };
         }
         this.exit();
     }
 
+    /// Called when a task's closure has returned, before its future completes: takes the next
+    /// queued task (the worker stays busy), or counts the worker idle. One lock per task, as
+    /// when the next task is taken in `next_task`.
+    fn finish_task(&self) -> Option<Task<'static>> {
+        let mut state = self.state.lock();
+        let task = state.queue.pop_front();
+        match task {
+            Some(_) => self.queued.store(state.queue.len(), Ordering::Release),
+            None => state.idle += 1,
+        }
+        task
+    }
+
     /// Takes the next task, waiting for one; `None` once shut down with an empty queue (or
-    /// broken). `after_task`: the caller just finished a task that did not count it idle
-    /// already (a skipped, cancelled one), so it counts as idle again now (a new thread was
-    /// counted idle when it was reserved). It counts as busy once a task is returned.
+    /// broken). `after_task`: the caller just skipped a cancelled task, so it counts as idle
+    /// again now (a new thread was counted idle when it was reserved; a finished task counted
+    /// it in `finish_task`). It counts as busy once a task is returned.
     fn next_task(&self, after_task: bool) -> Option<Task<'static>> {
         let mut state = self.state.lock();
         if after_task {
