@@ -32,6 +32,8 @@
 //! [`FutureError::TimedOut`]. [`Builder::break_on_worker_death`] restores CPython's "one death
 //! breaks the pool".
 
+#[doc(hidden)]
+pub mod codec;
 mod pool;
 mod process;
 mod registry;
@@ -68,6 +70,7 @@ macro_rules! test_worker {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::codec;
     pub use crate::registry::{call, name_of, Entry};
     pub use inventory;
 }

@@ -187,7 +187,7 @@ impl Builder {
         A: Serialize,
     {
         let name = registry::name_of(&f).to_string();
-        self.initializer = Some((name, bincode::serialize(&arg).map_err(|e| e.to_string())));
+        self.initializer = Some((name, crate::codec::encode(&arg).map_err(|e| e.to_string())));
         self
     }
 
@@ -337,7 +337,7 @@ impl ProcessPool {
             &f,
             &arg,
             self.shared.task_timeout,
-            |b| bincode::deserialize::<R>(b).map_err(|e| codec("the result", &e)),
+            |b| crate::codec::decode::<R>(b).map_err(|e| codec("the result", &e)),
         )
     }
 
@@ -355,7 +355,7 @@ impl ProcessPool {
         R: DeserializeOwned + Send + Sync + 'static,
     {
         self.submit_inner::<F, R, std::convert::Infallible>(&f, &arg, Some(timeout), |b| {
-            bincode::deserialize::<R>(b).map_err(|e| codec("the result", &e))
+            crate::codec::decode::<R>(b).map_err(|e| codec("the result", &e))
         })
     }
 
@@ -369,11 +369,46 @@ impl ProcessPool {
         E: DeserializeOwned + Send + Sync + 'static,
     {
         self.submit_inner::<F, T, E>(&f, &arg, self.shared.task_timeout, |b| {
-            match bincode::deserialize::<Result<T, E>>(b) {
+            match crate::codec::decode::<Result<T, E>>(b) {
                 Ok(Ok(t)) => Ok(t),
                 Ok(Err(e)) => Err(FutureError::Raised(e)),
                 Err(e) => Err(codec("the result", &e)),
             }
+        })
+    }
+
+    /// Runs the registered function called `name` on an argument already encoded with
+    /// [`codec::encode`](crate::__private::codec::encode); the future holds the encoded return
+    /// value (for a fallible function, the encoded `Result`). For sibling crates that carry
+    /// tasks by name without their types (the Redis backend's agents).
+    #[doc(hidden)]
+    pub fn submit_encoded(
+        &self,
+        name: &str,
+        arg: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Future<Vec<u8>>, SubmitError> {
+        if self.shared.own_exe && !registry::is_registered(name) {
+            return Err(SubmitError::Rejected(
+                format!("function {name} is not registered in this executable").into(),
+            ));
+        }
+        if let Some(why) = self.shared.broken() {
+            return Err(SubmitError::Broken(why));
+        }
+        let name: Arc<str> = name.into();
+        let arg = Bytes::new(arg);
+        let timeout = timeout.or(self.shared.task_timeout);
+        self.manage(move |shared, promise| {
+            let stop = shared.cancel_kills_running.then(|| {
+                let cell = Arc::new(StopCell::default());
+                let hook = cell.clone();
+                promise.set_cancel_hook(move || hook.request());
+                cell
+            });
+            shared
+                .run(&name, arg, timeout, stop.as_deref())
+                .map(|bytes| bytes.to_vec())
         })
     }
 
@@ -523,7 +558,7 @@ impl ProcessPool {
                     .into_iter()
                     .map(|item| {
                         item.and_then(|bytes| {
-                            bincode::deserialize::<R>(&bytes).map_err(|e| codec("the result", &e))
+                            crate::codec::decode::<R>(&bytes).map_err(|e| codec("the result", &e))
                         })
                     })
                     .collect()

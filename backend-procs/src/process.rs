@@ -216,7 +216,7 @@ impl WorkerProcess {
                 if bytes.is_empty() {
                     return Ok(worker);
                 }
-                match bincode::deserialize::<Result<(), String>>(&bytes) {
+                match crate::codec::decode::<Result<(), String>>(&bytes) {
                     Ok(Ok(())) => Ok(worker),
                     Ok(Err(e)) => Err(StartError::Init(format!("initializer failed: {e}"))),
                     Err(e) => Err(StartError::Init(format!(

@@ -72,7 +72,7 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let arg: A = match bincode::deserialize(arg) {
+    let arg: A = match crate::codec::decode(arg) {
         Ok(a) => a,
         Err(e) => return Outcome::BadArgument(e.to_string()),
     };

@@ -114,8 +114,10 @@ impl Bytes {
     }
 
     /// `value`, bincode-encoded, in shared memory if the encoding is large.
-    pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> bincode::Result<Bytes> {
-        Ok(Bytes::new(bincode::serialize(value)?))
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<Bytes, crate::codec::CodecError> {
+        Ok(Bytes::new(crate::codec::encode(value)?))
     }
 
     /// Whether the bytes travel in a shared-memory region.

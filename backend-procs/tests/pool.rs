@@ -733,3 +733,29 @@ fn max_tasks_per_child_with_failures_and_early_shutdown() {
         assert!(pool.processes_started() >= 3);
     });
 }
+
+/// The Redis backend's agents run tasks by name on encoded bytes: the same function, the same
+/// codec, the same outcomes as a typed submit.
+#[test]
+fn submit_encoded_runs_a_function_by_name() {
+    watchdog(LIMIT, || {
+        use futurepool_procs::__private::{codec, name_of};
+        let pool = ProcessPool::new(1).unwrap();
+        let arg = codec::encode(&12u64).unwrap();
+        let f = pool.submit_encoded(name_of(&square), arg, None).unwrap();
+        assert_eq!(codec::decode::<u64>(f.result().unwrap()).unwrap(), 144);
+        let arg = codec::encode(&"x".to_string()).unwrap();
+        let f = pool.submit_encoded(name_of(&parse), arg, None).unwrap();
+        let back: Result<u32, String> = codec::decode(f.result().unwrap()).unwrap();
+        assert!(back.unwrap_err().contains("invalid digit"));
+        let slow = codec::encode(&10_000u64).unwrap();
+        let f = pool
+            .submit_encoded(name_of(&sleep_ms), slow, Some(Duration::from_millis(200)))
+            .unwrap();
+        assert_eq!(f.result(), Err(FutureError::TimedOut));
+        assert!(matches!(
+            pool.submit_encoded("no::such::function", Vec::new(), None),
+            Err(futurepool_procs::SubmitError::Rejected(_))
+        ));
+    });
+}
