@@ -71,7 +71,9 @@ macro_rules! test_worker {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec;
-    pub use crate::registry::{call, name_of, Entry};
+    pub use crate::registry::{
+        call, fingerprint, name_of, signature, signature_of, Entry, Signature,
+    };
     pub use inventory;
 }
 

@@ -4,6 +4,11 @@
 //!
 //! A function's name is `std::any::type_name` of its function-item type (for example
 //! `my_app::tasks::square`): both processes run the same executable, so they agree on it.
+//!
+//! Programs built from different code (a Redis client and its agents) may not: each entry also
+//! records its [`Signature`] — the name and the `type_name`s of the argument and return types —
+//! and its 64-bit [`Signature::fingerprint`] travels with a remote task, so an agent refuses a
+//! task whose function has another signature in its own build instead of misreading its bytes.
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -18,13 +23,61 @@ use crate::wire::Outcome;
 #[doc(hidden)]
 pub struct Entry {
     name: fn() -> &'static str,
+    signature: fn() -> Signature,
     call: fn(&[u8]) -> Outcome,
 }
 
 impl Entry {
     #[doc(hidden)]
-    pub const fn new(name: fn() -> &'static str, call: fn(&[u8]) -> Outcome) -> Entry {
-        Entry { name, call }
+    pub const fn new(
+        name: fn() -> &'static str,
+        signature: fn() -> Signature,
+        call: fn(&[u8]) -> Outcome,
+    ) -> Entry {
+        Entry {
+            name,
+            signature,
+            call,
+        }
+    }
+}
+
+/// What a registered function is, as far as a program can tell at run time: its name and the
+/// `type_name`s of its argument and return types (for a fallible function, the `Result`).
+///
+/// `type_name` is not a layout: two builds that changed a struct's fields under the same name
+/// agree on it. It catches a renamed, retyped or missing function; the fingerprint is for
+/// telling builds apart, not a security boundary.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    /// The registry name (`type_name` of the function item).
+    pub name: &'static str,
+    /// `type_name` of the argument.
+    pub arg: &'static str,
+    /// `type_name` of the return value.
+    pub ret: &'static str,
+}
+
+impl Signature {
+    /// A 64-bit FNV-1a hash of the three names, the same in every build that has the same
+    /// signature (for the same compiler: `type_name`'s spelling is not promised across Rust
+    /// releases, which makes builds mismatch, never match wrongly).
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [self.name, self.arg, self.ret] {
+            for &byte in part.as_bytes().iter().chain(&[0xff]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash
+    }
+}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fn {}({}) -> {}", self.name, self.arg, self.ret)
     }
 }
 
@@ -52,6 +105,7 @@ macro_rules! register {
         $crate::__private::inventory::submit! {
             $crate::__private::Entry::new(
                 || $crate::__private::name_of(&$f),
+                || $crate::__private::signature_of(&$f),
                 |arg| $crate::__private::call(&$f, arg),
             )
         }
@@ -62,6 +116,19 @@ macro_rules! register {
 #[doc(hidden)]
 pub fn name_of<F>(_: &F) -> &'static str {
     std::any::type_name::<F>()
+}
+
+/// The [`Signature`] of a function item.
+#[doc(hidden)]
+pub fn signature_of<F, A, R>(f: &F) -> Signature
+where
+    F: Fn(A) -> R,
+{
+    Signature {
+        name: name_of(f),
+        arg: std::any::type_name::<A>(),
+        ret: std::any::type_name::<R>(),
+    }
 }
 
 /// Decodes the argument, runs `f` catching a panic, encodes the result.
@@ -94,13 +161,13 @@ where
 
 type Call = fn(&[u8]) -> Outcome;
 
-/// Name → function, built once per process.
-fn table() -> &'static HashMap<&'static str, Call> {
-    static TABLE: OnceLock<HashMap<&'static str, Call>> = OnceLock::new();
+/// Name → (signature, function), built once per process.
+fn table() -> &'static HashMap<&'static str, (Signature, Call)> {
+    static TABLE: OnceLock<HashMap<&'static str, (Signature, Call)>> = OnceLock::new();
     TABLE.get_or_init(|| {
         inventory::iter::<Entry>
             .into_iter()
-            .map(|e| ((e.name)(), e.call))
+            .map(|e| ((e.name)(), ((e.signature)(), e.call)))
             .collect()
     })
 }
@@ -108,7 +175,7 @@ fn table() -> &'static HashMap<&'static str, Call> {
 /// Runs the registered function `name` on `arg`.
 pub(crate) fn run(name: &str, arg: &[u8]) -> Outcome {
     match table().get(name) {
-        Some(call) => call(arg),
+        Some((_, call)) => call(arg),
         None => Outcome::UnknownTask(name.to_string()),
     }
 }
@@ -116,4 +183,71 @@ pub(crate) fn run(name: &str, arg: &[u8]) -> Outcome {
 /// `true` if `name` is registered in this executable.
 pub(crate) fn is_registered(name: &str) -> bool {
     table().contains_key(name)
+}
+
+/// The signature `name` is registered with in this executable, if it is.
+#[doc(hidden)]
+pub fn signature(name: &str) -> Option<Signature> {
+    table().get(name).map(|(signature, _)| *signature)
+}
+
+/// The fingerprint of this executable's whole registry: every registered [`Signature`], in
+/// name order, hashed together. Two builds with the same value register the same functions
+/// with the same types.
+#[doc(hidden)]
+pub fn fingerprint() -> u64 {
+    let mut signatures: Vec<&Signature> = table().values().map(|(s, _)| s).collect();
+    signatures.sort_unstable_by_key(|s| s.name);
+    signatures.iter().fold(0xcbf2_9ce4_8422_2325, |hash, s| {
+        (hash ^ s.fingerprint()).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(x: u64) -> u64 {
+        x * x
+    }
+
+    fn parse(s: String) -> Result<u32, String> {
+        s.parse().map_err(|e| format!("{e}"))
+    }
+
+    #[test]
+    fn a_signature_names_the_function_and_its_types() {
+        let s = signature_of(&square);
+        assert!(s.name.ends_with("::square"), "{s}");
+        assert_eq!((s.arg, s.ret), ("u64", "u64"));
+        let p = signature_of(&parse);
+        assert_eq!(p.arg, "alloc::string::String");
+        assert!(p.ret.starts_with("core::result::Result<u32, "), "{p}");
+        assert!(p.to_string().starts_with("fn "), "{p}");
+    }
+
+    #[test]
+    fn fingerprints_differ_when_any_part_differs() {
+        let s = signature_of(&square);
+        assert_eq!(s.fingerprint(), signature_of(&square).fingerprint());
+        let retyped = Signature { ret: "u32", ..s };
+        let renamed = Signature {
+            name: "other::square",
+            ..s
+        };
+        // The separator keeps "ab" + "c" apart from "a" + "bc".
+        let shifted = Signature {
+            name: "a",
+            arg: "bc",
+            ret: "",
+        };
+        let shifted2 = Signature {
+            name: "ab",
+            arg: "c",
+            ret: "",
+        };
+        assert_ne!(s.fingerprint(), retyped.fingerprint());
+        assert_ne!(s.fingerprint(), renamed.fingerprint());
+        assert_ne!(shifted.fingerprint(), shifted2.fingerprint());
+    }
 }
