@@ -589,10 +589,8 @@ impl ProcessPool {
     }
 
     fn signal_workers(&self, signal: libc::c_int) {
-        self.threads.shutdown(Shutdown {
-            wait: false,
-            cancel_futures: true,
-        });
+        self.threads
+            .shutdown(Shutdown::new().wait(false).cancel_futures(true));
         // Idle processes are ended here; busy ones get the signal and fail their task.
         self.shared.end_idle_processes();
         let live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -811,10 +809,8 @@ impl Drop for ProcessPool {
     /// a panic, queued tasks are cancelled instead of run.
     fn drop(&mut self) {
         let cancel_futures = thread::panicking();
-        self.threads.shutdown(Shutdown {
-            wait: true,
-            cancel_futures,
-        });
+        self.threads
+            .shutdown(Shutdown::new().cancel_futures(cancel_futures));
         self.shared.end_processes();
     }
 }

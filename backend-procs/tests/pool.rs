@@ -162,6 +162,7 @@ fn submit_and_map() {
         let pool = ProcessPool::new(2).unwrap();
         assert_eq!(pool.submit(square, 7).unwrap().result(), Ok(&49));
         let out: Vec<_> = Submit::map(&pool, remote(square), 0..20u64, MapOptions::default())
+            .unwrap()
             .map(Result::unwrap)
             .collect();
         assert_eq!(out, (0..20).map(|x| x * x).collect::<Vec<_>>());
@@ -423,10 +424,7 @@ fn cancel_futures_cancels_the_queue() {
         while !running.running() {
             thread::sleep(Duration::from_millis(1));
         }
-        pool.shutdown(Shutdown {
-            wait: true,
-            cancel_futures: true,
-        });
+        pool.shutdown(Shutdown::new().cancel_futures(true));
         assert_eq!(running.result(), Ok(&300));
         assert!(queued.iter().all(|f| f.cancelled()));
     });

@@ -21,10 +21,7 @@ fn submit_vs_shutdown() {
                 })
             })
         };
-        pool.shutdown(Shutdown {
-            wait: true,
-            cancel_futures: false,
-        });
+        pool.shutdown(Shutdown::new());
         let submitted = submitter.join().unwrap();
         match submitted {
             Ok(future) => {
@@ -78,12 +75,7 @@ fn cancel_futures_vs_worker() {
             .unwrap();
         let stopper = {
             let pool = pool.clone();
-            thread::spawn(move || {
-                pool.shutdown(Shutdown {
-                    wait: true,
-                    cancel_futures: true,
-                })
-            })
+            thread::spawn(move || pool.shutdown(Shutdown::new().cancel_futures(true)))
         };
         stopper.join().unwrap();
         assert!(future.done(), "shutdown(wait) leaves no future pending");

@@ -35,7 +35,7 @@ use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
 use futurepool_core::loom::thread::{self, JoinHandle, ThreadId};
 use futurepool_core::loom::{self as sync, Arc, Condvar, Mutex};
 use futurepool_core::{
-    Executor, Future, Job, MapOptions, Outcome, Panic, Shutdown, Submit, SubmitError,
+    Executor, Future, Job, MapOptions, OptionsError, Outcome, Panic, Shutdown, Submit, SubmitError,
 };
 
 use crate::scope::Scope;
@@ -296,12 +296,17 @@ impl ThreadPool {
 
     /// Applies `f` to every input on the pool, yielding outcomes in input order (Python's
     /// `map`). Lazy with bounded look-ahead; see [`Submit::map`] and [`MapOptions`].
+    ///
+    /// # Errors
+    ///
+    /// [`OptionsError`] for a zero `chunksize` or `buffersize` and for a `task_timeout` (a
+    /// thread cannot be stopped); nothing has been submitted then.
     pub fn map<F, I, O>(
         &self,
         f: F,
         inputs: I,
         options: MapOptions,
-    ) -> impl Iterator<Item = Outcome<O>> + '_
+    ) -> Result<impl Iterator<Item = Outcome<O>> + '_, OptionsError>
     where
         F: Fn(I::Item) -> O + Send + Sync + 'static,
         I: IntoIterator,
@@ -597,10 +602,8 @@ impl Drop for ThreadPool {
         // Python's `with` exit: shut down and wait. While unwinding from a panic, do not run
         // work nobody will read (gh-130975): cancel what is queued.
         let cancel_futures = std::thread::panicking();
-        self.shared.shutdown(Shutdown {
-            wait: true,
-            cancel_futures,
-        });
+        self.shared
+            .shutdown(Shutdown::new().cancel_futures(cancel_futures));
     }
 }
 

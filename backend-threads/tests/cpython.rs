@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{watchdog, Event, Semaphore};
 use futurepool_threads::{
-    as_completed, wait, BuildError, Builder, FutureError, MapOptions, ReturnWhen, Shutdown,
-    SubmitError, ThreadPool,
+    as_completed, wait, BuildError, Builder, FutureError, MapOptions, OptionsError, ReturnWhen,
+    Shutdown, SubmitError, ThreadPool,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -42,6 +42,7 @@ fn map() {
             (0..10).map(|i| (i, i)),
             MapOptions::default(),
         )
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     let want: Vec<_> = (0..10).map(|i| i * i).collect();
@@ -66,6 +67,7 @@ fn map_exception() {
         [(1, 1), (1, 0), (2, 1)],
         MapOptions::default(),
     )
+    .unwrap()
     .collect();
     assert_eq!(got[0], Ok((1, 0)));
     assert_eq!(
@@ -81,18 +83,18 @@ fn map_timeout() {
     watchdog(LIMIT, || {
         let pool = ThreadPool::new(4).unwrap();
         let mut results = Vec::new();
-        let opts = MapOptions {
-            timeout: Some(Duration::from_millis(500)),
-            buffersize: None,
-        };
-        for r in pool.map(
-            |secs: u64| {
-                thread::sleep(Duration::from_millis(secs));
-                secs
-            },
-            [0, 0, 2000],
-            opts,
-        ) {
+        let opts = MapOptions::new().timeout(Duration::from_millis(500));
+        for r in pool
+            .map(
+                |secs: u64| {
+                    thread::sleep(Duration::from_millis(secs));
+                    secs
+                },
+                [0, 0, 2000],
+                opts,
+            )
+            .unwrap()
+        {
             match r {
                 Ok(v) => results.push(v),
                 Err(e) => {
@@ -102,10 +104,7 @@ fn map_timeout() {
             }
         }
         assert_eq!(results, [0, 0]);
-        pool.shutdown(Shutdown {
-            wait: false,
-            cancel_futures: true,
-        });
+        pool.shutdown(Shutdown::new().wait(false).cancel_futures(true));
     });
 }
 
@@ -166,14 +165,64 @@ fn zero_workers_is_an_error() {
 #[test]
 fn map_buffersize_on_infinite_iterable() {
     let pool = ThreadPool::new(2).unwrap();
-    let opts = MapOptions {
-        buffersize: Some(2),
-        ..MapOptions::default()
-    };
-    let mut it = pool.map(|x: u64| x.to_string(), 0.., opts);
+    let opts = MapOptions::new().buffersize(2);
+    let mut it = pool.map(|x: u64| x.to_string(), 0.., opts).unwrap();
     assert_eq!(it.next(), Some(Ok("0".into())));
     assert_eq!(it.next(), Some(Ok("1".into())));
     assert_eq!(it.next(), Some(Ok("2".into())));
+}
+
+/// executor.ExecutorTest.test_map_buffersize_validation (0 here: the type rules out the rest),
+/// and test_process_pool's `chunksize must be >= 1.`: `map` refuses before submitting anything.
+#[test]
+fn map_refuses_zero_buffersize_and_chunksize() {
+    let pool = ThreadPool::new(2).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for (opts, expected, text) in [
+        (
+            MapOptions::new().buffersize(0),
+            OptionsError::ZeroBuffersize,
+            "buffersize must be None or > 0",
+        ),
+        (
+            MapOptions::new().chunksize(0),
+            OptionsError::ZeroChunksize,
+            "chunksize must be >= 1",
+        ),
+    ] {
+        let r = ran.clone();
+        let error = pool
+            .map(
+                move |x: u8| r.fetch_add(usize::from(x), Ordering::SeqCst),
+                [1, 2],
+                opts,
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(error, expected);
+        assert_eq!(error.to_string(), text);
+    }
+    // A chunksize above 1 is accepted; the thread pool runs one task per item.
+    let out: Vec<_> = pool
+        .map(|x: u8| x * 2, [1, 2, 3], MapOptions::new().chunksize(2))
+        .unwrap()
+        .collect();
+    assert_eq!(out, vec![Ok(2), Ok(4), Ok(6)]);
+    pool.shutdown_and_wait();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "nothing was submitted");
+    assert_eq!(pool.stats().live_threads, 0);
+}
+
+/// A thread cannot be stopped, so the thread pool refuses a per-task timeout up front instead of
+/// ignoring it.
+#[test]
+fn map_refuses_task_timeout() {
+    let pool = ThreadPool::new(1).unwrap();
+    let opts = MapOptions::new().task_timeout(Duration::from_secs(1));
+    let error = pool.map(|x: u8| x, [1], opts).err().expect("refused");
+    assert!(matches!(error, OptionsError::Unsupported(_)), "{error:?}");
+    assert!(error.to_string().contains("task_timeout"), "{error}");
+    assert_eq!(pool.stats().live_threads, 0, "no task was submitted");
 }
 
 /// executor.ExecutorTest.test_map_buffersize_when_buffer_is_full: at most `buffersize` tasks
@@ -186,11 +235,8 @@ fn map_buffersize_when_buffer_is_full() {
     let inputs = (0..).inspect(move |_| {
         p.fetch_add(1, Ordering::SeqCst);
     });
-    let opts = MapOptions {
-        buffersize: Some(4),
-        ..MapOptions::default()
-    };
-    let mut it = pool.map(|x: u64| x, inputs, opts);
+    let opts = MapOptions::new().buffersize(4);
+    let mut it = pool.map(|x: u64| x, inputs, opts).unwrap();
     assert_eq!(it.next(), Some(Ok(0)));
     assert_eq!(
         pulled.load(Ordering::SeqCst),
@@ -218,20 +264,19 @@ fn dropping_map_cancels_unstarted_tasks() {
         let ran = Arc::new(AtomicUsize::new(0));
         let gate = Event::default();
         let (r, g) = (ran.clone(), gate.clone());
-        let opts = MapOptions {
-            buffersize: Some(8),
-            ..MapOptions::default()
-        };
-        let mut it = pool.map(
-            move |x: u32| {
-                if x > 0 {
-                    g.wait();
-                }
-                r.fetch_add(1, Ordering::SeqCst);
-            },
-            0..100,
-            opts,
-        );
+        let opts = MapOptions::new().buffersize(8);
+        let mut it = pool
+            .map(
+                move |x: u32| {
+                    if x > 0 {
+                        g.wait();
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                },
+                0..100,
+                opts,
+            )
+            .unwrap();
         assert_eq!(it.next(), Some(Ok(())));
         drop(it);
         gate.set();
@@ -251,11 +296,13 @@ fn map_submits_without_iteration() {
     let pool = ThreadPool::new(4).unwrap();
     let finished = Arc::new(Mutex::new(Vec::new()));
     let f = finished.clone();
-    let it = pool.map(
-        move |x: u32| f.lock().unwrap().push(x),
-        0..10,
-        MapOptions::default(),
-    );
+    let it = pool
+        .map(
+            move |x: u32| f.lock().unwrap().push(x),
+            0..10,
+            MapOptions::default(),
+        )
+        .unwrap();
     assert!(finished.lock().unwrap().is_empty());
     assert_eq!(it.count(), 10);
     let set: HashSet<_> = finished.lock().unwrap().iter().copied().collect();
@@ -316,18 +363,17 @@ fn map_current_future_cancel() {
         let pool = ThreadPool::new(1).unwrap();
         {
             let (s, l) = (stop.clone(), log.clone());
-            let mut it = pool.map(
-                move |x: &'static str| {
-                    l.lock().unwrap().push(format!("{x} starts"));
-                    s.wait();
-                    l.lock().unwrap().push(format!("{x} stops"));
-                },
-                ["first", "second"],
-                MapOptions {
-                    timeout: Some(Duration::from_millis(100)),
-                    buffersize: None,
-                },
-            );
+            let mut it = pool
+                .map(
+                    move |x: &'static str| {
+                        l.lock().unwrap().push(format!("{x} starts"));
+                        s.wait();
+                        l.lock().unwrap().push(format!("{x} stops"));
+                    },
+                    ["first", "second"],
+                    MapOptions::new().timeout(Duration::from_millis(100)),
+                )
+                .unwrap();
             assert_eq!(it.next(), Some(Err(FutureError::TimedOut)));
         }
         stop.set();
@@ -400,10 +446,7 @@ fn cancel_futures() {
                 g.set();
             })
         };
-        pool.shutdown(Shutdown {
-            wait: true,
-            cancel_futures: true,
-        });
+        pool.shutdown(Shutdown::new().cancel_futures(true));
         opener.join().unwrap();
         let cancelled = fs.iter().filter(|f| f.cancelled()).count();
         assert_eq!(cancelled, 49, "all but the running one");
@@ -442,10 +485,7 @@ fn shutdown_no_wait() {
                 pool.submit(move || g.wait()).unwrap()
             })
             .collect();
-        pool.shutdown(Shutdown {
-            wait: false,
-            cancel_futures: false,
-        });
+        pool.shutdown(Shutdown::new().wait(false));
         assert!(!fs[3].done());
         gate.set();
         for f in &fs {
@@ -803,14 +843,8 @@ fn shutdown_is_idempotent() {
     let pool = ThreadPool::new(2).unwrap();
     pool.submit(|| ()).unwrap();
     for options in [
-        Shutdown {
-            wait: false,
-            cancel_futures: false,
-        },
-        Shutdown {
-            wait: true,
-            cancel_futures: true,
-        },
+        Shutdown::new().wait(false),
+        Shutdown::new().cancel_futures(true),
         Shutdown::default(),
     ] {
         pool.shutdown(options);

@@ -94,12 +94,10 @@ fn run_schedule(workers: usize, steps: Vec<Step>) {
                 }
             }
             Step::Map { inputs, read } => {
-                let opts = MapOptions {
-                    buffersize: Some(3),
-                    ..MapOptions::default()
-                };
+                let opts = MapOptions::new().buffersize(3);
                 let out: Vec<_> = pool
                     .map(|x: usize| x * 2, 0..inputs, opts)
+                    .unwrap()
                     .take(read)
                     .collect();
                 for (i, r) in out.iter().enumerate() {
@@ -114,10 +112,7 @@ fn run_schedule(workers: usize, steps: Vec<Step>) {
                 wait,
                 cancel_futures,
             } => {
-                pool.shutdown(Shutdown {
-                    wait,
-                    cancel_futures,
-                });
+                pool.shutdown(Shutdown::new().wait(wait).cancel_futures(cancel_futures));
                 shut = true;
                 if wait {
                     assert_eq!(pool.stats().live_threads, 0, "shutdown(wait) left threads");

@@ -91,6 +91,7 @@ fn ours_map(pool: &ProcessPool, n: usize, chunksize: usize) -> Option<f64> {
 fn ours_map_unchunked(pool: &ProcessPool, n: usize) -> Option<f64> {
     let start = Instant::now();
     let total: u64 = Submit::map(pool, remote(square), 0..n as u64, MapOptions::default())
+        .unwrap()
         .map(|r| r.unwrap())
         .fold(0u64, u64::wrapping_add);
     assert!(total > 0);

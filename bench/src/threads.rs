@@ -316,12 +316,10 @@ pub fn scaling(reps: usize, max_tasks: usize) -> Vec<Comparison> {
 pub fn map_memory(n: usize) {
     let pool = ThreadPool::new(2).unwrap();
     let before = peak_rss();
-    let opts = futurepool_threads::MapOptions {
-        buffersize: Some(64),
-        ..Default::default()
-    };
+    let opts = futurepool_threads::MapOptions::new().buffersize(64);
     let sum = pool
         .map(|x: u64| x & 1, 0.., opts)
+        .unwrap()
         .take(n)
         .map(Result::unwrap)
         .sum::<u64>();

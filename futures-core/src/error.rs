@@ -252,7 +252,11 @@ impl<V> std::error::Error for InvalidStateError<V> {}
 
 /// `as_completed` ran past its deadline with futures still unfinished (Python: `TimeoutError:
 /// 3 (of 5) futures unfinished`).
+///
+/// `#[non_exhaustive]`: its fields can be read, and more may be added; only `as_completed`
+/// builds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TimeoutError {
     /// How many futures had not finished.
     pub unfinished: usize,

@@ -122,7 +122,19 @@ where
 }
 
 /// How [`Executor::shutdown`] behaves (Python's `shutdown(wait=True, cancel_futures=False)`).
+///
+/// `#[non_exhaustive]`: build one with [`Shutdown::new`] and the setters, so options can be added
+/// later without breaking callers.
+///
+/// ```
+/// use futurepool_core::Shutdown;
+///
+/// let options = Shutdown::new().wait(false).cancel_futures(true);
+/// assert!(!options.wait && options.cancel_futures);
+/// assert_eq!(Shutdown::new(), Shutdown::default());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Shutdown {
     /// Block until every started task has finished and the workers have exited.
     pub wait: bool,
@@ -130,18 +142,58 @@ pub struct Shutdown {
     pub cancel_futures: bool,
 }
 
-impl Default for Shutdown {
+impl Shutdown {
     /// Python's defaults: wait, do not cancel.
-    fn default() -> Self {
+    pub const fn new() -> Shutdown {
         Shutdown {
             wait: true,
             cancel_futures: false,
         }
     }
+
+    /// Whether to block until every started task has finished and the workers have exited
+    /// (default `true`).
+    #[must_use]
+    pub const fn wait(mut self, wait: bool) -> Shutdown {
+        self.wait = wait;
+        self
+    }
+
+    /// Whether to cancel every task that has not started (default `false`).
+    #[must_use]
+    pub const fn cancel_futures(mut self, cancel_futures: bool) -> Shutdown {
+        self.cancel_futures = cancel_futures;
+        self
+    }
 }
 
-/// Options of [`Submit::map`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+impl Default for Shutdown {
+    /// Python's defaults: wait, do not cancel.
+    fn default() -> Self {
+        Shutdown::new()
+    }
+}
+
+/// Options of `map` (Python's `map(fn, *iterables, timeout=None, chunksize=1, buffersize=None)`,
+/// plus a per-task timeout).
+///
+/// `#[non_exhaustive]`: build one with [`MapOptions::new`] and the setters. The setters accept
+/// any value; `map` checks them when it is called and returns an [`OptionsError`] for a zero
+/// `chunksize` or `buffersize` (Python raises `ValueError` there) and for an option the executor
+/// cannot honour.
+///
+/// ```
+/// use std::time::Duration;
+/// use futurepool_core::{MapOptions, OptionsError};
+///
+/// let options = MapOptions::new().chunksize(64).buffersize(256).timeout(Duration::from_secs(5));
+/// assert_eq!(options.chunksize, 64);
+/// assert_eq!(options.check(), Ok(()));
+/// assert_eq!(MapOptions::new().chunksize(0).check(), Err(OptionsError::ZeroChunksize));
+/// assert_eq!(MapOptions::new().buffersize(0).check(), Err(OptionsError::ZeroBuffersize));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct MapOptions {
     /// One deadline for the whole iteration, counted from the call (Python's `timeout`).
     pub timeout: Option<Duration>,
@@ -149,6 +201,75 @@ pub struct MapOptions {
     /// `buffersize`). `None` means twice the executor's worker count. Unlike Python's default,
     /// `map` never reads its whole input up front: it works on an infinite iterator.
     pub buffersize: Option<usize>,
+    /// How many inputs travel together as one task (Python's `chunksize`; default 1). The
+    /// process pool sends each chunk as one message each way; executors that gain nothing from
+    /// chunks run one task per input, as CPython's `ThreadPoolExecutor` does.
+    pub chunksize: usize,
+    /// How long one task may run before the executor stops it and its item fails with
+    /// [`FutureError::TimedOut`]. Only executors that can stop a running task (the process pool
+    /// kills its worker) accept it; `map` on the others returns
+    /// [`OptionsError::Unsupported`].
+    pub task_timeout: Option<Duration>,
+}
+
+impl MapOptions {
+    /// Python's defaults: no timeout, `chunksize` 1, a look-ahead of twice the worker count, no
+    /// per-task timeout.
+    pub const fn new() -> MapOptions {
+        MapOptions {
+            timeout: None,
+            buffersize: None,
+            chunksize: 1,
+            task_timeout: None,
+        }
+    }
+
+    /// One deadline for the whole iteration, `timeout` from the call.
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> MapOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// At most `buffersize` tasks submitted ahead of the consumer; 0 is an error at `map`.
+    #[must_use]
+    pub const fn buffersize(mut self, buffersize: usize) -> MapOptions {
+        self.buffersize = Some(buffersize);
+        self
+    }
+
+    /// Inputs per task; 0 is an error at `map`.
+    #[must_use]
+    pub const fn chunksize(mut self, chunksize: usize) -> MapOptions {
+        self.chunksize = chunksize;
+        self
+    }
+
+    /// Each task is stopped once it has run for `task_timeout` (where the executor can).
+    #[must_use]
+    pub const fn task_timeout(mut self, task_timeout: Duration) -> MapOptions {
+        self.task_timeout = Some(task_timeout);
+        self
+    }
+
+    /// Checks the values every executor rejects: a zero `chunksize` or `buffersize`. `map` calls
+    /// it; a backend with its own `map` calls it too.
+    pub fn check(&self) -> Result<(), OptionsError> {
+        if self.chunksize == 0 {
+            return Err(OptionsError::ZeroChunksize);
+        }
+        if self.buffersize == Some(0) {
+            return Err(OptionsError::ZeroBuffersize);
+        }
+        Ok(())
+    }
+}
+
+impl Default for MapOptions {
+    /// Same as [`MapOptions::new`].
+    fn default() -> Self {
+        MapOptions::new()
+    }
 }
 
 /// An executor's lifecycle: Python's `concurrent.futures.Executor` without the submitting,
@@ -172,13 +293,46 @@ pub trait Submit<J: Job>: Executor {
         input: J::Input,
     ) -> Result<Future<J::Output, J::Error>, SubmitError>;
 
+    /// Schedules `job(input)`, stopped once it has run for `timeout`: its future then fails
+    /// with [`FutureError::TimedOut`]. Executors that can stop a running task override this
+    /// and [`enforces_task_timeout`](Submit::enforces_task_timeout) together; the default
+    /// refuses with [`SubmitError::Rejected`].
+    fn submit_job_timeout(
+        &self,
+        job: &J,
+        input: J::Input,
+        timeout: Duration,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError> {
+        let _ = (job, input, timeout);
+        Err(SubmitError::Rejected(
+            "this executor cannot stop a running task, so it has no per-task timeout".into(),
+        ))
+    }
+
+    /// Whether [`submit_job_timeout`](Submit::submit_job_timeout) is supported (default
+    /// `false`); `map` refuses [`MapOptions::task_timeout`] up front otherwise.
+    fn enforces_task_timeout(&self) -> bool {
+        false
+    }
+
     /// Applies `job` to every input, yielding outcomes in input order (Python's `map`).
     ///
     /// Lazy: at most `buffersize` tasks run ahead of the consumer. A failed item is reported at
     /// that item and iteration goes on; past the deadline the item being waited for yields
     /// [`FutureError::TimedOut`], the rest are cancelled and iteration ends. Dropping the
-    /// iterator cancels the tasks that have not started.
-    fn map<I>(&self, job: J, inputs: I, options: MapOptions) -> Map<'_, Self, J, I::IntoIter>
+    /// iterator cancels the tasks that have not started. This provided `map` submits one task
+    /// per input whatever the `chunksize`.
+    ///
+    /// # Errors
+    ///
+    /// [`OptionsError`] for a zero `chunksize` or `buffersize` (Python's `ValueError`), or a
+    /// `task_timeout` this executor cannot enforce; nothing has been submitted then.
+    fn map<I>(
+        &self,
+        job: J,
+        inputs: I,
+        options: MapOptions,
+    ) -> Result<Map<'_, Self, J, I::IntoIter>, OptionsError>
     where
         Self: Sized,
         I: IntoIterator<Item = J::Input>,
@@ -186,6 +340,30 @@ pub trait Submit<J: Job>: Executor {
         Map::new(self, job, inputs.into_iter(), options)
     }
 }
+
+/// Why `map` refused its [`MapOptions`] (Python raises `ValueError` for the zero sizes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// `chunksize` was 0 (Python: `ValueError: chunksize must be >= 1.`).
+    ZeroChunksize,
+    /// `buffersize` was `Some(0)` (Python: `ValueError: buffersize must be None or > 0`).
+    ZeroBuffersize,
+    /// The executor cannot honour this option; the text names the option and says why.
+    Unsupported(&'static str),
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionsError::ZeroChunksize => f.write_str("chunksize must be >= 1"),
+            OptionsError::ZeroBuffersize => f.write_str("buffersize must be None or > 0"),
+            OptionsError::Unsupported(why) => write!(f, "unsupported option: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for OptionsError {}
 
 /// The iterator of [`Submit::map`].
 pub struct Map<'a, X: Submit<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>> {
@@ -195,6 +373,7 @@ pub struct Map<'a, X: Submit<J> + ?Sized, J: Job, I: Iterator<Item = J::Input>> 
     inputs: Option<I>,
     window: VecDeque<Future<J::Output, J::Error>>,
     buffersize: usize,
+    task_timeout: Option<Duration>,
     deadline: Option<Instant>,
     /// Set once the deadline passed: nothing more is yielded.
     ended: bool,
@@ -207,20 +386,37 @@ where
     I: Iterator<Item = J::Input>,
 {
     /// A `map` over `inputs` on `executor`; what [`Submit::map`] returns.
-    pub fn new(executor: &'a X, job: J, inputs: I, options: MapOptions) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// As [`Submit::map`]: the options are checked before anything is submitted.
+    pub fn new(
+        executor: &'a X,
+        job: J,
+        inputs: I,
+        options: MapOptions,
+    ) -> Result<Self, OptionsError> {
+        options.check()?;
+        if options.task_timeout.is_some() && !executor.enforces_task_timeout() {
+            return Err(OptionsError::Unsupported(
+                "task_timeout: this executor cannot stop a running task (a thread cannot be \
+                 killed); use the process pool",
+            ));
+        }
         let buffersize = options
             .buffersize
             .unwrap_or_else(|| executor.max_workers().saturating_mul(2))
             .max(1);
-        Map {
+        Ok(Map {
             executor,
             job,
             inputs: Some(inputs),
             window: VecDeque::new(),
             buffersize,
+            task_timeout: options.task_timeout,
             deadline: crate::time::deadline(options.timeout),
             ended: false,
-        }
+        })
     }
 
     fn refill(&mut self) {
@@ -232,7 +428,11 @@ where
                 self.inputs = None;
                 return;
             };
-            let future = match self.executor.submit_job(&self.job, input) {
+            let submitted = match self.task_timeout {
+                None => self.executor.submit_job(&self.job, input),
+                Some(timeout) => self.executor.submit_job_timeout(&self.job, input, timeout),
+            };
+            let future = match submitted {
                 Ok(future) => future,
                 Err(error) => {
                     // Report the refusal at this item and submit nothing more.

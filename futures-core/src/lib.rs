@@ -37,7 +37,8 @@ pub use crate::as_completed::{as_completed, AsCompleted};
 pub use crate::bridge::{Awaiting, DoneAsync};
 pub use crate::error::{FutureError, InvalidStateError, Panic, SubmitError, TimeoutError};
 pub use crate::executor::{
-    fallible_job, job, Executor, FallibleJob, FnJob, Job, Map, MapOptions, Shutdown, Submit,
+    fallible_job, job, Executor, FallibleJob, FnJob, Job, Map, MapOptions, OptionsError, Shutdown,
+    Submit,
 };
 pub use crate::future::{Future, Promise};
 pub use crate::wait::{wait, ReturnWhen, Waited};

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futurepool_core::{
-    as_completed, fallible_job, job, wait, Executor, Future, FutureError, Job, MapOptions, Panic,
-    Promise, ReturnWhen, Shutdown, Submit, SubmitError,
+    as_completed, fallible_job, job, wait, Executor, Future, FutureError, Job, MapOptions,
+    OptionsError, Panic, Promise, ReturnWhen, Shutdown, Submit, SubmitError,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -368,6 +368,7 @@ fn map_keeps_input_order_and_reports_failures_at_their_item() {
     let parse = fallible_job(|s: &'static str| s.parse::<u32>().map_err(|e| e.to_string()));
     let out: Vec<_> = ex
         .map(parse, ["1", "x", "3"], MapOptions::default())
+        .unwrap()
         .collect();
     assert_eq!(out[0], Ok(1));
     assert!(matches!(&out[1], Err(FutureError::Raised(e)) if e.contains("invalid digit")));
@@ -378,12 +379,10 @@ fn map_keeps_input_order_and_reports_failures_at_their_item() {
 fn map_is_lazy_over_an_infinite_input() {
     let ex = Spawner::new();
     let square = job(|x: u64| x * x);
-    let opts = MapOptions {
-        buffersize: Some(4),
-        ..MapOptions::default()
-    };
+    let opts = MapOptions::new().buffersize(4);
     let first: Vec<_> = ex
         .map(square, 0.., opts)
+        .unwrap()
         .take(10)
         .map(Result::unwrap)
         .collect();
@@ -402,11 +401,10 @@ fn map_timeout_reports_at_the_late_item_and_ends() {
         thread::sleep(Duration::from_millis(ms));
         ms
     });
-    let opts = MapOptions {
-        timeout: Some(Duration::from_millis(1000)),
-        buffersize: Some(8),
-    };
-    let out: Vec<_> = ex.map(sleepy, [0, 5_000, 0], opts).collect();
+    let opts = MapOptions::new()
+        .timeout(Duration::from_millis(1000))
+        .buffersize(8);
+    let out: Vec<_> = ex.map(sleepy, [0, 5_000, 0], opts).unwrap().collect();
     assert_eq!(out, vec![Ok(0), Err(FutureError::TimedOut)]);
 }
 
@@ -415,8 +413,91 @@ fn map_after_shutdown_reports_the_refusal() {
     let ex = Spawner::new();
     let id = job(|x: u8| x);
     ex.shutdown(Shutdown::default());
-    let out: Vec<_> = ex.map(id, [1, 2, 3], MapOptions::default()).collect();
+    let out: Vec<_> = ex
+        .map(id, [1, 2, 3], MapOptions::default())
+        .unwrap()
+        .collect();
     assert_eq!(out, vec![Err(FutureError::ShutDown)]);
+}
+
+#[test]
+fn map_checks_its_options_before_submitting() {
+    let ex = Spawner::new();
+    let id = job(|x: u8| x);
+    let refused = |opts: MapOptions| ex.map(id.clone(), [1, 2, 3], opts).err().unwrap();
+    assert_eq!(
+        refused(MapOptions::new().buffersize(0)),
+        OptionsError::ZeroBuffersize
+    );
+    assert_eq!(
+        refused(MapOptions::new().chunksize(0)),
+        OptionsError::ZeroChunksize
+    );
+    // The default `enforces_task_timeout` is false: a per-task timeout is refused, not ignored.
+    assert!(matches!(
+        refused(MapOptions::new().task_timeout(Duration::from_secs(1))),
+        OptionsError::Unsupported(_)
+    ));
+    assert_eq!(
+        ex.started.load(Ordering::SeqCst),
+        0,
+        "nothing was submitted"
+    );
+    let error: Box<dyn std::error::Error + Send + Sync> = OptionsError::ZeroChunksize.into();
+    assert_eq!(error.to_string(), "chunksize must be >= 1");
+}
+
+/// An executor that can stop a task: it fails the task's future with `TimedOut` once the
+/// per-task timeout passes (a stand-in for the process pool, which kills the worker).
+struct Stopper;
+
+impl Executor for Stopper {
+    fn max_workers(&self) -> usize {
+        2
+    }
+
+    fn shutdown(&self, _options: Shutdown) {}
+}
+
+impl<J: Job> Submit<J> for Stopper {
+    fn submit_job(
+        &self,
+        job: &J,
+        input: J::Input,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError> {
+        let (future, promise): (_, Promise<_, _>) = Future::pending();
+        promise.run(|| job.call(input));
+        Ok(future)
+    }
+
+    fn submit_job_timeout(
+        &self,
+        _job: &J,
+        _input: J::Input,
+        _timeout: Duration,
+    ) -> Result<Future<J::Output, J::Error>, SubmitError> {
+        Ok(Future::failed(FutureError::TimedOut))
+    }
+
+    fn enforces_task_timeout(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn map_passes_task_timeout_to_executors_that_enforce_it() {
+    let id = job(|x: u8| x);
+    let out: Vec<_> = Stopper
+        .map(id.clone(), [1, 2], MapOptions::new())
+        .unwrap()
+        .collect();
+    assert_eq!(out, vec![Ok(1), Ok(2)]);
+    let opts = MapOptions::new().task_timeout(Duration::from_millis(1));
+    let out: Vec<_> = Stopper.map(id, [1, 2], opts).unwrap().collect();
+    assert_eq!(
+        out,
+        vec![Err(FutureError::TimedOut), Err(FutureError::TimedOut)]
+    );
 }
 
 #[test]

@@ -28,12 +28,10 @@ fn main() {
 
     // The same, lazily: at most 2 × batch_size tasks in flight, over an iterator that could be
     // endless.
-    let opts = MapOptions {
-        buffersize: Some(2 * batch_size),
-        ..MapOptions::default()
-    };
+    let opts = MapOptions::new().buffersize(2 * batch_size);
     let lazy_total: u64 = pool
         .map(memory_intensive_task, 0..1_000u64, opts)
+        .unwrap()
         .map(Result::unwrap)
         .sum();
     assert_eq!(total, lazy_total);

@@ -17,6 +17,7 @@ fn main() {
     let pool = ProcessPool::new(2).unwrap();
     let results: Vec<u64> = pool
         .map(remote(cpu_intensive_task), numbers, MapOptions::default())
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     println!("Results: {results:?}");

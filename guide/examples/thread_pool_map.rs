@@ -20,6 +20,7 @@ fn main() {
     // `map` keeps input order, like Python's.
     let results: Vec<usize> = pool
         .map(fetch_url, urls, MapOptions::default())
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     println!("Content lengths: {results:?}");

@@ -25,6 +25,7 @@ fn main() {
     let threads = ThreadPool::new(4).unwrap();
     let a: Vec<u64> = threads
         .map(cpu_bound_task, numbers.clone(), MapOptions::default())
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     let thread_time = start.elapsed().as_secs_f64();
@@ -34,6 +35,7 @@ fn main() {
     let procs = ProcessPool::new(4).unwrap();
     let b: Vec<u64> = procs
         .map(remote(cpu_bound_task), numbers, MapOptions::default())
+        .unwrap()
         .map(Result::unwrap)
         .collect();
     let process_time = start.elapsed().as_secs_f64();

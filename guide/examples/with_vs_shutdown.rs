@@ -15,10 +15,7 @@ fn main() {
         pool.submit(move || d.fetch_add(1, Ordering::SeqCst))
             .unwrap();
     }
-    pool.shutdown(Shutdown {
-        wait: true,
-        cancel_futures: false,
-    });
+    pool.shutdown(Shutdown::new());
     println!(
         "Manual shutdown: {} tasks done, {} threads left",
         done.load(Ordering::SeqCst),

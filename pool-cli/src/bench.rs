@@ -89,7 +89,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let pool = ThreadPool::new(workers)?;
     let start = Instant::now();
     let got: Vec<u64> = pool
-        .map(sum_of_squares, cpu.clone(), MapOptions::default())
+        .map(sum_of_squares, cpu.clone(), MapOptions::default())?
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     rows.push(Row {
@@ -123,14 +123,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     });
     let start = Instant::now();
     let slept: u64 = pool
-        .map(
-            io_task,
-            io.clone(),
-            MapOptions {
-                buffersize: Some(io.len()),
-                ..MapOptions::default()
-            },
-        )
+        .map(io_task, io.clone(), MapOptions::new().buffersize(io.len()))?
         .map(|r| r.unwrap_or(0))
         .sum();
     rows.push(Row {
