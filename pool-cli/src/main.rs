@@ -93,13 +93,40 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) if e.downcast_ref::<fetch::BadInput>().is_some() => {
-            eprintln!("pool: {e:#}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("pool: {e:#}");
-            ExitCode::from(1)
+            exit_code(&e)
         }
+    }
+}
+
+/// Input the user must fix before any work is done (an unreadable URL list, a malformed `-H`,
+/// `-o` files that do not pair with the URLs): exit code 2, like a usage error. A subcommand
+/// returns it inside its `anyhow::Error`.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code of a subcommand that failed as a whole. Per-item failures (a URL, a file, a
+/// job) are not errors here: each subcommand reports them itself and returns its own code (1,
+/// or `pool run`'s count of failed jobs).
+///
+/// | code | meaning |
+/// |---|---|
+/// | 0 | everything succeeded |
+/// | 1 | some items failed, or the subcommand failed while working (I/O, a pool error) |
+/// | 2 | usage: bad flags or values (clap), or a [`UsageError`] found before any work |
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    if error.chain().any(|e| e.is::<UsageError>()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
     }
 }

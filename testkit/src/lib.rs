@@ -1,5 +1,12 @@
-//! Test helpers shared by the workspace's test suites (dev-dependency only): a watchdog so a
-//! test that could hang fails in seconds, and Python's `threading.Event` and `Semaphore`.
+//! Test helpers shared by the workspace's test suites (a dev-dependency of the libraries; the
+//! guide and the benchmarks use its HTTP server): a watchdog so a
+//! test that could hang fails in seconds, Python's `threading.Event` and `Semaphore`, and one
+//! local HTTP server ([`http::HttpServer`]) with well-behaved and hostile endpoints, shared by
+//! the CLI tests, the guide's examples and the benchmarks; [`command::output_within`] runs a
+//! program under a deadline.
+
+pub mod command;
+pub mod http;
 
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
