@@ -40,7 +40,12 @@ mod registry;
 mod wire;
 mod worker;
 
-pub use futurepool_core::*;
+pub use futurepool_core::{
+    as_completed, fallible_job, job, wait, AnyFuture, AsCompleted, Awaiting, DoneAsync, Executor,
+    FallibleJob, FnJob, Future, FutureError, InvalidStateError, Job, Map, MapOptions, OptionsError,
+    Outcome, Panic, Promise, ReturnWhen, Shutdown, Submit, SubmitError, TimeoutError, Waitable,
+    Waited,
+};
 
 pub use crate::pool::{remote, BuildError, Builder, ChunkedMap, ProcessPool, Remote};
 

@@ -39,7 +39,7 @@ use futurepool_core::{
 };
 
 use crate::scope::Scope;
-use crate::task::{self, Task};
+use crate::task::{self, BoxedTask};
 
 /// Spin rounds a worker does before sleeping: about 50 µs of spinning and yielding here.
 const WORKER_SPIN_STEPS: u32 = 40;
@@ -100,7 +100,10 @@ struct Shared {
     work: Condvar,
     /// `shutdown(wait=true)` sleeps here until the workers are gone.
     exited: Condvar,
-    /// `state.queue.len()`, readable without the lock: what spinning workers watch.
+    /// `state.queue.len()`, readable without the lock: what spinning workers watch. Only a
+    /// hint: it is stored under the lock (Release) and loaded by spinning workers (Acquire), but
+    /// a task is only ever taken under the lock, so a stale value costs a spin or a sleep that
+    /// re-checks under the lock, never a lost task.
     queued: CachePadded<AtomicUsize>,
     max_workers: usize,
     name_prefix: String,
@@ -110,7 +113,7 @@ struct Shared {
 
 /// Everything under the pool's lock.
 struct State {
-    queue: VecDeque<Task<'static>>,
+    queue: VecDeque<BoxedTask<'static>>,
     /// Threads started (or reserved for starting) and not yet exited.
     live: usize,
     /// Live threads between tasks (spinning or sleeping).
@@ -189,6 +192,7 @@ impl Builder {
         let name_prefix = self.name_prefix.unwrap_or_else(|| {
             format!(
                 "ThreadPoolExecutor-{}",
+                // Relaxed: a counter for names, guarding no data.
                 POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             )
         });
@@ -290,7 +294,10 @@ impl ThreadPool {
         E: Send + Sync + 'static,
     {
         let (future, promise) = Future::pending();
-        Shared::push(&self.shared, Box::new(task::Job { body: f, promise }))?;
+        Shared::push(
+            &self.shared,
+            Box::new(task::ClosureTask { body: f, promise }),
+        )?;
         Ok(future)
     }
 
@@ -373,14 +380,14 @@ impl ThreadPool {
         crate::scope::run(self, body)
     }
 
-    pub(crate) fn push_scoped(&self, task: Task<'static>) -> Result<(), SubmitError> {
+    pub(crate) fn push_scoped(&self, task: BoxedTask<'static>) -> Result<(), SubmitError> {
         Shared::push(&self.shared, task)
     }
 }
 
 impl Shared {
     /// Queues `task`, starting or waking a worker as needed (see the module docs).
-    fn push(this: &Arc<Self>, task: Task<'static>) -> Result<(), SubmitError> {
+    fn push(this: &Arc<Self>, task: BoxedTask<'static>) -> Result<(), SubmitError> {
         let mut state = this.state.lock();
         if let Some(why) = &state.broken {
             return Err(SubmitError::Broken(why.clone()));
@@ -479,7 +486,7 @@ impl Shared {
     /// Called when a task's closure has returned, before its future completes: takes the next
     /// queued task (the worker stays busy), or counts the worker idle. One lock per task, as
     /// when the next task is taken in `next_task`.
-    fn finish_task(&self) -> Option<Task<'static>> {
+    fn finish_task(&self) -> Option<BoxedTask<'static>> {
         let mut state = self.state.lock();
         let task = state.queue.pop_front();
         match task {
@@ -493,7 +500,7 @@ impl Shared {
     /// broken). `after_task`: the caller just skipped a cancelled task, so it counts as idle
     /// again now (a new thread was counted idle when it was reserved; a finished task counted
     /// it in `finish_task`). It counts as busy once a task is returned.
-    fn next_task(&self, after_task: bool) -> Option<Task<'static>> {
+    fn next_task(&self, after_task: bool) -> Option<BoxedTask<'static>> {
         let mut state = self.state.lock();
         if after_task {
             state.idle += 1;
@@ -636,3 +643,13 @@ impl<J: Job> Submit<J> for ThreadPool {
         self.submit_fallible(move || job.call(input))
     }
 }
+
+// What the pool promises to other threads, checked at compile time: a pool, its builder and its
+// errors can be shared and sent (a pool is commonly put in an `Arc` or a `static`).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<ThreadPool>();
+    send_sync::<Builder>();
+    send_sync::<Stats>();
+    send_sync::<BuildError>();
+};

@@ -13,7 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 use futurepool_core::loom::{Arc, Condvar, Mutex};
 use futurepool_core::{Future, SubmitError};
 
-use crate::task::{self, Runnable, Task};
+use crate::task::{self, BoxedTask, Task};
 use crate::ThreadPool;
 
 /// A scope for tasks that borrow from the stack; see [`ThreadPool::scope`].
@@ -96,15 +96,14 @@ impl<'scope> Scope<'scope, '_> {
             outcome
         };
         let (future, promise) = Future::pending();
-        let task: Box<dyn Runnable + 'scope> = Box::new(task::Job { body, promise });
+        let task: Box<dyn Task + 'scope> = Box::new(task::ClosureTask { body, promise });
         // SAFETY: only the lifetime changes. Everything the task borrows lives for 'scope, and
         // `run` does not return (normally or by unwinding) before the task's `Ticket` is
         // dropped, which happens when the closure holding the borrows is dropped: after it ran
         // (the ticket is dropped right after `f` returns) or when the unrun task is dropped by
         // a cancel or a broken pool. If the push fails, the task is dropped right here.
-        let task: Task<'static> = unsafe {
-            std::mem::transmute::<Box<dyn Runnable + 'scope>, Box<dyn Runnable + 'static>>(task)
-        };
+        let task: BoxedTask<'static> =
+            unsafe { std::mem::transmute::<Box<dyn Task + 'scope>, Box<dyn Task + 'static>>(task) };
         self.pool.push_scoped(task)?;
         Ok(future)
     }

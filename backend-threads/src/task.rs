@@ -1,15 +1,19 @@
 //! A queued task: the user's closure and the promise it completes, behind one object-safe
 //! trait so the queue holds tasks of every result type.
+//!
+//! Names, one family: a core [`Job`](futurepool_core::Job) is a callable an executor can run on
+//! many inputs; a *task* is one queued run of a closure ([`Task`] the trait, [`ClosureTask`] the
+//! one implementation, [`BoxedTask`] what the queue holds).
 
 use std::sync::Arc;
 
 use futurepool_core::{FutureError, Promise};
 
 /// What the pool's queue holds.
-pub(crate) trait Runnable: Send {
+pub(crate) trait Task: Send {
     /// Runs the task on a worker: skipped if its future was cancelled, panics caught.
     /// `finishing` is called after the closure returned and before the future completes (see
-    /// [`Promise::run_finishing`]); not at all if the task was skipped.
+    /// [`Promise::run_calling_before_completion`]); not at all if the task was skipped.
     fn run(self: Box<Self>, finishing: &mut dyn FnMut());
     /// Cancels the task without running it (`shutdown(cancel_futures=True)`).
     fn cancel(self: Box<Self>);
@@ -17,23 +21,24 @@ pub(crate) trait Runnable: Send {
     fn fail(self: Box<Self>, why: Arc<str>);
 }
 
-pub(crate) type Task<'scope> = Box<dyn Runnable + 'scope>;
+/// A task as the queue holds it; `'scope` is `'static` except inside [`ThreadPool::scope`](crate::ThreadPool::scope).
+pub(crate) type BoxedTask<'scope> = Box<dyn Task + 'scope>;
 
 /// A closure and its promise.
-pub(crate) struct Job<F, T, E> {
+pub(crate) struct ClosureTask<F, T, E> {
     pub(crate) body: F,
     pub(crate) promise: Promise<T, E>,
 }
 
-impl<F, T, E> Runnable for Job<F, T, E>
+impl<F, T, E> Task for ClosureTask<F, T, E>
 where
     F: FnOnce() -> Result<T, E> + Send,
     T: Send + Sync,
     E: Send + Sync,
 {
     fn run(self: Box<Self>, finishing: &mut dyn FnMut()) {
-        let Job { body, promise } = *self;
-        promise.run_finishing(body, finishing);
+        let ClosureTask { body, promise } = *self;
+        promise.run_calling_before_completion(body, finishing);
     }
 
     fn cancel(self: Box<Self>) {

@@ -19,6 +19,29 @@ use crate::Waitable;
 ///
 /// Costs O(n) in total for n futures: each completion pushes its index onto a queue the
 /// iterator pops; nothing polls.
+///
+/// ```
+/// use std::time::Duration;
+/// use futurepool_core::{as_completed, Future};
+///
+/// let (slow, slow_promise) = Future::<u32>::pending();
+/// let (fast, fast_promise) = Future::<u32>::pending();
+/// let done = Future::<u32>::ready(1);
+/// let it = as_completed([slow, fast, done], Some(Duration::from_secs(30)));
+/// let worker = std::thread::spawn(move || {
+///     fast_promise.set_result(2).unwrap();
+///     slow_promise.set_result(3).unwrap();
+/// });
+/// let order: Vec<u32> = it.map(|f| *f.expect("within the timeout").result().unwrap()).collect();
+/// assert_eq!(order, [1, 2, 3]); // done first, then in completion order
+/// worker.join().unwrap();
+///
+/// // Past the deadline: one error saying how many are unfinished, then the end.
+/// let (never, _promise) = Future::<u32>::pending();
+/// let mut it = as_completed([never], Some(Duration::ZERO));
+/// assert_eq!(it.next().unwrap().unwrap_err().to_string(), "1 (of 1) futures unfinished");
+/// assert!(it.next().is_none());
+/// ```
 pub fn as_completed<F, I>(futures: I, timeout: Option<Duration>) -> AsCompleted<F>
 where
     F: Waitable,

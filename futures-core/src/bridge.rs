@@ -8,8 +8,8 @@ use std::future::IntoFuture;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::future::Outcome;
 use crate::Future;
+use crate::Outcome;
 
 /// Resolves when the future is done; from [`Future::done_async`].
 #[must_use = "futures do nothing unless awaited"]

@@ -86,6 +86,25 @@ impl fmt::Display for Panic {
 /// `E` is the task's own error type; reading a result by reference gives `FutureError<&E>`,
 /// taking it by value gives `FutureError<E>`. Python raises the task's exception from
 /// `result()`; here it arrives as [`FutureError::Raised`], typed, with no downcasting.
+///
+/// ```
+/// use std::time::Duration;
+/// use futurepool_core::{Future, FutureError};
+///
+/// let (future, promise) = Future::<u32, &str>::pending();
+/// assert_eq!(future.result_timeout(Duration::ZERO), Err(FutureError::TimedOut));
+/// promise.run(|| Err("no such user"));
+/// match future.result() {
+///     Ok(value) => println!("got {value}"),
+///     Err(FutureError::Raised(e)) => assert_eq!(*e, "no such user"), // the task's own error
+///     Err(FutureError::Panicked(panic)) => println!("panicked: {}", panic.message()),
+///     Err(other) => println!("{other}"), // cancelled, a broken executor, …
+/// }
+///
+/// let (future, promise) = Future::<u32>::pending();
+/// promise.run(|| panic!("boom"));
+/// assert!(matches!(future.result(), Err(FutureError::Panicked(p)) if p.message() == "boom"));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FutureError<E> {
@@ -208,7 +227,49 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for FutureError<E> {}
+/// `source()` is the task's own error for [`Raised`](FutureError::Raised) and the [`Panic`] for
+/// [`Panicked`](FutureError::Panicked), so error reporters (anyhow's `{:#}`, `Report`) show the
+/// chain. An owned `FutureError<E>` is `?`-able into `anyhow::Error` and
+/// `Box<dyn Error + Send + Sync>` when `E` is an error type; a borrowed one from
+/// [`result`](crate::Future::result) becomes owned with [`cloned`](FutureError::cloned) (or take
+/// the value with [`into_result`](crate::Future::into_result)). A task whose error type is not
+/// an `Error` (a `String`, say) maps it first: `e.map_raised(|s| -> Box<dyn Error + Send + Sync> {
+/// s.into() })` makes a `FutureError` whose `Display` reads the same.
+///
+/// ```
+/// use std::error::Error;
+/// use futurepool_core::{Future, FutureError};
+///
+/// #[derive(Debug, Clone)]
+/// struct Invalid;
+/// impl std::fmt::Display for Invalid {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("invalid input")
+///     }
+/// }
+/// impl Error for Invalid {}
+///
+/// fn run() -> Result<u32, Box<dyn Error + Send + Sync>> {
+///     let (future, promise) = Future::<u32, Invalid>::pending();
+///     promise.set_exception(Invalid).unwrap();
+///     Ok(future.into_result()?) // FutureError<Invalid> is an Error: `?` boxes it
+/// }
+///
+/// let error = run().unwrap_err();
+/// assert_eq!(error.to_string(), "task failed: invalid input");
+/// assert_eq!(error.source().unwrap().to_string(), "invalid input");
+/// ```
+impl<E: std::error::Error + 'static> std::error::Error for FutureError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FutureError::Raised(e) => Some(e),
+            FutureError::Panicked(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for Panic {}
 
 /// A future was completed twice (Python's `InvalidStateError`). The first outcome is kept; the
 /// rejected one is given back.

@@ -327,6 +327,40 @@ pub trait Submit<J: Job>: Executor {
     ///
     /// [`OptionsError`] for a zero `chunksize` or `buffersize` (Python's `ValueError`), or a
     /// `task_timeout` this executor cannot enforce; nothing has been submitted then.
+    ///
+    /// # Example
+    ///
+    /// A generic function that runs on any executor (here a toy one that runs each task on the
+    /// calling thread; the backends' pools are used the same way):
+    ///
+    /// ```
+    /// use futurepool_core::{
+    ///     fallible_job, Executor, Future, FutureError, Job, MapOptions, Shutdown, Submit,
+    ///     SubmitError,
+    /// };
+    ///
+    /// struct Inline;
+    /// impl Executor for Inline {
+    ///     fn max_workers(&self) -> usize { 1 }
+    ///     fn shutdown(&self, _: Shutdown) {}
+    /// }
+    /// impl<J: Job> Submit<J> for Inline {
+    ///     fn submit_job(&self, job: &J, input: J::Input)
+    ///         -> Result<Future<J::Output, J::Error>, SubmitError> {
+    ///         let (future, promise) = Future::pending();
+    ///         promise.run(|| job.call(input));
+    ///         Ok(future)
+    ///     }
+    /// }
+    ///
+    /// let parse = fallible_job(|s: &'static str| s.parse::<u8>().map_err(|e| e.to_string()));
+    /// let out: Vec<_> = Inline.map(parse, ["1", "x", "3"], MapOptions::new().buffersize(2))?
+    ///     .collect();
+    /// assert_eq!(out[0], Ok(1));
+    /// assert!(matches!(&out[1], Err(FutureError::Raised(e)) if e.contains("invalid digit")));
+    /// assert_eq!(out[2], Ok(3));
+    /// # Ok::<(), futurepool_core::OptionsError>(())
+    /// ```
     fn map<I>(
         &self,
         job: J,

@@ -2,17 +2,28 @@
 //!
 //! # States
 //!
+//! Every transition that exists, and who makes it:
+//!
 //! ```text
-//!             set_running_or_notify_cancel           set_result / set_exception / …
-//!   PENDING ─────────────────────────────────▶ RUNNING ──────────────────────────▶ FINISHED
-//!      │  └──────────────────────── set_result / set_exception (no running step) ──▶ FINISHED
-//!      └── cancel ──▶ CANCELLED
+//!              Promise::set_running_or_notify_cancel (lock-free CAS)
+//!   PENDING ───────────────────────────────────────────────▶ RUNNING
+//!    │  │                                                      │   │
+//!    │  │ finish: Promise::set_result / set_exception /        │   │ finish: the same
+//!    │  │ set_outcome, or the last Promise dropped (Broken)    │   │
+//!    │  └──────────────────────────▶ FINISHED ◀────────────────┘   │
+//!    │                                                             │ cancel_running: the executor
+//!    │ cancel_pending: Future::cancel, or                          │ stopped the task on request
+//!    │ Promise::set_outcome(Err(Cancelled))                        │ (a cancel hook, e.g. the
+//!    └─────────────────────────────▶ CANCELLED ◀───────────────────┘ process pool's
+//!                                                                    cancel_kills_running), via
+//!                                                                    set_outcome(Err(Cancelled))
 //! ```
 //!
-//! FINISHED and CANCELLED are final. Every move to a final state happens under the future's
-//! lock, which also takes the waiter list (see [`crate::waiter`]); PENDING → RUNNING is a
-//! lock-free compare-and-swap, which can only race with `cancel` (also a CAS, from PENDING) and
-//! never produces a final state.
+//! FINISHED and CANCELLED are final: nothing leaves them. Every move to a final state happens
+//! under the future's lock, which also takes the waiter list (see [`crate::waiter`]); PENDING →
+//! RUNNING is a lock-free compare-and-swap, which can only race with `cancel_pending` (also a
+//! CAS, from PENDING, made under the lock) and never produces a final state. RUNNING is left
+//! only under the lock, so a step that sees RUNNING under the lock may store over it.
 //!
 //! # The outcome cell
 //!
@@ -34,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{FutureError, InvalidStateError, Panic};
 use crate::loom::atomic::{AtomicU8, AtomicUsize, Ordering};
-use crate::loom::{Arc, Condvar, Mutex, UnsafeCell};
+use crate::loom::{Arc, Condvar, Mutex, MutexGuard, UnsafeCell};
 use crate::waiter::{Entry, Queue, Waiters};
 
 /// Not started; may be cancelled.
@@ -59,8 +70,9 @@ fn state_name(state: u8) -> &'static str {
     }
 }
 
-/// What a finished future holds.
-pub(crate) type Outcome<T, E> = Result<T, FutureError<E>>;
+/// A future's outcome taken by value: the value or why there is none. What a finished future
+/// holds, and what [`Future::into_result`] and `.await` give.
+pub type Outcome<T, E = std::convert::Infallible> = Result<T, FutureError<E>>;
 
 type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 
@@ -153,65 +165,104 @@ impl<T, E> Inner<T, E> {
         }
     }
 
-    /// Moves the state to `new` (FINISHED or CANCELLED), storing `outcome` for FINISHED, then
-    /// notifies every waiter and runs the done-callbacks. `this` is the `Arc` the callbacks'
-    /// handle is made from.
-    ///
-    /// Fails, giving the outcome back, when the state is already final.
-    /// `cancel_running`: a cancellation may also end a RUNNING future (the executor stopped
-    /// the running task on request, see [`Promise::set_cancel_hook`]); a user's `cancel` only
-    /// ends a PENDING one.
-    fn complete(
-        this: &Arc<Self>,
-        outcome: Option<Outcome<T, E>>,
-        cancel_running: bool,
-    ) -> Result<(), (Option<Outcome<T, E>>, u8)> {
-        let new = if outcome.is_some() {
-            FINISHED
-        } else {
-            CANCELLED
-        };
-        let mut waiters = this.waiters.lock();
+    /// The FINISHED step: from PENDING or RUNNING, stores `outcome` and notifies. Fails, giving
+    /// the outcome back with the state seen, when the future is already final (the first
+    /// outcome is kept).
+    fn finish(this: &Arc<Self>, outcome: Outcome<T, E>) -> Result<(), (Outcome<T, E>, u8)> {
+        let waiters = this.waiters.lock();
+        // Under the lock every final state is already visible (they are stored under it), and
+        // a non-final state read early only means "not final". Acquire anyway, like every load
+        // of `state`, so no reader of this file has to check which loads may reach the cell.
         let current = this.state.load(Ordering::Acquire);
-        let cancellable = current == PENDING || (cancel_running && current == RUNNING);
-        if is_final(current) || (new == CANCELLED && !cancellable) {
+        if is_final(current) {
             return Err((outcome, current));
         }
-        if new == FINISHED {
-            // SAFETY: the state is not final and we hold the lock, so no completion has written
-            // the cell and no reader may look at it yet (readers wait for FINISHED).
-            this.outcome.with_mut(|p| unsafe { *p = outcome });
+        // SAFETY: the state is not final and we hold the lock, so no completion has written
+        // the cell and no reader may look at it yet (readers wait for FINISHED).
+        this.outcome.with_mut(|p| unsafe { *p = Some(outcome) });
+        Inner::publish(this, waiters, || {
+            // Release: publishes the cell written above to every reader that loads FINISHED
+            // with Acquire. A store, not a CAS: PENDING and RUNNING may both be overwritten,
+            // and a concurrent PENDING → RUNNING CAS fails once this is stored.
+            this.state.store(FINISHED, Ordering::Release);
+            Ok(())
+        })
+        .map_err(|_| unreachable!("storing FINISHED cannot fail"))
+    }
+
+    /// The CANCELLED step for a task that has not started (`Future::cancel`): from PENDING
+    /// only. Fails with the state seen when the future is running or already final.
+    fn cancel_pending(this: &Arc<Self>) -> Result<(), u8> {
+        let waiters = this.waiters.lock();
+        Inner::publish(this, waiters, || {
+            // A CAS: the lock-free PENDING → RUNNING step may win at any time. Release on
+            // success, like every final state (CANCELLED publishes no data: the cell stays
+            // empty); Acquire on failure, like every load of `state`.
+            this.state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .map(|_| ())
+        })
+    }
+
+    /// The CANCELLED step for a task its executor stopped on request (see
+    /// [`Promise::set_cancel_hook`]): from RUNNING, or from PENDING as
+    /// [`cancel_pending`](Self::cancel_pending). Fails with the state seen when already final.
+    fn cancel_running(this: &Arc<Self>) -> Result<(), u8> {
+        let waiters = this.waiters.lock();
+        Inner::publish(this, waiters, || {
+            // Acquire: like every load of `state`.
+            match this.state.load(Ordering::Acquire) {
+                // Only the PENDING → RUNNING CAS can race with us; it loses or wins cleanly,
+                // and RUNNING is only left under the lock we hold.
+                PENDING | RUNNING => {
+                    match this.state.compare_exchange(
+                        PENDING,
+                        CANCELLED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {}
+                        // Release: as every final state.
+                        Err(RUNNING) => this.state.store(CANCELLED, Ordering::Release),
+                        Err(state) => unreachable!("final state {state} stored without the lock"),
+                    }
+                    Ok(())
+                }
+                state => Err(state),
+            }
+        })
+    }
+
+    /// Makes a move to a final state under `waiters` (the future's lock): `store` moves the
+    /// state (or fails, and then nothing changes); on success the waiter list is taken, the
+    /// lock released, and every waiter notified once: sleepers in `result()`, `wait`/
+    /// `as_completed` queues, async wakers, then the done-callbacks in order with a lent
+    /// handle. `this` is the `Arc` the callbacks' handle is made from.
+    fn publish(
+        this: &Arc<Self>,
+        mut waiters: MutexGuard<'_, Waiters<Callback<T, E>>>,
+        store: impl FnOnce() -> Result<(), u8>,
+    ) -> Result<(), u8> {
+        let has_callbacks = waiters
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Callback(_)));
+        if has_callbacks {
+            // Lend the callbacks a handle. Relaxed: it is counted before `store` publishes the
+            // final state with Release, so a `try_into_result` that loads that state with
+            // Acquire also sees this handle and does not move the outcome out from under the
+            // callbacks.
+            this.handles.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(state) = store() {
+            if has_callbacks {
+                // Nobody saw the handle: the state did not move.
+                this.handles.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Err(state);
         }
         let entries = mem::take(&mut waiters.entries);
         let hook = waiters.cancel_hook.take();
-        let has_callbacks = entries.iter().any(|e| matches!(e, Entry::Callback(_)));
-        if has_callbacks {
-            // Lend the callbacks a handle; counted before the state is published so that a
-            // `try_into_result` that sees the final state also sees this handle.
-            this.handles.fetch_add(1, Ordering::Relaxed);
-        }
-        if new == CANCELLED && current == RUNNING {
-            // RUNNING only changes under this lock.
-            this.state.store(CANCELLED, Ordering::Release);
-        } else if new == CANCELLED {
-            // Only a cancel races with the lock-free PENDING → RUNNING step.
-            if this
-                .state
-                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // A worker took the task first; undo.
-                if has_callbacks {
-                    this.handles.fetch_sub(1, Ordering::Relaxed);
-                }
-                waiters.entries = entries;
-                waiters.cancel_hook = hook;
-                return Err((None, RUNNING));
-            }
-        } else {
-            // PENDING or RUNNING → FINISHED; a concurrent PENDING → RUNNING CAS fails after this.
-            this.state.store(FINISHED, Ordering::Release);
-        }
         let sleepers = waiters.sleepers;
         drop(waiters);
         drop(hook);
@@ -235,13 +286,6 @@ impl<T, E> Inner<T, E> {
             }
         }
         Ok(())
-    }
-}
-
-impl<T, E> Drop for Inner<T, E> {
-    fn drop(&mut self) {
-        // Nothing to do: the cell's `Option` drops the outcome. Kept to document that dropping
-        // the last handle of a pending future does not cancel its task (as in Python).
     }
 }
 
@@ -330,9 +374,9 @@ impl<T, E> Future<T, E> {
             }
             _ => {}
         }
-        match Inner::complete(&self.inner, None, false) {
+        match Inner::cancel_pending(&self.inner) {
             Ok(()) => true,
-            Err((_, state)) => state == CANCELLED,
+            Err(state) => state == CANCELLED,
         }
     }
 
@@ -540,6 +584,9 @@ impl<T, E> std::hash::Hash for Future<T, E> {
 
 impl<T, E> Clone for Future<T, E> {
     fn clone(&self) -> Self {
+        // Relaxed, as `Arc::clone`: made from a live handle, so the count cannot reach one
+        // (the move-out condition) because of this clone's absence; `try_into_result` reads it
+        // with Acquire against the Release of `drop`.
         self.inner.handles.fetch_add(1, Ordering::Relaxed);
         Future::from_inner(self.inner.clone())
     }
@@ -571,6 +618,23 @@ impl<T, E> fmt::Debug for Future<T, E> {
 /// complete instead of leaving it pending forever.
 ///
 /// Cloneable: every clone completes the same future, and the first completion wins.
+///
+/// ```
+/// use futurepool_core::{Future, FutureError};
+///
+/// let (future, promise) = Future::<String, String>::pending();
+/// assert_eq!(promise.set_running_or_notify_cancel(), Ok(true)); // a worker takes it
+/// assert!(!future.cancel(), "running: too late to cancel");
+/// promise.set_result("done".into()).unwrap();
+/// let again = promise.set_exception("late".into()).unwrap_err();
+/// assert_eq!(again.into_inner(), "late"); // a second completion is refused, value given back
+/// assert_eq!(future.result(), Ok(&"done".to_string()));
+///
+/// // A promise dropped without completing fails its future instead of leaving it pending.
+/// let (future, promise) = Future::<u8>::pending();
+/// drop(promise);
+/// assert!(matches!(future.result(), Err(FutureError::Broken(_))));
+/// ```
 pub struct Promise<T, E = std::convert::Infallible> {
     inner: Arc<Inner<T, E>>,
 }
@@ -580,10 +644,13 @@ impl<T, E> Promise<T, E> {
     /// running (run the task), `Ok(false)` if it was cancelled (skip it; its waiters have already
     /// been notified), and an error if it is already running or finished.
     pub fn set_running_or_notify_cancel(&self) -> Result<bool, InvalidStateError<()>> {
+        // A CAS: `cancel_pending` may move PENDING to CANCELLED at any time. RUNNING publishes
+        // no data (Relaxed would do on success); Acquire on both sides keeps every load of
+        // `state` Acquire, and the failure's FINISHED is then safe to act on.
         match self.inner.state.compare_exchange(
             PENDING,
             RUNNING,
-            Ordering::AcqRel,
+            Ordering::Acquire,
             Ordering::Acquire,
         ) {
             Ok(_) => Ok(true),
@@ -623,32 +690,45 @@ impl<T, E> Promise<T, E> {
         &self,
         outcome: Outcome<T, E>,
     ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
-        let cancel = matches!(outcome, Err(FutureError::Cancelled));
-        let stored = if cancel { None } else { Some(outcome) };
-        Inner::complete(&self.inner, stored, true).map_err(|(rejected, state)| {
-            InvalidStateError::new(
-                rejected.unwrap_or(Err(FutureError::Cancelled)),
-                state_name(state),
-            )
-        })
+        match outcome {
+            Err(FutureError::Cancelled) => Inner::cancel_running(&self.inner).map_err(|state| {
+                InvalidStateError::new(Err(FutureError::Cancelled), state_name(state))
+            }),
+            outcome => Inner::finish(&self.inner, outcome)
+                .map_err(|(rejected, state)| InvalidStateError::new(rejected, state_name(state))),
+        }
     }
 
     /// Runs `task` for this future, the way a worker does: marks it running (or skips it if
     /// it was cancelled), runs the task catching a panic, and stores the outcome. Returns `false`
     /// if the task did not run.
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32, String>::pending();
+    /// let worker = std::thread::spawn(move || promise.run(|| "42".parse().map_err(|_| "nan".into())));
+    /// assert_eq!(future.result(), Ok(&42));
+    /// assert!(worker.join().unwrap(), "the task ran");
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(future.cancel());
+    /// assert!(!promise.run(|| unreachable!("a cancelled task is skipped")));
+    /// assert_eq!(future.result(), Err(FutureError::Cancelled));
+    /// ```
     pub fn run<F>(&self, task: F) -> bool
     where
         F: FnOnce() -> Result<T, E>,
     {
-        self.run_finishing(task, || {})
+        self.run_calling_before_completion(task, || {})
     }
 
-    /// Like [`run`](Self::run), and calls `finishing` after the task returned (or panicked)
-    /// and before its outcome is stored, so that whoever sees the future done also sees what
-    /// `finishing` did. The thread pool's workers count themselves idle there: after a
-    /// `result()` returns, the next `submit` reuses that worker instead of starting a thread.
-    /// `finishing` is not called if the task did not run.
-    pub fn run_finishing<F, G>(&self, task: F, finishing: G) -> bool
+    /// Like [`run`](Self::run), and calls `before_completion` after the task returned (or
+    /// panicked) and before its outcome is stored, so that whoever sees the future done also
+    /// sees what `before_completion` did. The thread pool's workers count themselves idle
+    /// there: after a `result()` returns, the next `submit` reuses that worker instead of
+    /// starting a thread. `before_completion` is not called if the task did not run.
+    pub fn run_calling_before_completion<F, G>(&self, task: F, before_completion: G) -> bool
     where
         F: FnOnce() -> Result<T, E>,
         G: FnOnce(),
@@ -662,7 +742,7 @@ impl<T, E> Promise<T, E> {
             Ok(Err(error)) => Err(FutureError::Raised(error)),
             Err(payload) => Err(FutureError::Panicked(Panic::from_payload(payload))),
         };
-        finishing();
+        before_completion();
         // The future is RUNNING and only completions can end it; another promise clone may have
         // completed it meanwhile, in which case its outcome is kept and ours dropped.
         let _ = self.set_outcome(outcome);
@@ -686,19 +766,22 @@ impl<T, E> Promise<T, E> {
         true
     }
 
-    /// `true` if the future was cancelled (a worker can skip work nobody waits for).
-    pub fn is_cancelled(&self) -> bool {
+    /// `true` if the future was cancelled (a worker can skip work nobody waits for); the same
+    /// question as [`Future::cancelled`].
+    pub fn cancelled(&self) -> bool {
         self.inner.state() == CANCELLED
     }
 
-    /// `true` if the future is finished or cancelled.
-    pub fn is_done(&self) -> bool {
+    /// `true` if the future is finished or cancelled; the same question as [`Future::done`].
+    pub fn done(&self) -> bool {
         is_final(self.inner.state())
     }
 }
 
 impl<T, E> Clone for Promise<T, E> {
     fn clone(&self) -> Self {
+        // Relaxed, as `Arc::clone`: a new promise is made from a live one, so the count cannot
+        // reach zero meanwhile; nothing is published by counting.
         self.inner.promises.fetch_add(1, Ordering::Relaxed);
         Promise {
             inner: self.inner.clone(),
@@ -708,15 +791,17 @@ impl<T, E> Clone for Promise<T, E> {
 
 impl<T, E> Drop for Promise<T, E> {
     fn drop(&mut self) {
-        if self.inner.promises.fetch_sub(1, Ordering::AcqRel) == 1 && !self.is_done() {
+        // AcqRel, as `Arc`'s drop: the last promise to go must see everything the other
+        // promises did before they went (Acquire), and its own work must be seen by whoever
+        // drops after it (Release). The completion below takes the lock anyway.
+        if self.inner.promises.fetch_sub(1, Ordering::AcqRel) == 1 && !self.done() {
             // Nobody can complete the future any more: fail it rather than leave its waiters
             // hanging (a queue dropped with tasks in it, a task closure dropped unrun).
-            let _ = Inner::complete(
+            let _ = Inner::finish(
                 &self.inner,
-                Some(Err(FutureError::Broken(
+                Err(FutureError::Broken(
                     "the task was dropped before it completed its future".into(),
-                ))),
-                false,
+                )),
             );
         }
     }
@@ -729,3 +814,18 @@ impl<T, E> fmt::Debug for Promise<T, E> {
             .finish_non_exhaustive()
     }
 }
+
+// What the types promise to other threads, checked at compile time: a future, its promise and the
+// errors cross threads and are shared between them whenever their values can be.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Future<Vec<u8>, String>>();
+    send_sync::<Promise<Vec<u8>, String>>();
+    send_sync::<crate::AnyFuture>();
+    send_sync::<FutureError<String>>();
+    send_sync::<crate::SubmitError>();
+    send_sync::<crate::TimeoutError>();
+    send_sync::<crate::OptionsError>();
+    send_sync::<InvalidStateError<String>>();
+    send_sync::<Panic>();
+};

@@ -2,8 +2,9 @@
 //! [`as_completed`] and the [`Executor`] trait. Backends (`futurepool-threads`,
 //! `futurepool-procs`) re-export all of it.
 //!
-//! This crate does no I/O and knows no backend. All its synchronization goes through
-//! [`loom`], the facade that `--cfg futurepool_loom` swaps for the loom model checker.
+//! This crate does no I/O and knows no backend. All its synchronization goes through a sync
+//! facade (the hidden `loom` module, not public API) that `--cfg futurepool_loom` swaps for the
+//! loom model checker.
 //!
 //! ```
 //! use futurepool_core::{as_completed, Future};
@@ -20,13 +21,17 @@
 //! ```
 
 #![warn(missing_docs)]
+#![deny(unreachable_pub)]
 
 mod as_completed;
 mod bridge;
 mod error;
 mod executor;
 mod future;
-#[allow(missing_docs)]
+/// The sync facade the backends share (std or loom by cfg). Not public API: hidden, and its
+/// types change under `--cfg futurepool_loom`.
+#[doc(hidden)]
+#[allow(missing_docs, unreachable_pub)]
 pub mod loom;
 mod time;
 mod wait;
@@ -40,12 +45,9 @@ pub use crate::executor::{
     fallible_job, job, Executor, FallibleJob, FnJob, Job, Map, MapOptions, OptionsError, Shutdown,
     Submit,
 };
-pub use crate::future::{Future, Promise};
+pub use crate::future::{Future, Outcome, Promise};
 pub use crate::wait::{wait, ReturnWhen, Waited};
 pub use crate::waitable::{AnyFuture, Waitable};
-
-/// A future's outcome taken by value: the value or why there is none.
-pub type Outcome<T, E = std::convert::Infallible> = Result<T, FutureError<E>>;
 
 #[cfg(all(test, futurepool_loom))]
 mod loom_tests;

@@ -48,6 +48,8 @@ impl Queue {
     pub(crate) fn push(&self, token: usize) {
         let mut tokens = self.tokens.lock();
         tokens.fifo.push_back(token);
+        // Relaxed would do (the token itself is read under the lock); Release makes the
+        // spinning consumer's Acquire load a clean "something is there" signal.
         self.queued.store(tokens.fifo.len(), Ordering::Release);
         let wake = tokens.sleeping;
         drop(tokens);
@@ -61,16 +63,20 @@ impl Queue {
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Option<usize> {
         let mut tokens = self.tokens.lock();
         if let Some(token) = tokens.fifo.pop_front() {
+            // Relaxed: `queued` is only a hint for spinning; every token is read under the lock.
             self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
             return Some(token);
         }
         if !matches!(deadline, Some(d) if Instant::now() >= d) {
             drop(tokens);
+            // Acquire pairs with `push`'s Release; a stale 0 only costs the sleep below, which
+            // re-checks under the lock.
             crate::loom::spin_until(|| self.queued.load(Ordering::Acquire) > 0);
             tokens = self.tokens.lock();
         }
         loop {
             if let Some(token) = tokens.fifo.pop_front() {
+                // Relaxed: a hint, as above.
                 self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
                 return Some(token);
             }
@@ -86,6 +92,7 @@ impl Queue {
                     tokens.sleeping = false;
                     if expired {
                         let token = tokens.fifo.pop_front();
+                        // Relaxed: a hint, as above.
                         self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
                         return token;
                     }
