@@ -22,7 +22,6 @@ mod fetch;
 mod run;
 mod util;
 mod wc;
-mod wc_classes;
 
 use std::process::ExitCode;
 
