@@ -40,6 +40,7 @@ enum Command {
     /// Time CPU-bound and I/O-bound work sequentially, on threads and on processes.
     Bench(bench::Args),
     /// Run a command for each input in parallel (GNU parallel / xargs -P).
+    #[command(after_help = run::AFTER_HELP)]
     Run(run::Args),
     /// Count lines, words, characters and bytes per file, exactly like GNU `wc -lwmc`.
     Wc(wc::Args),

@@ -1,0 +1,403 @@
+//! The scheduler: one thread deciding everything, woken only by events — a job finished, a
+//! signal arrived. It starts jobs while a slot is free (reading inputs lazily), retries, applies
+//! `--halt`, prints outputs (in input order with `-k`), writes the joblog, and stops the run on
+//! SIGINT/SIGTERM (the signal to every job's group, SIGKILL after `--grace`, a second one kills
+//! at once; exit 255), SIGHUP (no new jobs; running ones finish) and a closed stdout (running
+//! jobs ended, quietly).
+//!
+//! Jobs run on futurepool's thread pool, one worker per slot, each blocking in
+//! [`Executor::run`]; the worker sends the result back on a channel.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futurepool_threads::ThreadPool;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use super::input::Inputs;
+use super::job::{Executor, Finished, JobError, JobSpec, Stop};
+use super::local::tag_of;
+use super::output::Printer;
+use super::policy::{Ending, Halt, Tally, When};
+use super::report::{json_line, write_results, Joblog};
+use super::template::{JobValues, Template};
+
+/// How the scheduler runs the jobs (everything but the executor, inputs and printer).
+#[derive(Debug)]
+pub struct Plan {
+    pub slots: usize,
+    pub keep_order: bool,
+    /// Attempts per job in total (`--retries`, at least 1).
+    pub attempts: u32,
+    pub halt: Option<Halt>,
+    pub timeout: Option<Duration>,
+    pub tag: bool,
+    pub json: bool,
+    pub results: Option<PathBuf>,
+    /// The executor prints output itself as it comes (`--line-buffer`, `-u`).
+    pub output_streamed: bool,
+    pub joblog: Option<Joblog>,
+    /// Sequence numbers not to run (`--resume`, `--resume-failed`).
+    pub skip: HashSet<usize>,
+}
+
+/// What wakes the scheduler.
+enum Event {
+    Done {
+        spec: JobSpec,
+        attempt: u32,
+        result: Result<Finished, JobError>,
+    },
+    Signal(i32),
+}
+
+/// Sends the job's result when dropped, even if the executor panicked (the scheduler must
+/// never wait for a job that will not come back).
+struct Reply {
+    tx: Sender<Event>,
+    spec: Option<JobSpec>,
+    attempt: u32,
+    result: Option<Result<Finished, JobError>>,
+}
+
+impl Reply {
+    fn send(mut self, result: Result<Finished, JobError>) {
+        self.result = Some(result);
+        // Drop sends it.
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(spec) = self.spec.take() {
+            let result = self.result.take().unwrap_or_else(|| {
+                Err(JobError::Start(io::Error::other(
+                    "the job's thread panicked",
+                )))
+            });
+            let _ = self.tx.send(Event::Done {
+                spec,
+                attempt: self.attempt,
+                result,
+            });
+        }
+    }
+}
+
+/// Why the run stopped starting jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    No,
+    /// SIGHUP or `--halt soon`: running jobs finish and are reported.
+    Soon,
+    /// `--halt now`: running jobs are killed; their output is not printed.
+    Halted,
+    /// SIGINT/SIGTERM: the signal; exit 255.
+    Interrupted(i32),
+    /// stdout closed.
+    Closed,
+}
+
+/// A finished job waiting for its turn to be printed (`-k`), or a hole in the sequence.
+enum Held {
+    Job(JobSpec, Finished),
+    Nothing,
+}
+
+struct Scheduler {
+    plan: Plan,
+    printer: Arc<Printer>,
+    executor: Arc<dyn Executor>,
+    tally: Tally,
+    stopping: Stopping,
+    held: BTreeMap<usize, Held>,
+    next_to_print: usize,
+}
+
+/// Runs every job; returns the exit code.
+pub fn run(
+    executor: Arc<dyn Executor>,
+    template: &Template,
+    mut inputs: Inputs,
+    plan: Plan,
+    printer: Arc<Printer>,
+) -> Result<u8> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("installing signal handlers")?;
+    let signal_handle = signals.handle();
+    let signal_tx = tx.clone();
+    let signal_thread = thread::Builder::new()
+        .name("pool-run-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal_tx.send(Event::Signal(signal)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let pool = ThreadPool::builder()
+        .max_workers(plan.slots)
+        .thread_name_prefix("pool-run")
+        .build()?;
+    if let Some(total) = inputs.total() {
+        printer.set_total(total);
+    }
+    let mut s = Scheduler {
+        tally: Tally::new(plan.halt, inputs.total()),
+        plan,
+        printer,
+        executor,
+        stopping: Stopping::No,
+        held: BTreeMap::new(),
+        next_to_print: 1,
+    };
+    let mut free_slots: BTreeSet<usize> = (1..=s.plan.slots).collect();
+    let mut running = 0usize;
+    let mut seq = 0usize;
+    let mut exhausted = false;
+    let mut input_error = None;
+    let mut interrupts = 0;
+    loop {
+        while s.stopping == Stopping::No && !exhausted && running < s.plan.slots {
+            let values = match inputs.next() {
+                None => {
+                    exhausted = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    input_error = Some(e);
+                    exhausted = true;
+                    break;
+                }
+                Some(Ok(values)) => values,
+            };
+            seq += 1;
+            if s.plan.skip.contains(&seq) {
+                s.hold(seq, Held::Nothing)?;
+                continue;
+            }
+            let slot = free_slots
+                .pop_first()
+                .expect("a free slot while running < slots");
+            let command = template.render(JobValues {
+                args: &values,
+                seq,
+                slot,
+            });
+            let spec = JobSpec {
+                seq,
+                slot,
+                command,
+                values,
+                timeout: s.plan.timeout,
+            };
+            s.tally.started();
+            submit(&pool, &s.executor, &tx, spec, 1)?;
+            running += 1;
+        }
+        if running == 0 {
+            break;
+        }
+        let event = rx.recv().expect("the scheduler holds a sender");
+        match event {
+            Event::Signal(SIGHUP) => {
+                if s.stopping == Stopping::No {
+                    s.stopping = Stopping::Soon;
+                    s.printer.note(&format!(
+                        "SIGHUP received: no new jobs; waiting for {running} running job(s)"
+                    ));
+                }
+            }
+            Event::Signal(signal) => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    s.stopping = Stopping::Interrupted(signal);
+                    s.executor.stop_running(Stop::Signal(signal));
+                } else {
+                    s.executor.stop_running(Stop::Kill);
+                }
+            }
+            Event::Done {
+                spec,
+                attempt,
+                result,
+            } => {
+                let retry = match &result {
+                    Ok(f) => {
+                        ending(f).failed()
+                            && attempt < s.plan.attempts
+                            && s.stopping == Stopping::No
+                    }
+                    Err(_) => false,
+                };
+                if retry {
+                    submit(&pool, &s.executor, &tx, spec, attempt + 1)?;
+                    continue;
+                }
+                running -= 1;
+                free_slots.insert(spec.slot);
+                s.printer.job_done();
+                s.finished(spec, result)?;
+            }
+        }
+    }
+    // With -k, what is still held follows in order (jobs after a halt, skipped holes).
+    for (_, held) in std::mem::take(&mut s.held) {
+        if let Held::Job(spec, finished) = held {
+            s.deliver(spec, finished)?;
+        }
+    }
+    s.printer.finish();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    drop(pool);
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
+    if let Stopping::Interrupted(signal) = s.stopping {
+        s.printer.note(&format!(
+            "stopped by signal {signal}; running jobs were stopped"
+        ));
+        return Ok(255);
+    }
+    let failed = s.tally.failed_count();
+    if failed > 0 && s.stopping != Stopping::Closed {
+        s.printer.note(&format!(
+            "{failed} of {} jobs failed",
+            seq - s.plan.skip.len().min(seq)
+        ));
+    }
+    Ok(s.tally.exit_code())
+}
+
+fn submit(
+    pool: &ThreadPool,
+    executor: &Arc<dyn Executor>,
+    tx: &Sender<Event>,
+    spec: JobSpec,
+    attempt: u32,
+) -> Result<()> {
+    let executor = executor.clone();
+    let reply = Reply {
+        tx: tx.clone(),
+        spec: Some(spec),
+        attempt,
+        result: None,
+    };
+    pool.submit(move || {
+        let result = executor.run(reply.spec.as_ref().expect("set until sent"));
+        reply.send(result);
+    })?;
+    Ok(())
+}
+
+fn ending(f: &Finished) -> Ending {
+    let (exit, signal) = f.exit_and_signal();
+    Ending { exit, signal }
+}
+
+impl Scheduler {
+    /// A job is over (after its retries).
+    fn finished(&mut self, spec: JobSpec, result: Result<Finished, JobError>) -> Result<()> {
+        let seq = spec.seq;
+        let finished = match result {
+            Ok(f) => f,
+            Err(JobError::Stopped) => return self.hold(seq, Held::Nothing),
+            Err(e) => {
+                self.printer.note(&format!("job {seq}: {e}"));
+                if self.counting() {
+                    self.tally.finished(Ending {
+                        exit: -1,
+                        signal: 0,
+                    });
+                }
+                return self.hold(seq, Held::Nothing);
+            }
+        };
+        if self.counting() {
+            match self.tally.finished(ending(&finished)) {
+                Some(When::Soon) => {
+                    self.stopping = Stopping::Soon;
+                    let failed = self.tally.failed_count();
+                    self.printer.note(&format!(
+                        "halting after job {seq} ({failed} failed): no new jobs"
+                    ));
+                }
+                Some(When::Now) => {
+                    self.stopping = Stopping::Halted;
+                    self.executor.stop_running(Stop::Signal(libc::SIGTERM));
+                    let failed = self.tally.failed_count();
+                    self.printer.note(&format!(
+                        "halting now after job {seq} ({failed} failed): running jobs killed"
+                    ));
+                }
+                None => {}
+            }
+        } else if let Some(log) = &mut self.plan.joblog {
+            // Killed by the halt or a signal: logged, not printed.
+            log.write(&spec, &finished)?;
+            return self.hold(seq, Held::Nothing);
+        }
+        self.hold(seq, Held::Job(spec, finished))
+    }
+
+    /// Whether finished jobs still count (they do not once the run was halted or interrupted
+    /// and they were killed for it).
+    fn counting(&self) -> bool {
+        matches!(self.stopping, Stopping::No | Stopping::Soon)
+    }
+
+    /// Prints now, or holds until the earlier jobs are printed (`-k`).
+    fn hold(&mut self, seq: usize, held: Held) -> Result<()> {
+        if !self.plan.keep_order {
+            if let Held::Job(spec, finished) = held {
+                self.deliver(spec, finished)?;
+            }
+            return Ok(());
+        }
+        self.held.insert(seq, held);
+        while let Some(held) = self.held.remove(&self.next_to_print) {
+            if let Held::Job(spec, finished) = held {
+                self.deliver(spec, finished)?;
+            }
+            self.next_to_print += 1;
+        }
+        Ok(())
+    }
+
+    /// The job's joblog line, results and output.
+    fn deliver(&mut self, spec: JobSpec, mut finished: Finished) -> Result<()> {
+        if let Some(log) = &mut self.plan.joblog {
+            log.write(&spec, &finished)?;
+        }
+        if let Some(dir) = &self.plan.results {
+            write_results(dir, &spec, &mut finished)?;
+        } else if self.plan.json {
+            let line = json_line(&spec, &mut finished)?;
+            self.printer.stdout(|w| w.write_all(&line))?;
+        } else if !self.plan.output_streamed {
+            let tag = self.plan.tag.then(|| tag_of(&spec.values));
+            self.printer
+                .stdout(|w| finished.stdout.copy_to(w, tag.as_deref()))?;
+            self.printer
+                .stderr(|w| finished.stderr.copy_to(w, tag.as_deref()));
+        }
+        if finished.timed_out && !self.plan.json {
+            let command = String::from_utf8_lossy(&spec.command);
+            self.printer
+                .note(&format!("job {} timed out: {command}", spec.seq));
+        }
+        if self.printer.closed() && self.stopping != Stopping::Closed {
+            self.stopping = Stopping::Closed;
+            self.executor.stop_running(Stop::Signal(libc::SIGTERM));
+        }
+        Ok(())
+    }
+}
