@@ -133,7 +133,7 @@ pub struct Args {
     /// Prefix each output line with the job's values and a tab.
     #[arg(long)]
     tag: bool,
-    /// Save each job's output in DIR/1/<value>/.../{stdout,stderr,seq} instead of printing it.
+    /// Save each job's output in DIR/1/VALUE/.../{stdout,stderr,seq} instead of printing it.
     #[arg(long, alias = "res", value_name = "DIR")]
     results: Option<PathBuf>,
     /// Show the progress bar (it is shown whenever stderr is a terminal).
