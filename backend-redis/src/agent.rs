@@ -1,0 +1,901 @@
+//! The agent: a program's worker mode for a queue. It claims only as many tasks as it has free
+//! slots (`XREADGROUP … COUNT free`), runs each in its local process pool (so a crash, a hang
+//! past the timeout or a kill is that task's reported result), and sends the outcome to the
+//! submitting client's reply stream.
+//!
+//! Three threads: the claimer (reads new tasks, reclaims those of vanished agents with
+//! `XAUTOCLAIM` every half lease), the replier (reports outcomes, retrying through Redis
+//! outages), and the keeper (heartbeat: every third of a lease it resets the idle time of the
+//! entries it still owns, so redelivery follows the agent's liveness and never a task's
+//! duration; and it reads the agent's control stream for kill requests).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use futurepool_core::{Future, FutureError};
+use futurepool_procs::__private::{codec, signature, Signature};
+use futurepool_procs::ProcessPool;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::Value;
+
+use crate::keys::{Keys, GROUP};
+use crate::link::{self, Link};
+use crate::scripts;
+use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
+
+/// How long the claimer blocks on the task stream at most (so it notices a stop in time).
+const CLAIM_BLOCK: Duration = Duration::from_millis(500);
+
+/// Options of an agent ([`serve`], [`Agent::start`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AgentOptions {
+    /// The queue to serve. Default `default`.
+    pub queue: String,
+    /// How many tasks run at once (the local process pool's size). Default:
+    /// `available_parallelism`.
+    pub slots: Option<usize>,
+    /// How long this agent may stay silent before its tasks are given to other agents.
+    /// Heartbeats go out every third of it. Default 10 s.
+    pub lease: Duration,
+    /// The agent's name in the consumer group (must be unique). Default: host, pid and a
+    /// random suffix.
+    pub name: Option<String>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            queue: "default".into(),
+            slots: None,
+            lease: Duration::from_secs(10),
+            name: None,
+        }
+    }
+}
+
+impl AgentOptions {
+    /// The defaults.
+    pub fn new() -> AgentOptions {
+        AgentOptions::default()
+    }
+
+    /// The queue to serve.
+    pub fn queue(mut self, name: impl Into<String>) -> AgentOptions {
+        self.queue = name.into();
+        self
+    }
+
+    /// How many tasks run at once.
+    pub fn slots(mut self, n: usize) -> AgentOptions {
+        self.slots = Some(n);
+        self
+    }
+
+    /// The lease (see the field).
+    pub fn lease(mut self, lease: Duration) -> AgentOptions {
+        self.lease = lease;
+        self
+    }
+
+    /// The agent's name.
+    pub fn name(mut self, name: impl Into<String>) -> AgentOptions {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The URL did not parse.
+    Url(String),
+    /// Redis could not be reached, refused the credentials, or lacks a right agents need.
+    Redis(String),
+    /// The local process pool could not be made.
+    Pool(String),
+    /// An option is out of range.
+    Option(String),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Url(e) => write!(f, "bad Redis URL: {e}"),
+            AgentError::Redis(e) => write!(f, "cannot use Redis: {e}"),
+            AgentError::Pool(e) => write!(f, "cannot make the local process pool: {e}"),
+            AgentError::Option(e) => write!(f, "bad option: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Serves the queue until the process ends: the one line of a program's agent mode, after
+/// `futurepool_procs::init()` (the agent's own worker processes stop there).
+///
+/// ```no_run
+/// fn square(x: u64) -> u64 { x * x }
+/// futurepool_procs::register!(square);
+///
+/// fn main() {
+///     futurepool_procs::init();
+///     if std::env::args().nth(1).as_deref() == Some("agent") {
+///         let err = futurepool_redis::serve("redis://10.0.0.1/", Default::default());
+///         eprintln!("agent: {err:?}");
+///         std::process::exit(1);
+///     }
+///     // … the client side: RedisPool::connect("redis://10.0.0.1/") …
+/// }
+/// ```
+///
+/// Returns only if the agent cannot start.
+pub fn serve(url: &str, options: AgentOptions) -> Result<std::convert::Infallible, AgentError> {
+    let agent = Agent::start(url, options)?;
+    loop {
+        if let Some(handle) = agent.claimer.as_ref() {
+            if handle.is_finished() {
+                return Err(AgentError::Redis("the agent's claim loop ended".into()));
+            }
+        }
+        thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A running agent; [`Agent::stop`] ends it gracefully.
+pub struct Agent {
+    shared: Arc<Shared>,
+    claimer: Option<JoinHandle<()>>,
+    replier: Option<JoinHandle<()>>,
+    keeper: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    keys: Keys,
+    name: String,
+    shown: String,
+    client: redis::Client,
+    lease: Duration,
+    pool: ProcessPool,
+    /// Tasks started here and not yet reported, by task id.
+    inflight: Mutex<HashMap<String, InFlight>>,
+    /// Free slots; the claimer waits on `freed` when there are none.
+    free: Mutex<usize>,
+    freed: Condvar,
+    done: Mutex<mpsc::Sender<Report>>,
+    stop: AtomicBool,
+}
+
+struct InFlight {
+    entry: String,
+    /// The local future of the item running now.
+    future: Option<Future<Vec<u8>>>,
+    /// A kill was requested: the running item is cancelled, and so is every later one.
+    killed: bool,
+}
+
+/// One task on its way through the local pool: its items (one, or a chunk's), run one after
+/// another.
+struct Run {
+    function: String,
+    timeout: Option<Duration>,
+    rest: VecDeque<Vec<u8>>,
+    done: Vec<RemoteOutcome>,
+    chunk: bool,
+    report: Report,
+}
+
+/// An outcome on its way to the client.
+struct Report {
+    entry: String,
+    task: String,
+    client: String,
+    seq: u64,
+    attempt: u32,
+    reply_ttl_ms: u64,
+    /// The argument's blob key, deleted with the task.
+    arg_blob: Option<String>,
+    outcome: RemoteOutcome,
+}
+
+impl Agent {
+    /// Connects, makes the local process pool and the consumer group, and starts serving.
+    pub fn start(url: &str, options: AgentOptions) -> Result<Agent, AgentError> {
+        let keys = Keys::new(&options.queue).map_err(AgentError::Option)?;
+        if options.lease < Duration::from_millis(300) {
+            return Err(AgentError::Option(
+                "the lease must be at least 300 ms".into(),
+            ));
+        }
+        let slots = match options.slots {
+            Some(0) => return Err(AgentError::Option("slots must be at least 1".into())),
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let shown = link::shown(url);
+        let client = redis::Client::open(url).map_err(|e| AgentError::Url(e.to_string()))?;
+        let name = options.name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into());
+            format!("{host}-{}-{}", std::process::id(), &link::random_id()[..8])
+        });
+        let mut link = Link::new(client.clone(), Duration::ZERO);
+        ensure_group(&mut link, &keys).map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+        let pool = ProcessPool::builder()
+            .max_workers(slots)
+            .cancel_kills_running(true)
+            .build()
+            .map_err(|e| AgentError::Pool(e.to_string()))?;
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            keys,
+            name,
+            shown,
+            client,
+            lease: options.lease,
+            pool,
+            inflight: Mutex::new(HashMap::new()),
+            free: Mutex::new(slots),
+            freed: Condvar::new(),
+            done: Mutex::new(tx),
+            stop: AtomicBool::new(false),
+        });
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(body)
+                .map_err(|e| AgentError::Pool(format!("cannot start a thread: {e}")))
+        };
+        let replier = {
+            let s = shared.clone();
+            spawn(
+                "futurepool-redis-replier",
+                Box::new(move || s.reply_loop(rx)),
+            )?
+        };
+        let keeper = {
+            let s = shared.clone();
+            spawn("futurepool-redis-keeper", Box::new(move || s.keep_loop()))?
+        };
+        let claimer = {
+            let s = shared.clone();
+            spawn("futurepool-redis-claimer", Box::new(move || s.claim_loop()))?
+        };
+        log::info!(
+            "futurepool-redis: agent {} serving {}",
+            shared.name,
+            shared.shown
+        );
+        Ok(Agent {
+            shared,
+            claimer: Some(claimer),
+            replier: Some(replier),
+            keeper: Some(keeper),
+        })
+    }
+
+    /// The agent's name in the consumer group.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Stops claiming, lets the running tasks finish and report, and returns.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.freed.notify_all();
+        for handle in [self.claimer.take(), self.replier.take(), self.keeper.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.shared.name)
+            .field("redis", &self.shared.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the task stream and its consumer group if missing.
+fn ensure_group(link: &mut Link, keys: &Keys) -> Result<(), String> {
+    match link.run(|c| {
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.tasks())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query::<()>(c)
+    }) {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) if e.code() == Some("NOPERM") => Err(format!(
+            "{e} (the Redis user lacks a right agents need: see the README's \"Across \
+             machines\" section for the agents' ACL)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Shared {
+    fn inflight(&self) -> MutexGuard<'_, HashMap<String, InFlight>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `wait` for a free slot; how many are free.
+    fn wait_free(&self, wait: Duration) -> usize {
+        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let (free, _) = self
+            .freed
+            .wait_timeout_while(free, wait, |n| *n == 0 && !self.stopping())
+            .unwrap_or_else(|p| p.into_inner());
+        *free
+    }
+
+    fn take_slot(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free = free.saturating_sub(1);
+    }
+
+    fn release_slot(&self) {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.freed.notify_all();
+    }
+
+    fn report(&self, report: Report) {
+        let tx = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        // The replier lives as long as any sender: this cannot fail while `self` exists.
+        let _ = tx.send(report);
+    }
+
+    fn claim_loop(self: Arc<Self>) {
+        let mut link = Link::new(self.client.clone(), CLAIM_BLOCK);
+        let lease_ms = self.lease.as_millis() as u64;
+        let mut next_reclaim = Instant::now();
+        let mut cursor = "0-0".to_string();
+        let mut pause = Duration::from_millis(20);
+        while !self.stopping() {
+            let free = self.wait_free(Duration::from_millis(200));
+            if free == 0 || self.stopping() {
+                continue;
+            }
+            let now = Instant::now();
+            let result = if now >= next_reclaim {
+                next_reclaim = now + self.lease / 2;
+                link.run(|c| {
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(self.keys.tasks())
+                        .arg(GROUP)
+                        .arg(&self.name)
+                        .arg(lease_ms)
+                        .arg(&cursor)
+                        .arg("COUNT")
+                        .arg(free)
+                        .query::<StreamAutoClaimReply>(c)
+                })
+                .map(|reply| {
+                    cursor = reply.next_stream_id;
+                    reply.claimed
+                })
+            } else {
+                link.run(|c| {
+                    redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(GROUP)
+                        .arg(&self.name)
+                        .arg("COUNT")
+                        .arg(free)
+                        .arg("BLOCK")
+                        .arg(CLAIM_BLOCK.as_millis() as u64)
+                        .arg("STREAMS")
+                        .arg(self.keys.tasks())
+                        .arg(">")
+                        .query::<Option<StreamReadReply>>(c)
+                })
+                .map(|reply| {
+                    reply
+                        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                        .unwrap_or_default()
+                })
+            };
+            match result {
+                Ok(entries) => {
+                    pause = Duration::from_millis(20);
+                    for entry in entries {
+                        self.take_slot();
+                        self.handle(&mut link, entry);
+                    }
+                }
+                Err(e) if link::is_no_group(&e) => {
+                    // Redis lost the group (a restart without persistence): make it again.
+                    if let Err(e) = ensure_group(&mut link, &self.keys) {
+                        log::error!("futurepool-redis: agent {}: {e}", self.name);
+                        thread::sleep(pause);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("futurepool-redis: agent {}: {e}", self.name);
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// One delivered entry: start it (or refuse it, or skip it) — its slot is taken.
+    fn handle(self: &Arc<Self>, link: &mut Link, entry: StreamId) {
+        let msg = match entry.map.get(wire::FIELD) {
+            Some(Value::BulkString(bytes)) => wire::from_bytes::<TaskMsg>(bytes),
+            _ => Err("no message field".to_string()),
+        };
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                log::error!(
+                    "futurepool-redis: agent {} dropped entry {}: {e}",
+                    self.name,
+                    entry.id
+                );
+                let _ = link.run(|c| {
+                    redis::pipe()
+                        .cmd("XACK")
+                        .arg(self.keys.tasks())
+                        .arg(GROUP)
+                        .arg(&entry.id)
+                        .cmd("XDEL")
+                        .arg(self.keys.tasks())
+                        .arg(&entry.id)
+                        .query::<()>(c)
+                });
+                self.release_slot();
+                return;
+            }
+        };
+        let arg_blob = match &msg.arg {
+            Payload::Stored(key) => Some(key.clone()),
+            Payload::Inline(_) => None,
+        };
+        let mut report = Report {
+            entry: entry.id.clone(),
+            task: msg.task.clone(),
+            client: msg.client.clone(),
+            seq: msg.seq,
+            attempt: 1,
+            reply_ttl_ms: msg.reply_ttl_ms,
+            arg_blob,
+            outcome: RemoteOutcome::Cancelled,
+        };
+        // The fingerprint: never run a function whose types differ from the client's.
+        if let Some(why) = refusal(&msg, signature(&msg.function), &self.name) {
+            report.outcome = RemoteOutcome::Broken(why);
+            self.report(report);
+            return;
+        }
+        let started = wire::to_bytes(&ReplyMsg {
+            seq: msg.seq,
+            agent: self.name.clone(),
+            kind: ReplyKind::Started,
+        });
+        let keys = &self.keys;
+        let start = link.run_retrying(
+            Some(Instant::now() + self.lease),
+            || !self.stopping(),
+            |c| {
+                scripts::start()
+                    .key(keys.tasks())
+                    .key(keys.running())
+                    .key(keys.cancel(&msg.task))
+                    .key(keys.reply(&msg.client))
+                    .arg(&entry.id)
+                    .arg(&msg.task)
+                    .arg(&self.name)
+                    .arg(msg.max_attempts)
+                    .arg(&started)
+                    .arg(msg.reply_ttl_ms)
+                    .invoke::<(i64, u32)>(c)
+            },
+        );
+        let attempt = match start {
+            Ok((1, attempt)) => attempt,
+            Ok((2, delivered)) => {
+                report.attempt = delivered;
+                report.outcome = RemoteOutcome::WorkerLost(format!(
+                    "task {} was delivered {delivered} times and the agent running it was lost \
+                     each time ({} attempts allowed: machine lost, agent killed, or cut off \
+                     from Redis longer than the lease)",
+                    msg.task, msg.max_attempts
+                ));
+                self.report(report);
+                return;
+            }
+            Ok(_) => {
+                // Cancelled before it started, or another agent owns it now.
+                self.release_slot();
+                return;
+            }
+            Err(e) => {
+                // Left pending: reclaimed after the lease by whichever agent is alive then.
+                log::warn!(
+                    "futurepool-redis: agent {} cannot start {}: {e}",
+                    self.name,
+                    msg.task
+                );
+                self.release_slot();
+                return;
+            }
+        };
+        report.attempt = attempt;
+        let arg = match msg.arg {
+            Payload::Inline(bytes) => Ok(bytes),
+            Payload::Stored(key) => match link.run_retrying(
+                Some(Instant::now() + self.lease),
+                || !self.stopping(),
+                |c| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(c),
+            ) {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(format!("the task's argument expired in Redis ({key})")),
+                Err(e) => Err(format!("cannot read the task's argument: {e}")),
+            },
+        };
+        let arg = match arg {
+            Ok(arg) if msg.delivery => match codec::encode(&(&msg.task, attempt)) {
+                Ok(mut prefix) => {
+                    prefix.extend_from_slice(&arg);
+                    Ok(prefix)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            other => other,
+        };
+        let arg = match arg {
+            Ok(arg) => arg,
+            Err(why) => {
+                report.outcome = RemoteOutcome::Broken(why);
+                self.report(report);
+                return;
+            }
+        };
+        let items = if msg.chunk {
+            match wire::from_bytes::<Vec<serde_bytes::ByteBuf>>(&arg) {
+                Ok(items) => items.into_iter().map(|b| b.into_vec()).collect(),
+                Err(e) => {
+                    report.outcome = RemoteOutcome::Broken(format!("a malformed chunk: {e}"));
+                    self.report(report);
+                    return;
+                }
+            }
+        } else {
+            VecDeque::from([arg])
+        };
+        self.inflight().insert(
+            msg.task.clone(),
+            InFlight {
+                entry: entry.id.clone(),
+                future: None,
+                killed: false,
+            },
+        );
+        self.advance(Run {
+            function: msg.function,
+            timeout: msg.timeout_ms.map(Duration::from_millis),
+            done: Vec::with_capacity(items.len()),
+            rest: items,
+            chunk: msg.chunk,
+            report,
+        });
+    }
+
+    /// Runs the task's next item in the local pool (its done-callback runs the one after), or
+    /// reports the task once every item ran. A killed task's remaining items are cancelled.
+    fn advance(self: &Arc<Self>, mut run: Run) {
+        loop {
+            let Some(arg) = run.rest.pop_front() else {
+                let mut done = std::mem::take(&mut run.done);
+                run.report.outcome = if run.chunk {
+                    RemoteOutcome::Chunk(done)
+                } else {
+                    done.pop()
+                        .unwrap_or_else(|| RemoteOutcome::Broken("the task had no item".into()))
+                };
+                self.report(run.report);
+                return;
+            };
+            match self.pool.submit_encoded(&run.function, arg, run.timeout) {
+                Ok(future) => {
+                    let killed = match self.inflight().get_mut(&run.report.task) {
+                        Some(running) => {
+                            running.future = Some(future.clone());
+                            running.killed
+                        }
+                        None => false,
+                    };
+                    if killed {
+                        future.cancel();
+                    }
+                    let me = Arc::downgrade(self);
+                    future.add_done_callback(move |f| {
+                        let outcome = outcome_of(f);
+                        if matches!(outcome, RemoteOutcome::Cancelled) {
+                            // Killed on request: the rest of a chunk is cancelled too.
+                            run.done
+                                .extend(run.rest.drain(..).map(|_| RemoteOutcome::Cancelled));
+                        }
+                        run.done.push(outcome);
+                        if let Some(me) = me.upgrade() {
+                            me.advance(run);
+                        }
+                    });
+                    return;
+                }
+                Err(e) => run
+                    .done
+                    .push(RemoteOutcome::Broken(format!("agent {}: {e}", self.name))),
+            }
+        }
+    }
+
+    /// Reports outcomes, in order, retrying through Redis outages; ends once stopping with
+    /// nothing in flight.
+    fn reply_loop(self: Arc<Self>, rx: mpsc::Receiver<Report>) {
+        let mut link = Link::new(self.client.clone(), Duration::ZERO);
+        loop {
+            let report = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(report) => report,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.stopping() && self.inflight().is_empty() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            self.send_report(&mut link, report);
+            self.release_slot();
+        }
+    }
+
+    fn send_report(&self, link: &mut Link, mut report: Report) {
+        let keys = &self.keys;
+        if let RemoteOutcome::Returned(Payload::Inline(bytes)) = &report.outcome {
+            if bytes.len() >= wire::BLOB_FROM {
+                let key = keys.blob(&report.task, &format!("result{}", report.attempt));
+                let bytes = std::mem::take(match &mut report.outcome {
+                    RemoteOutcome::Returned(Payload::Inline(b)) => b,
+                    _ => unreachable!("matched above"),
+                });
+                let stored = link.run_retrying(
+                    None,
+                    || true,
+                    |c| {
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(&bytes)
+                            .arg("PX")
+                            .arg(report.reply_ttl_ms)
+                            .query::<()>(c)
+                    },
+                );
+                report.outcome = match stored {
+                    Ok(()) => RemoteOutcome::Returned(Payload::Stored(key)),
+                    Err(e) => RemoteOutcome::Broken(format!("cannot store the result: {e}")),
+                };
+            }
+        }
+        let msg = wire::to_bytes(&ReplyMsg {
+            seq: report.seq,
+            agent: self.name.clone(),
+            kind: ReplyKind::Done {
+                attempt: report.attempt,
+                outcome: report.outcome,
+            },
+        });
+        let blob = report
+            .arg_blob
+            .clone()
+            .unwrap_or_else(|| keys.blob(&report.task, "arg"));
+        let sent = link.run_retrying(
+            None,
+            || true,
+            |c| {
+                scripts::finish()
+                    .key(keys.tasks())
+                    .key(keys.running())
+                    .key(keys.reply(&report.client))
+                    .key(&blob)
+                    .arg(&report.entry)
+                    .arg(&report.task)
+                    .arg(&self.name)
+                    .arg(&msg)
+                    .arg(report.reply_ttl_ms)
+                    .invoke::<i64>(c)
+            },
+        );
+        if let Err(e) = sent {
+            log::error!(
+                "futurepool-redis: agent {} could not report task {}: {e}",
+                self.name,
+                report.task
+            );
+        }
+        self.inflight().remove(&report.task);
+    }
+
+    /// Heartbeats and kill requests; ends with the replier.
+    fn keep_loop(self: Arc<Self>) {
+        let every = self.lease / 3;
+        let mut link = Link::new(self.client.clone(), every);
+        let control = self.keys.control(&self.name);
+        let mut last = "0-0".to_string();
+        let mut next_beat = Instant::now();
+        loop {
+            if self.stopping() && self.inflight().is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_beat {
+                next_beat = now + every;
+                let entries: Vec<String> =
+                    self.inflight().values().map(|f| f.entry.clone()).collect();
+                let _ = link.run(|c| {
+                    let mut invocation = scripts::heartbeat().key(self.keys.tasks());
+                    invocation
+                        .key(&control)
+                        .arg(&self.name)
+                        .arg(self.lease.as_millis() as u64 * 3);
+                    for e in &entries {
+                        invocation.arg(e);
+                    }
+                    invocation.invoke::<i64>(c)
+                });
+            }
+            let block = next_beat
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), Duration::from_millis(250));
+            let read = link.run(|c| {
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(100)
+                    .arg("BLOCK")
+                    .arg(block.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&control)
+                    .arg(&last)
+                    .query::<Option<StreamReadReply>>(c)
+            });
+            match read {
+                Ok(Some(reply)) => {
+                    let mut ids = Vec::new();
+                    for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                        if let Some(Value::BulkString(task)) = entry.map.get("kill") {
+                            let task = String::from_utf8_lossy(task).into_owned();
+                            let future = self.inflight().get_mut(&task).and_then(|f| {
+                                f.killed = true;
+                                f.future.clone()
+                            });
+                            if let Some(future) = future {
+                                // The local pool kills the task's worker process.
+                                future.cancel();
+                            }
+                        }
+                        last.clone_from(&entry.id);
+                        ids.push(entry.id);
+                    }
+                    let _ = link.run(|c| redis::cmd("XDEL").arg(&control).arg(&ids).query::<()>(c));
+                }
+                Ok(None) => {}
+                Err(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        let _ = link.run(|c| redis::cmd("DEL").arg(&control).query::<()>(c));
+    }
+}
+
+/// Why this agent must not run the task: its function is unknown here, or registered with
+/// other types than the client's (`ours` is this build's signature of it).
+fn refusal(msg: &TaskMsg, ours: Option<Signature>, agent: &str) -> Option<String> {
+    match ours {
+        None => Some(format!(
+            "agent {agent} does not register {} (the client has {}): build the agents from the \
+             same code as the client",
+            msg.function, msg.signature
+        )),
+        Some(ours) if ours.fingerprint() != msg.fingerprint => Some(format!(
+            "signature mismatch: the client has {}, agent {agent} has {ours}: build the agents \
+             from the same code as the client",
+            msg.signature
+        )),
+        Some(_) => None,
+    }
+}
+
+/// A finished local future as the client will see it.
+fn outcome_of(future: &Future<Vec<u8>>) -> RemoteOutcome {
+    match future.result() {
+        Ok(bytes) => RemoteOutcome::Returned(Payload::Inline(bytes.clone())),
+        Err(FutureError::Panicked(p)) => RemoteOutcome::Panicked {
+            message: p.message().to_string(),
+            location: p.location().map(str::to_string),
+        },
+        Err(FutureError::WorkerLost(why)) => RemoteOutcome::WorkerLost(why.to_string()),
+        Err(FutureError::TimedOut) => RemoteOutcome::TimedOut,
+        Err(FutureError::Cancelled) => RemoteOutcome::Cancelled,
+        Err(FutureError::Codec(why)) => RemoteOutcome::Codec(why.to_string()),
+        Err(FutureError::Broken(why)) => RemoteOutcome::Broken(why.to_string()),
+        Err(FutureError::ShutDown) => RemoteOutcome::Broken("the agent is shutting down".into()),
+        Err(FutureError::Raised(never)) => match *never {},
+        Err(other) => RemoteOutcome::Broken(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(function: &str, signature: Signature) -> TaskMsg {
+        TaskMsg {
+            task: "c:1".into(),
+            client: "c".into(),
+            seq: 1,
+            function: function.into(),
+            signature: signature.to_string(),
+            fingerprint: signature.fingerprint(),
+            arg: Payload::Inline(vec![]),
+            timeout_ms: None,
+            max_attempts: 3,
+            reply_ttl_ms: 1000,
+            delivery: false,
+            chunk: false,
+        }
+    }
+
+    #[test]
+    fn agents_refuse_unknown_functions_and_other_signatures() {
+        let client = Signature {
+            name: "app::square",
+            arg: "u64",
+            ret: "u64",
+        };
+        let msg = task("app::square", client);
+        assert_eq!(refusal(&msg, Some(client), "a1"), None);
+        let unknown = refusal(&msg, None, "a1").unwrap();
+        assert!(
+            unknown.contains("agent a1 does not register app::square"),
+            "{unknown}"
+        );
+        let ours = Signature {
+            arg: "u32",
+            ..client
+        };
+        let mismatch = refusal(&msg, Some(ours), "a1").unwrap();
+        assert!(
+            mismatch.contains("the client has fn app::square(u64) -> u64, agent a1 has fn app::square(u32) -> u64"),
+            "{mismatch}"
+        );
+    }
+}

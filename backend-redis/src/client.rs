@@ -1,0 +1,1458 @@
+//! [`RedisPool`]: the client side. Submitting adds a task to the queue's stream; one listener
+//! thread per pool reads the pool's own reply stream and completes the futures (outside any
+//! lock), enforces client-side deadlines, keeps the reply stream alive and runs the watchdog
+//! that fails tasks the broker lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use futurepool_core::{
+    Executor, Future, FutureError, MapOptions, OptionsError, Outcome, Panic, Promise, Shutdown,
+    Submit, SubmitError,
+};
+use futurepool_procs::__private::{codec, signature_of, Signature};
+use futurepool_procs::Remote;
+use redis::streams::StreamReadReply;
+use redis::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::keys::Keys;
+use crate::link::{self, Link};
+use crate::scripts;
+use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
+use crate::Delivery;
+
+/// How long the listener blocks on its reply stream at most, so it notices deadlines and
+/// shutdown in time.
+const LISTEN_BLOCK: Duration = Duration::from_millis(200);
+
+/// Configures a [`RedisPool`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    url: String,
+    queue: String,
+    task_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    max_attempts: u32,
+    reply_ttl: Duration,
+    payload_ttl: Duration,
+    cancel_kills_running: bool,
+    max_workers: usize,
+    watchdog_interval: Duration,
+}
+
+/// Why a [`RedisPool`] could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL did not parse.
+    Url(String),
+    /// Redis could not be reached, refused the credentials, or lacks a right the client needs.
+    Redis(String),
+    /// An option is out of range (the text says which).
+    Option(String),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Url(e) => write!(f, "bad Redis URL: {e}"),
+            ConnectError::Redis(e) => write!(f, "cannot use Redis: {e}"),
+            ConnectError::Option(e) => write!(f, "bad option: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl Builder {
+    /// Defaults: queue `default`, no task timeout, no deadline, 3 attempts, reply TTL 10 min,
+    /// payload TTL 1 h, `cancel` does not kill running tasks.
+    pub fn new(url: impl Into<String>) -> Builder {
+        Builder {
+            url: url.into(),
+            queue: "default".into(),
+            task_timeout: None,
+            deadline: None,
+            max_attempts: 3,
+            reply_ttl: Duration::from_secs(600),
+            payload_ttl: Duration::from_secs(3600),
+            cancel_kills_running: false,
+            max_workers: 64,
+            watchdog_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The queue (a set of agents serving it). Default `default`.
+    pub fn queue(mut self, name: impl Into<String>) -> Builder {
+        self.queue = name.into();
+        self
+    }
+
+    /// Every task may run this long once an agent started it; past it the agent kills it and
+    /// the future fails with [`FutureError::TimedOut`]. [`RedisPool::submit_timeout`] sets one
+    /// task's.
+    pub fn task_timeout(mut self, timeout: Duration) -> Builder {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// A client-side deadline for every future, counted from its submit: past it the future
+    /// fails with [`FutureError::TimedOut`] and the task is cancelled (killed if running),
+    /// whether or not any agent or Redis is reachable.
+    pub fn deadline(mut self, deadline: Duration) -> Builder {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How many times a task is delivered to an agent that then vanishes (machine lost,
+    /// SIGKILL, partition longer than the agents' lease) before it fails with
+    /// [`FutureError::WorkerLost`]. Default 3; at least 1.
+    pub fn max_attempts(mut self, n: u32) -> Builder {
+        self.max_attempts = n;
+        self
+    }
+
+    /// How long the pool's reply stream outlives the client (it is refreshed while the client
+    /// lives and deleted when the pool is done). Default 10 min.
+    pub fn reply_ttl(mut self, ttl: Duration) -> Builder {
+        self.reply_ttl = ttl;
+        self
+    }
+
+    /// Expiry of arguments of 1 MiB and more, which are stored in their own key until an agent
+    /// takes them. Default 1 h.
+    pub fn payload_ttl(mut self, ttl: Duration) -> Builder {
+        self.payload_ttl = ttl;
+        self
+    }
+
+    /// Opt in to `Future::cancel` working on running tasks: the owning agent kills the task's
+    /// worker process and the future ends cancelled.
+    pub fn cancel_kills_running(mut self, on: bool) -> Builder {
+        self.cancel_kills_running = on;
+        self
+    }
+
+    /// What [`Executor::max_workers`] reports, and so the default look-ahead of `map` (twice
+    /// this). The agents decide how much really runs at once. Default 64.
+    pub fn max_workers(mut self, n: usize) -> Builder {
+        self.max_workers = n;
+        self
+    }
+
+    /// How often the watchdog asks Redis whether the pool's unfinished tasks still exist; a
+    /// task missing twice in a row fails with [`FutureError::Broken`]. Default 5 s.
+    pub fn watchdog_interval(mut self, every: Duration) -> Builder {
+        self.watchdog_interval = every;
+        self
+    }
+
+    /// Connects (checking the URL, the credentials and that Redis answers) and starts the
+    /// listener thread.
+    pub fn connect(self) -> Result<RedisPool, ConnectError> {
+        let keys = Keys::new(&self.queue).map_err(ConnectError::Option)?;
+        if self.max_attempts == 0 {
+            return Err(ConnectError::Option(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        if self.max_workers == 0 {
+            return Err(ConnectError::Option(
+                "max_workers must be at least 1".into(),
+            ));
+        }
+        if self.reply_ttl < Duration::from_millis(100) {
+            return Err(ConnectError::Option(
+                "reply_ttl must be at least 100 ms".into(),
+            ));
+        }
+        let shown = link::shown(&self.url);
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|e| ConnectError::Url(e.to_string()))?;
+        let mut submit = Link::new(client.clone(), Duration::ZERO);
+        let id = link::random_id();
+        let reply_key = keys.reply(&id);
+        // Checks the connection, the credentials, and the rights on the queue's keys.
+        submit
+            .run(|c| {
+                redis::cmd("PING").query::<()>(c)?;
+                redis::cmd("EXISTS").arg(keys.tasks()).query::<()>(c)?;
+                redis::cmd("PEXPIRE")
+                    .arg(&reply_key)
+                    .arg(self.reply_ttl.as_millis() as u64)
+                    .query::<()>(c)
+            })
+            .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
+        let shared = Arc::new(Shared {
+            keys,
+            reply_key,
+            id,
+            shown,
+            client,
+            submit: Mutex::new(submit),
+            state: Mutex::new(State::default()),
+            idle: Condvar::new(),
+            next_seq: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+            options: self,
+        });
+        let listener = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("futurepool-redis-listener".into())
+                .spawn(move || shared.listen())
+                .map_err(|e| ConnectError::Redis(format!("cannot start the listener: {e}")))?
+        };
+        Ok(RedisPool {
+            shared,
+            listener: Mutex::new(Some(listener)),
+        })
+    }
+}
+
+/// A Redis error, with the fix for a missing ACL right.
+fn describe(e: &redis::RedisError) -> String {
+    if e.code() == Some("NOPERM") {
+        format!(
+            "{e} (the Redis user lacks a right futurepool needs: see the README's \"Across \
+             machines\" section for the ACL to give clients and agents)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+/// The executor whose tasks run on agents spread over machines: Python's `Executor` over a
+/// Redis Stream. See the [crate docs](crate) for setting it up.
+pub struct RedisPool {
+    shared: Arc<Shared>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    keys: Keys,
+    /// This client's id and reply stream.
+    id: String,
+    reply_key: String,
+    /// The URL with the password masked.
+    shown: String,
+    client: redis::Client,
+    /// The connection submits and cancels use.
+    submit: Mutex<Link>,
+    state: Mutex<State>,
+    /// Notified when the last unfinished task of the pool finishes.
+    idle: Condvar,
+    next_seq: AtomicU64,
+    /// Set by `shutdown(wait)` and drop: the listener exits once nothing is unfinished.
+    closing: AtomicBool,
+    options: Builder,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<u64, Pending>,
+    shut_down: bool,
+}
+
+/// An unfinished task of this pool.
+struct Pending {
+    sink: Arc<dyn Sink>,
+    task: String,
+    /// The stream entry's id, once `XADD` answered.
+    entry: Option<String>,
+    /// An agent said it started the task.
+    started: bool,
+    deadline: Option<Instant>,
+    /// The argument's blob key, if it was stored out of the stream.
+    blob: Option<String>,
+    /// Consecutive watchdog rounds that did not find the task.
+    missing: u8,
+}
+
+/// What an agent's outcome becomes on the client: one task's encoded value or failure, or a
+/// chunk's, item by item.
+enum Resolved {
+    One(Result<Vec<u8>, FutureError<Infallible>>),
+    Many(Vec<Result<Vec<u8>, FutureError<Infallible>>>),
+}
+
+/// The typed completing side of one future, seen untyped by the listener.
+trait Sink: Send + Sync {
+    /// Marks the future running; `false` if it was cancelled meanwhile.
+    fn start(&self) -> bool;
+    /// Installs the cancel hook of a running future.
+    fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>);
+    /// Completes the future from the agent's outcome.
+    fn finish(&self, outcome: Resolved);
+    /// Completes the future with a failure of the whole task.
+    fn fail(&self, error: FutureError<Infallible>) {
+        self.finish(Resolved::One(Err(error)));
+    }
+}
+
+/// The sink of one task's future.
+struct Typed<T, E> {
+    promise: Promise<T, E>,
+    decode: fn(&[u8]) -> Outcome<T, E>,
+}
+
+impl<T: Send + Sync + 'static, E: Send + Sync + 'static> Sink for Typed<T, E> {
+    fn start(&self) -> bool {
+        matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
+    }
+
+    fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.promise.set_cancel_hook(hook);
+    }
+
+    fn finish(&self, outcome: Resolved) {
+        let outcome = match outcome {
+            Resolved::One(Ok(bytes)) => (self.decode)(&bytes),
+            Resolved::One(Err(e)) => Err(e.map_raised(|never| match never {})),
+            Resolved::Many(_) => Err(FutureError::Broken(
+                "an agent answered a single task with a chunk".into(),
+            )),
+        };
+        let _ = self.promise.set_outcome(outcome);
+    }
+}
+
+/// The sink of a `map` chunk's future: every item's outcome.
+struct Chunk<R> {
+    promise: Promise<Vec<Outcome<R>>>,
+    items: usize,
+}
+
+impl<R: DeserializeOwned + Send + Sync + 'static> Sink for Chunk<R> {
+    fn start(&self) -> bool {
+        matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
+    }
+
+    fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.promise.set_cancel_hook(hook);
+    }
+
+    fn finish(&self, outcome: Resolved) {
+        let outcome = match outcome {
+            Resolved::Many(items) if items.len() == self.items => Ok(items
+                .into_iter()
+                .map(|item| match item {
+                    Ok(bytes) => decode_plain::<R>(&bytes),
+                    Err(e) => Err(e),
+                })
+                .collect()),
+            Resolved::Many(items) => Err(FutureError::Broken(
+                format!(
+                    "an agent answered a chunk of {} items with {} outcomes",
+                    self.items,
+                    items.len()
+                )
+                .into(),
+            )),
+            Resolved::One(Ok(_)) => Err(FutureError::Broken(
+                "an agent answered a chunk with a single value".into(),
+            )),
+            Resolved::One(Err(e)) => Err(e),
+        };
+        let _ = self.promise.set_outcome(outcome);
+    }
+}
+
+fn codec_error<E>(what: &str, e: &dyn fmt::Display) -> FutureError<E> {
+    FutureError::Codec(format!("{what} did not (de)serialize: {e}").into())
+}
+
+fn decode_plain<R: DeserializeOwned>(bytes: &[u8]) -> Outcome<R> {
+    codec::decode::<R>(bytes).map_err(|e| codec_error("the result", &e))
+}
+
+fn decode_fallible<T: DeserializeOwned, E: DeserializeOwned>(bytes: &[u8]) -> Outcome<T, E> {
+    match codec::decode::<Result<T, E>>(bytes) {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(FutureError::Raised(e)),
+        Err(e) => Err(codec_error("the result", &e)),
+    }
+}
+
+impl RedisPool {
+    /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`,
+    /// `rediss://…` for TLS, `redis+unix:///path`) with the default options.
+    pub fn connect(url: &str) -> Result<RedisPool, ConnectError> {
+        Builder::new(url).connect()
+    }
+
+    /// A [`Builder`] for the other options.
+    pub fn builder(url: impl Into<String>) -> Builder {
+        Builder::new(url)
+    }
+
+    /// This client's id (its reply stream is `fp:{queue}:reply:<id>`).
+    pub fn client_id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Runs the registered function `f(arg)` on an agent. `f` must be a function item named
+    /// in `futurepool_procs::register!` (agents run it by name); the agent refuses it if its
+    /// own build registers `f` with other argument or return types.
+    ///
+    /// Refused (`SubmitError`) after shutdown, for a closure, or when Redis cannot be reached;
+    /// an argument that does not serialize fails only this future ([`FutureError::Codec`]).
+    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        let timeout = self.shared.options.task_timeout;
+        self.submit_typed::<F, R, Infallible>(
+            signature_of(&f),
+            &arg,
+            timeout,
+            false,
+            decode_plain::<R>,
+        )
+    }
+
+    /// Like [`submit`](Self::submit), with this task's own run-time limit.
+    pub fn submit_timeout<F, A, R>(
+        &self,
+        f: F,
+        arg: A,
+        timeout: Duration,
+    ) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.submit_typed::<F, R, Infallible>(
+            signature_of(&f),
+            &arg,
+            Some(timeout),
+            false,
+            decode_plain::<R>,
+        )
+    }
+
+    /// Runs a registered fallible function: its `Err(e)` comes back typed as
+    /// [`FutureError::Raised`].
+    pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
+    where
+        F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
+        A: Serialize,
+        T: DeserializeOwned + Send + Sync + 'static,
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        let timeout = self.shared.options.task_timeout;
+        self.submit_typed::<F, T, E>(
+            signature_of(&f),
+            &arg,
+            timeout,
+            false,
+            decode_fallible::<T, E>,
+        )
+    }
+
+    /// Runs a registered function that takes a [`Delivery`]: the agent fills in the task's id
+    /// and attempt number (1, or more after its agent was lost), so side effects can be made
+    /// idempotent. The client sends only `arg`.
+    pub fn submit_delivery<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(Delivery<A>) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        let timeout = self.shared.options.task_timeout;
+        self.submit_typed::<F, R, Infallible>(
+            signature_of(&f),
+            &arg,
+            timeout,
+            true,
+            decode_plain::<R>,
+        )
+    }
+
+    fn submit_typed<F: 'static, T, E>(
+        &self,
+        signature: Signature,
+        arg: &impl Serialize,
+        timeout: Option<Duration>,
+        delivery: bool,
+        decode: fn(&[u8]) -> Outcome<T, E>,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        check_named::<F>(signature)?;
+        let arg = match codec::encode(arg) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Future::failed(codec_error("the argument", &e))),
+        };
+        let task = NewTask {
+            signature,
+            arg,
+            timeout,
+            delivery,
+            chunk: None,
+        };
+        let mut futures = self.shared.submit_batch(
+            vec![task],
+            |promise, _| Arc::new(Typed { promise, decode }),
+            Watch::Callback,
+        )?;
+        Ok(futures.pop().expect("one task in, one future out").1)
+    }
+
+    /// Python's `map`: `f` over every input, outcomes in input order. Lazy, with at most
+    /// `buffersize` items (default: twice [`Builder::max_workers`]) in flight; `chunksize`
+    /// inputs travel as one task (one stream entry each way) and run one after another on one
+    /// agent; each refill adds its tasks to the stream in one pipelined round trip. One
+    /// deadline for the whole iteration (`timeout`); `task_timeout` limits each item's run.
+    /// Dropping the iterator cancels the tasks not yet started.
+    ///
+    /// # Errors
+    ///
+    /// [`OptionsError`] for a zero `chunksize` or `buffersize` (Python's `ValueError`).
+    pub fn map<F, A, R, I>(
+        &self,
+        f: F,
+        inputs: I,
+        options: MapOptions,
+    ) -> Result<RemoteMap<'_, A, R, I::IntoIter>, OptionsError>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        options.check()?;
+        let signature = signature_of(&f);
+        let refusal = check_named::<F>(signature).err().map(FutureError::from);
+        let items_ahead = options
+            .buffersize
+            .unwrap_or(2 * self.shared.options.max_workers);
+        Ok(RemoteMap {
+            pool: self,
+            signature,
+            inputs: if refusal.is_some() {
+                None
+            } else {
+                Some(inputs.into_iter())
+            },
+            refusal,
+            chunksize: options.chunksize,
+            chunks_ahead: items_ahead.div_ceil(options.chunksize).max(1),
+            task_timeout: options.task_timeout.or(self.shared.options.task_timeout),
+            window: VecDeque::new(),
+            current: VecDeque::new(),
+            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
+            ended: false,
+            _types: std::marker::PhantomData,
+        })
+    }
+
+    /// Python's `shutdown(wait, cancel_futures)`; idempotent. `cancel_futures` cancels every
+    /// task of this pool that no agent has started (they never run); `wait` blocks until every
+    /// future of the pool is done, then deletes the pool's reply stream.
+    pub fn shutdown(&self, options: Shutdown) {
+        self.shared.lock().shut_down = true;
+        if options.cancel_futures {
+            self.shared.cancel_queued();
+        }
+        if options.wait {
+            self.shared.closing.store(true, Ordering::Release);
+            let mut state = self.shared.lock();
+            while !state.pending.is_empty() {
+                state = self
+                    .shared
+                    .idle
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            drop(state);
+            let handle = self
+                .listener
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// How many of this pool's tasks are unfinished.
+    pub fn unfinished(&self) -> usize {
+        self.shared.lock().pending.len()
+    }
+}
+
+/// Refuses closures, function pointers and functions this program does not register: agents
+/// run functions by name, and are built from the same code.
+fn check_named<F: 'static>(signature: Signature) -> Result<(), SubmitError> {
+    let name = signature.name;
+    if std::mem::size_of::<F>() != 0 || futurepool_procs::__private::signature(name).is_none() {
+        let short = name.rsplit("::").next().unwrap_or(name);
+        return Err(SubmitError::Rejected(
+            format!(
+                "{name} cannot run on an agent: submit a named function registered with \
+                 futurepool_procs::register!({short}), not a closure or function pointer"
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn submit_link(&self) -> MutexGuard<'_, Link> {
+        self.submit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds tasks to the stream in one pipelined round trip (one more before it for their
+    /// large arguments) and returns their futures, in order.
+    fn submit_batch<T, E>(
+        self: &Arc<Self>,
+        tasks: Vec<NewTask>,
+        sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
+        watch: Watch,
+    ) -> Result<Vec<Submitted<T, E>>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let options = &self.options;
+        let deadline = options.deadline.and_then(|d| Instant::now().checked_add(d));
+        let mut futures = Vec::with_capacity(tasks.len());
+        let mut seqs = Vec::with_capacity(tasks.len());
+        let mut entries = Vec::with_capacity(tasks.len());
+        let mut messages = Vec::with_capacity(tasks.len());
+        let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+        for new in tasks {
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let task = format!("{}:{seq}", self.id);
+            let (future, promise) = Future::pending();
+            let sink = sink(promise, &new);
+            let NewTask {
+                signature,
+                arg,
+                timeout,
+                delivery,
+                chunk,
+            } = new;
+            let (arg, blob) = if arg.len() >= wire::BLOB_FROM {
+                let key = self.keys.blob(&task, "arg");
+                blobs.push((key.clone(), arg));
+                (Payload::Stored(key.clone()), Some(key))
+            } else {
+                (Payload::Inline(arg), None)
+            };
+            messages.push(wire::to_bytes(&TaskMsg {
+                task: task.clone(),
+                client: self.id.clone(),
+                seq,
+                function: signature.name.to_string(),
+                signature: signature.to_string(),
+                fingerprint: signature.fingerprint(),
+                arg,
+                timeout_ms: timeout.map(millis),
+                max_attempts: options.max_attempts,
+                reply_ttl_ms: millis(options.reply_ttl),
+                delivery,
+                chunk: chunk.is_some(),
+            }));
+            futures.push(future);
+            seqs.push(seq);
+            entries.push(Pending {
+                sink,
+                task,
+                entry: None,
+                started: false,
+                deadline,
+                blob,
+                missing: 0,
+            });
+        }
+        {
+            // Listed before the XADD, so a reply that comes back at once finds its future.
+            let mut state = self.lock();
+            if state.shut_down {
+                return Err(SubmitError::ShutDown);
+            }
+            for (&seq, pending) in seqs.iter().zip(entries) {
+                state.pending.insert(seq, pending);
+            }
+        }
+        let tasks_key = self.keys.tasks();
+        let payload_ttl = millis(options.payload_ttl);
+        let result = self.submit_link().run_retrying(
+            Instant::now().checked_add(Duration::from_secs(10)),
+            || true,
+            |c| {
+                if !blobs.is_empty() {
+                    let mut pipe = redis::pipe();
+                    for (key, bytes) in &blobs {
+                        pipe.cmd("SET")
+                            .arg(key)
+                            .arg(bytes)
+                            .arg("PX")
+                            .arg(payload_ttl)
+                            .ignore();
+                    }
+                    pipe.query::<()>(c)?;
+                }
+                let mut pipe = redis::pipe();
+                for msg in &messages {
+                    pipe.cmd("XADD")
+                        .arg(&tasks_key)
+                        .arg("*")
+                        .arg(wire::FIELD)
+                        .arg(msg);
+                }
+                pipe.query::<Vec<String>>(c)
+            },
+        );
+        match result {
+            Ok(ids) => {
+                {
+                    let mut state = self.lock();
+                    for (seq, id) in seqs.iter().zip(ids) {
+                        if let Some(pending) = state.pending.get_mut(seq) {
+                            pending.entry = Some(id);
+                        }
+                    }
+                }
+                if watch == Watch::Callback {
+                    for (future, &seq) in futures.iter().zip(&seqs) {
+                        let weak = Arc::downgrade(self);
+                        future.add_done_callback(move |f| {
+                            if f.cancelled() {
+                                if let Some(shared) = weak.upgrade() {
+                                    shared.cancelled_by_user(seq);
+                                }
+                            }
+                        });
+                    }
+                }
+                Ok(seqs.into_iter().zip(futures).collect())
+            }
+            Err(e) => {
+                let mut state = self.lock();
+                for seq in &seqs {
+                    state.pending.remove(seq);
+                }
+                if state.pending.is_empty() {
+                    self.idle.notify_all();
+                }
+                Err(SubmitError::Broken(
+                    format!(
+                        "cannot add the task to Redis at {}: {}",
+                        self.shown,
+                        describe(&e)
+                    )
+                    .into(),
+                ))
+            }
+        }
+    }
+
+    /// Runs the cancel script for one task; `None` if Redis could not be reached.
+    fn cancel_script(
+        &self,
+        link: &mut Link,
+        task: &str,
+        entry: &str,
+        blob: Option<&str>,
+        kill: bool,
+    ) -> Option<i64> {
+        let keys = &self.keys;
+        let blob = blob.map_or_else(|| keys.blob(task, "arg"), str::to_string);
+        let ttl = millis(self.options.reply_ttl);
+        let result = link.run_retrying(
+            Instant::now().checked_add(Duration::from_secs(5)),
+            || true,
+            |c| {
+                scripts::cancel()
+                    .key(keys.tasks())
+                    .key(keys.running())
+                    .key(keys.cancel(task))
+                    .key(&blob)
+                    .arg(entry)
+                    .arg(task)
+                    .arg(if kill { "1" } else { "0" })
+                    .arg(keys.control_prefix())
+                    .arg(ttl)
+                    .invoke::<i64>(c)
+            },
+        );
+        match result {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::error!(
+                    "futurepool-redis: cannot cancel task {task}: {}",
+                    describe(&e)
+                );
+                None
+            }
+        }
+    }
+
+    /// A user cancelled a pending future: take its task off the queue. If an agent started it
+    /// in the same instant (its `Started` message was still on its way), the agent kills it:
+    /// a `cancel()` that returned `true` never lets a task run to its end.
+    fn cancelled_by_user(&self, seq: u64) {
+        let Some(pending) = self.take(seq) else {
+            return;
+        };
+        if let Some(entry) = &pending.entry {
+            let mut link = self.submit_link();
+            self.cancel_script(
+                &mut link,
+                &pending.task,
+                entry,
+                pending.blob.as_deref(),
+                true,
+            );
+        }
+    }
+
+    /// `cancel()` on a running future with `cancel_kills_running`: ask its agent to kill it;
+    /// the agent's `Cancelled` reply completes the future.
+    fn kill(&self, seq: u64) {
+        let (task, entry) = {
+            let state = self.lock();
+            match state.pending.get(&seq) {
+                Some(Pending {
+                    task,
+                    entry: Some(entry),
+                    ..
+                }) => (task.clone(), entry.clone()),
+                _ => return,
+            }
+        };
+        let mut link = self.submit_link();
+        self.cancel_script(&mut link, &task, &entry, None, true);
+    }
+
+    /// `shutdown(cancel_futures)`: cancels every task no agent has started.
+    fn cancel_queued(&self) {
+        let queued: Vec<(u64, String, String, Option<String>)> = self
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, p)| !p.started)
+            .filter_map(|(&seq, p)| {
+                p.entry
+                    .clone()
+                    .map(|e| (seq, p.task.clone(), e, p.blob.clone()))
+            })
+            .collect();
+        let mut link = self.submit_link();
+        for (seq, task, entry, blob) in queued {
+            if self.cancel_script(&mut link, &task, &entry, blob.as_deref(), false) == Some(0) {
+                if let Some(pending) = self.take(seq) {
+                    pending.sink.fail(FutureError::Cancelled);
+                }
+            }
+        }
+    }
+
+    /// Removes an unfinished task from the table (notifying `shutdown(wait)` when it was the
+    /// last).
+    fn take(&self, seq: u64) -> Option<Pending> {
+        let mut state = self.lock();
+        let pending = state.pending.remove(&seq);
+        if state.pending.is_empty() {
+            self.idle.notify_all();
+        }
+        pending
+    }
+
+    /// The listener thread: reads the reply stream until the pool is closing and has nothing
+    /// unfinished, then deletes the stream.
+    fn listen(self: Arc<Self>) {
+        let mut link = Link::new(self.client.clone(), LISTEN_BLOCK);
+        let mut last = "0-0".to_string();
+        let ttl = millis(self.options.reply_ttl);
+        let refresh_every = (self.options.reply_ttl / 3).min(Duration::from_secs(10));
+        let mut next_refresh = Instant::now();
+        let mut next_watch = Instant::now() + self.options.watchdog_interval;
+        let mut pause = Duration::from_millis(20);
+        let mut dropped = false;
+        loop {
+            let (empty, next_deadline) = {
+                let state = self.lock();
+                let next = state.pending.values().filter_map(|p| p.deadline).min();
+                (state.pending.is_empty(), next)
+            };
+            if empty && self.closing.load(Ordering::Acquire) {
+                break;
+            }
+            let now = Instant::now();
+            let block = next_deadline
+                .map_or(LISTEN_BLOCK, |d| {
+                    d.saturating_duration_since(now).min(LISTEN_BLOCK)
+                })
+                .max(Duration::from_millis(1));
+            let read = link.run(|c| {
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(1024)
+                    .arg("BLOCK")
+                    .arg(block.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&self.reply_key)
+                    .arg(&last)
+                    .query::<Option<StreamReadReply>>(c)
+            });
+            match read {
+                Ok(reply) => {
+                    pause = Duration::from_millis(20);
+                    let mut ids = Vec::new();
+                    for key in reply.map(|r| r.keys).unwrap_or_default() {
+                        for entry in key.ids {
+                            let msg = match entry.map.get(wire::FIELD) {
+                                Some(Value::BulkString(bytes)) => {
+                                    wire::from_bytes::<ReplyMsg>(bytes)
+                                }
+                                _ => Err("no message field".to_string()),
+                            };
+                            match msg {
+                                Ok(msg) => self.on_reply(&mut link, msg),
+                                Err(e) => log::error!(
+                                    "futurepool-redis: dropped a reply {}: {e}",
+                                    entry.id
+                                ),
+                            }
+                            last.clone_from(&entry.id);
+                            ids.push(entry.id);
+                        }
+                    }
+                    if !ids.is_empty() {
+                        dropped = false;
+                        let _ = link.run(|c| {
+                            redis::cmd("XDEL")
+                                .arg(&self.reply_key)
+                                .arg(&ids)
+                                .query::<()>(c)
+                        });
+                    }
+                }
+                Err(e) => {
+                    log::warn!(
+                        "futurepool-redis: reading replies from {}: {}",
+                        self.shown,
+                        describe(&e)
+                    );
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+            self.expire_deadlines(&mut link);
+            let now = Instant::now();
+            if now >= next_refresh {
+                next_refresh = now + refresh_every;
+                let _ = link.run(|c| {
+                    redis::cmd("PEXPIRE")
+                        .arg(&self.reply_key)
+                        .arg(ttl)
+                        .query::<()>(c)
+                });
+            }
+            if now >= next_watch {
+                next_watch = now + self.options.watchdog_interval;
+                self.watchdog(&mut link);
+            }
+            if !dropped && self.lock().pending.is_empty() {
+                // Nothing unfinished: leave no key behind (a late duplicate reply recreates the
+                // stream with an expiry).
+                dropped = link
+                    .run(|c| {
+                        scripts::drop_if_empty()
+                            .key(&self.reply_key)
+                            .invoke::<i64>(c)
+                    })
+                    .is_ok();
+            }
+        }
+        let _ = link.run(|c| redis::cmd("DEL").arg(&self.reply_key).query::<()>(c));
+    }
+
+    fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {
+        match msg.kind {
+            ReplyKind::Started => {
+                let sink = {
+                    let mut state = self.lock();
+                    let Some(pending) = state.pending.get_mut(&msg.seq) else {
+                        return;
+                    };
+                    pending.started = true;
+                    pending.sink.clone()
+                };
+                if sink.start() && self.options.cancel_kills_running {
+                    let weak: Weak<Shared> = Arc::downgrade(self);
+                    let seq = msg.seq;
+                    sink.on_cancel(Box::new(move || {
+                        if let Some(shared) = weak.upgrade() {
+                            shared.kill(seq);
+                        }
+                    }));
+                }
+            }
+            ReplyKind::Done { attempt, outcome } => {
+                // The first result wins; a duplicate (a task that ran twice) finds nothing.
+                let Some(pending) = self.take(msg.seq) else {
+                    return;
+                };
+                let outcome = self.resolve(link, outcome);
+                log::trace!(
+                    "futurepool-redis: task {} done on agent {} (attempt {attempt})",
+                    pending.task,
+                    msg.agent
+                );
+                pending.sink.finish(outcome);
+            }
+        }
+    }
+
+    /// An agent's outcome as the future's; a stored result is fetched (and deleted).
+    fn resolve(&self, link: &mut Link, outcome: RemoteOutcome) -> Resolved {
+        match outcome {
+            RemoteOutcome::Chunk(items) => Resolved::Many(
+                items
+                    .into_iter()
+                    .map(|item| self.resolve_one(link, item))
+                    .collect(),
+            ),
+            one => Resolved::One(self.resolve_one(link, one)),
+        }
+    }
+
+    fn resolve_one(
+        &self,
+        link: &mut Link,
+        outcome: RemoteOutcome,
+    ) -> Result<Vec<u8>, FutureError<Infallible>> {
+        match outcome {
+            RemoteOutcome::Returned(Payload::Inline(bytes)) => Ok(bytes),
+            RemoteOutcome::Returned(Payload::Stored(key)) => {
+                match link.run_retrying(
+                    Instant::now().checked_add(Duration::from_secs(10)),
+                    || true,
+                    |c| redis::cmd("GETDEL").arg(&key).query::<Option<Vec<u8>>>(c),
+                ) {
+                    Ok(Some(bytes)) => Ok(bytes),
+                    Ok(None) => Err(FutureError::Broken(
+                        format!("the task's result expired in Redis before it was read ({key})")
+                            .into(),
+                    )),
+                    Err(e) => Err(FutureError::Broken(
+                        format!("cannot read the task's result from Redis: {}", describe(&e))
+                            .into(),
+                    )),
+                }
+            }
+            RemoteOutcome::Panicked { message, location } => {
+                Err(FutureError::Panicked(match location {
+                    Some(l) => Panic::with_location(message, l),
+                    None => Panic::new(message),
+                }))
+            }
+            RemoteOutcome::WorkerLost(why) => Err(FutureError::WorkerLost(why.into())),
+            RemoteOutcome::TimedOut => Err(FutureError::TimedOut),
+            RemoteOutcome::Cancelled => Err(FutureError::Cancelled),
+            RemoteOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
+            RemoteOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
+            RemoteOutcome::Chunk(_) => Err(FutureError::Broken(
+                "an agent answered with a chunk inside a chunk".into(),
+            )),
+        }
+    }
+
+    /// Fails the futures past their client-side deadline and cancels their tasks.
+    fn expire_deadlines(&self, link: &mut Link) {
+        let now = Instant::now();
+        let expired: Vec<Pending> = {
+            let mut state = self.lock();
+            let seqs: Vec<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
+                .map(|(&s, _)| s)
+                .collect();
+            let taken = seqs
+                .iter()
+                .filter_map(|s| state.pending.remove(s))
+                .collect();
+            if state.pending.is_empty() {
+                self.idle.notify_all();
+            }
+            taken
+        };
+        for pending in expired {
+            pending.sink.fail(FutureError::TimedOut);
+            if let Some(entry) = &pending.entry {
+                self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
+            }
+        }
+    }
+
+    /// Fails the tasks Redis no longer knows (neither queued nor running) in two consecutive
+    /// rounds with [`FutureError::Broken`].
+    fn watchdog(&self, link: &mut Link) {
+        let known: Vec<(u64, String, String)> = self
+            .lock()
+            .pending
+            .iter()
+            .filter_map(|(&seq, p)| p.entry.clone().map(|e| (seq, e, p.task.clone())))
+            .collect();
+        let mut missing = std::collections::HashSet::new();
+        for chunk in known.chunks(500) {
+            let result = link.run(|c| {
+                let mut invocation = scripts::missing().key(self.keys.tasks());
+                invocation.key(self.keys.running());
+                for (_, entry, task) in chunk {
+                    invocation.arg(entry).arg(task);
+                }
+                invocation.invoke::<Vec<usize>>(c)
+            });
+            match result {
+                Ok(indices) => missing.extend(indices.into_iter().map(|i| chunk[i - 1].0)),
+                // Redis unreachable: nothing can be concluded this round.
+                Err(_) => return,
+            }
+        }
+        let lost: Vec<Pending> = {
+            let mut state = self.lock();
+            let mut lost = Vec::new();
+            for (seq, _, _) in &known {
+                let gone = match state.pending.get_mut(seq) {
+                    Some(p) if missing.contains(seq) => {
+                        p.missing += 1;
+                        p.missing >= 2
+                    }
+                    Some(p) => {
+                        p.missing = 0;
+                        false
+                    }
+                    None => false,
+                };
+                if gone {
+                    lost.extend(state.pending.remove(seq));
+                }
+            }
+            if state.pending.is_empty() {
+                self.idle.notify_all();
+            }
+            lost
+        };
+        for pending in lost {
+            pending.sink.fail(FutureError::Broken(
+                format!(
+                    "Redis lost task {}: it is neither queued nor running (was Redis restarted \
+                     without persistence?)",
+                    pending.task
+                )
+                .into(),
+            ));
+        }
+    }
+}
+
+/// A task to add to the stream.
+struct NewTask {
+    signature: Signature,
+    /// The encoded argument (for a chunk: the encoded list of encoded arguments).
+    arg: Vec<u8>,
+    timeout: Option<Duration>,
+    delivery: bool,
+    /// How many items, for a chunk of `map`.
+    chunk: Option<usize>,
+}
+
+/// A submitted task: its number in this pool and its future.
+type Submitted<T, E> = (u64, Future<T, E>);
+
+/// How a user's `cancel()` of a pending future reaches Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// A done-callback on the future (futures handed to the user).
+    Callback,
+    /// The owner calls `cancelled_by_user` itself (the map's futures, which the map moves its
+    /// values out of: a callback's lent handle would stop that).
+    Owner,
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+impl Drop for RedisPool {
+    /// Python's `with` exit: shut down and wait for every future. While unwinding from a
+    /// panic, tasks no agent has started are cancelled instead.
+    fn drop(&mut self) {
+        self.shutdown(Shutdown::new().cancel_futures(thread::panicking()));
+    }
+}
+
+impl fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisPool")
+            .field("redis", &self.shared.shown)
+            .field("queue", &self.shared.options.queue)
+            .field("client_id", &self.shared.id)
+            .field("unfinished", &self.unfinished())
+            .finish()
+    }
+}
+
+impl Executor for RedisPool {
+    fn max_workers(&self) -> usize {
+        self.shared.options.max_workers
+    }
+
+    fn shutdown(&self, options: Shutdown) {
+        RedisPool::shutdown(self, options);
+    }
+}
+
+impl<F, A, R> Submit<Remote<F, A, R>> for RedisPool
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + Sync + 'static,
+{
+    fn submit_job(&self, _job: &Remote<F, A, R>, input: A) -> Result<Future<R>, SubmitError> {
+        let timeout = self.shared.options.task_timeout;
+        self.submit_typed::<F, R, Infallible>(
+            remote_signature::<F, A, R>(),
+            &input,
+            timeout,
+            false,
+            decode_plain::<R>,
+        )
+    }
+
+    fn submit_job_timeout(
+        &self,
+        _job: &Remote<F, A, R>,
+        input: A,
+        timeout: Duration,
+    ) -> Result<Future<R>, SubmitError> {
+        self.submit_typed::<F, R, Infallible>(
+            remote_signature::<F, A, R>(),
+            &input,
+            Some(timeout),
+            false,
+            decode_plain::<R>,
+        )
+    }
+
+    fn enforces_task_timeout(&self) -> bool {
+        true
+    }
+}
+
+/// The signature of the function item a `Remote` wraps: its type alone names it.
+fn remote_signature<F, A, R>() -> Signature {
+    Signature {
+        name: std::any::type_name::<F>(),
+        arg: std::any::type_name::<A>(),
+        ret: std::any::type_name::<R>(),
+    }
+}
+
+/// A `map` chunk in flight: its seq (0 if it never reached Redis), its size and its future.
+type InFlightChunk<R> = (u64, usize, Future<Vec<Outcome<R>>>);
+
+/// The iterator of [`RedisPool::map`].
+pub struct RemoteMap<'a, A, R, I> {
+    pool: &'a RedisPool,
+    signature: Signature,
+    /// `None` once exhausted (or refused).
+    inputs: Option<I>,
+    /// Why the map was refused, yielded once.
+    refusal: Option<FutureError<Infallible>>,
+    chunksize: usize,
+    chunks_ahead: usize,
+    task_timeout: Option<Duration>,
+    /// Chunks in flight (seq, items, future), oldest first; seq 0 for a chunk that failed
+    /// before it was submitted.
+    window: VecDeque<InFlightChunk<R>>,
+    /// The outcomes of the chunk being read.
+    current: VecDeque<Outcome<R>>,
+    deadline: Option<Instant>,
+    ended: bool,
+    _types: std::marker::PhantomData<fn(A)>,
+}
+
+impl<A, R, I> RemoteMap<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned + Send + Sync + 'static,
+    I: Iterator<Item = A>,
+{
+    /// Tops the window up in one pipelined round trip, once at least half of it is free.
+    fn refill(&mut self) {
+        let room = self.chunks_ahead.saturating_sub(self.window.len());
+        if room == 0 || (room < self.chunks_ahead.div_ceil(2) && !self.window.is_empty()) {
+            return;
+        }
+        let Some(mut inputs) = self.inputs.take() else {
+            return;
+        };
+        let mut exhausted = false;
+        let mut batch = Vec::with_capacity(room);
+        for _ in 0..room {
+            let mut items = Vec::with_capacity(self.chunksize);
+            let mut encoded = Ok(());
+            for input in inputs.by_ref().take(self.chunksize) {
+                match codec::encode(&input) {
+                    Ok(bytes) => items.push(serde_bytes::ByteBuf::from(bytes)),
+                    Err(e) if encoded.is_ok() => encoded = Err(e),
+                    Err(_) => {}
+                }
+            }
+            if items.is_empty() && encoded.is_ok() {
+                exhausted = true;
+                break;
+            }
+            match encoded {
+                Ok(()) => batch.push(NewTask {
+                    signature: self.signature,
+                    chunk: Some(items.len()),
+                    arg: wire::to_bytes(&items),
+                    timeout: self.task_timeout,
+                    delivery: false,
+                }),
+                // Not sent: the chunk fails as one item (use chunksize 1 to keep the other
+                // items of a chunk with an unserializable input).
+                Err(e) => {
+                    self.flush(std::mem::take(&mut batch));
+                    self.window
+                        .push_back((0, 1, Future::failed(codec_error("the argument", &e))));
+                }
+            }
+        }
+        if !exhausted {
+            self.inputs = Some(inputs);
+        }
+        self.flush(batch);
+    }
+
+    fn flush(&mut self, batch: Vec<NewTask>) {
+        if batch.is_empty() {
+            return;
+        }
+        let sizes: Vec<usize> = batch.iter().map(|t| t.chunk.unwrap_or(1)).collect();
+        let submitted = self.pool.shared.submit_batch(
+            batch,
+            |promise, task| {
+                Arc::new(Chunk::<R> {
+                    promise,
+                    items: task.chunk.unwrap_or(1),
+                })
+            },
+            Watch::Owner,
+        );
+        match submitted {
+            Ok(futures) => {
+                for ((seq, future), n) in futures.into_iter().zip(sizes) {
+                    self.window.push_back((seq, n, future));
+                }
+            }
+            Err(e) => {
+                self.inputs = None;
+                self.window.push_back((0, 1, Future::failed(e.into())));
+            }
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        cancel_window(&self.pool.shared, &mut self.window);
+        self.inputs = None;
+    }
+}
+
+impl<A, R, I> Iterator for RemoteMap<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned + Send + Sync + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Outcome<R>;
+
+    fn next(&mut self) -> Option<Outcome<R>> {
+        loop {
+            if let Some(item) = self.current.pop_front() {
+                return Some(item);
+            }
+            if let Some(refusal) = self.refusal.take() {
+                self.ended = true;
+                return Some(Err(refusal));
+            }
+            if self.ended {
+                return None;
+            }
+            self.refill();
+            let (seq, n, future) = self.window.pop_front()?;
+            let done = match self.deadline {
+                None => {
+                    future.wait();
+                    true
+                }
+                Some(d) => future.wait_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            if !done {
+                self.window.push_front((seq, n, future));
+                self.cancel_all();
+                self.ended = true;
+                return Some(Err(FutureError::TimedOut));
+            }
+            match future.try_into_result() {
+                Ok(Ok(items)) => self.current.extend(items),
+                Ok(Err(e)) => self.current.extend(std::iter::repeat_n(e, n).map(Err)),
+                Err(_) => self.current.push_back(Err(FutureError::Broken(
+                    "the map's chunk was shared".into(),
+                ))),
+            }
+        }
+    }
+}
+
+/// Cancels the map's chunks still in flight (taking their tasks off the queue).
+fn cancel_window<R>(shared: &Shared, window: &mut VecDeque<(u64, usize, Future<R>)>) {
+    for (seq, _, f) in window.drain(..) {
+        if f.cancel() && seq != 0 {
+            shared.cancelled_by_user(seq);
+        }
+    }
+}
+
+impl<A, R, I> Drop for RemoteMap<'_, A, R, I> {
+    fn drop(&mut self) {
+        cancel_window(&self.pool.shared, &mut self.window);
+    }
+}
+
+impl<A, R, I> fmt::Debug for RemoteMap<'_, A, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteMap")
+            .field("function", &self.signature.name)
+            .field("chunksize", &self.chunksize)
+            .field("chunks_in_flight", &self.window.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,153 @@
+//! One connection to Redis that comes back after a network error or a Redis restart: each
+//! thread of a client or agent owns one `Link` (a blocking connection is not shared).
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{Client, Connection, RedisError, RedisResult};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a reply may take beyond a command's own blocking time.
+pub(crate) const READ_MARGIN: Duration = Duration::from_secs(10);
+
+/// A connection, reopened on demand after a transient failure.
+pub(crate) struct Link {
+    client: Client,
+    conn: Option<Connection>,
+    /// The longest `BLOCK` this link's commands use, so reads wait long enough.
+    block: Duration,
+}
+
+impl Link {
+    /// A link that connects lazily; `block` is the longest blocking command it will run.
+    pub(crate) fn new(client: Client, block: Duration) -> Link {
+        Link {
+            client,
+            conn: None,
+            block,
+        }
+    }
+
+    /// The connection, opening it if needed.
+    pub(crate) fn conn(&mut self) -> RedisResult<&mut Connection> {
+        if self.conn.is_none() {
+            let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            conn.set_read_timeout(Some(self.block + READ_MARGIN))?;
+            conn.set_write_timeout(Some(READ_MARGIN))?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("opened above"))
+    }
+
+    /// Runs `op` once; a transient failure drops the connection so the next call reconnects.
+    pub(crate) fn run<T>(
+        &mut self,
+        op: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let result = self.conn().and_then(op);
+        if let Err(e) = &result {
+            if is_transient(e) {
+                self.conn = None;
+            }
+        }
+        result
+    }
+
+    /// Runs `op` until it succeeds, a non-transient error occurs, `keep_going` says stop, or
+    /// `until` passes, backing off between attempts (50 ms doubling to 1 s).
+    pub(crate) fn run_retrying<T>(
+        &mut self,
+        until: Option<Instant>,
+        keep_going: impl Fn() -> bool,
+        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.run(&mut op) {
+                Err(e) if is_transient(&e) => {
+                    let late = until.is_some_and(|u| Instant::now() + pause > u);
+                    if late || !keep_going() {
+                        return Err(e);
+                    }
+                    log::warn!("futurepool-redis: {e}; retrying in {pause:?}");
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Errors worth a reconnect and a retry: the network, a restarting or loading server, a
+/// failover in progress.
+pub(crate) fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.code(),
+            Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY" | "CLUSTERDOWN")
+        )
+}
+
+/// `true` if the error says the consumer group (or its stream) does not exist: Redis lost its
+/// data (a restart without persistence) or nothing created the group yet.
+pub(crate) fn is_no_group(e: &RedisError) -> bool {
+    e.code() == Some("NOGROUP")
+}
+
+/// A Redis URL with its password (if any) masked, for messages.
+pub(crate) fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A fresh random id (128 bits as hex): not a secret, only unique.
+pub(crate) fn random_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::new();
+    for _ in 0..2 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(shown("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(shown("redis://h:1"), "redis://h:1");
+        assert_eq!(shown("rediss://:pw@h"), "rediss://:***@h");
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let a = random_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, random_id());
+    }
+}

@@ -1,0 +1,161 @@
+//! The messages on the task and reply streams: the only types of this crate that derive
+//! `Serialize`. Each stream entry carries one message, bincode-encoded, in one field.
+//!
+//! The task's own argument and result are bytes already encoded with the process pool's codec
+//! (`futurepool_procs::__private::codec`): the agent passes them through without knowing their
+//! types, and only the client decodes a result.
+
+use serde::{Deserialize, Serialize};
+
+/// Payloads from this size on are stored in their own key (with an expiry) instead of in the
+/// stream entry: streams are not blob stores.
+pub(crate) const BLOB_FROM: usize = 1 << 20;
+
+/// The stream field a message travels in.
+pub(crate) const FIELD: &str = "m";
+
+/// An encoded argument or result: in the message, or in a key of its own.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The key holding the bytes.
+    Stored(String),
+}
+
+/// A task on the task stream.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct TaskMsg {
+    /// Unique task id: `<client id>:<seq>`.
+    pub task: String,
+    /// The submitting client (its reply stream's name).
+    pub client: String,
+    /// The client's number for this task.
+    pub seq: u64,
+    /// The registered function's name.
+    pub function: String,
+    /// The client's signature of the function, for the error message of a mismatch.
+    pub signature: String,
+    /// The client's `Signature::fingerprint` of the function.
+    pub fingerprint: u64,
+    pub arg: Payload,
+    /// How long the task may run once started (the agent kills it past that).
+    pub timeout_ms: Option<u64>,
+    /// Deliveries after which a task whose agents keep vanishing fails.
+    pub max_attempts: u32,
+    /// The reply stream's expiry, refreshed by every reply.
+    pub reply_ttl_ms: u64,
+    /// Prefix the argument with the task id and attempt (`Delivery<A>`).
+    pub delivery: bool,
+    /// A chunk of `map`: the argument is a list of encoded arguments (`Vec<ByteBuf>`), run one
+    /// after another; the outcome is a [`RemoteOutcome::Chunk`].
+    pub chunk: bool,
+}
+
+/// A message on a client's reply stream.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct ReplyMsg {
+    pub seq: u64,
+    /// The agent that sent it.
+    pub agent: String,
+    pub kind: ReplyKind,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum ReplyKind {
+    /// An agent started the task.
+    Started,
+    /// The task ended.
+    Done {
+        attempt: u32,
+        outcome: RemoteOutcome,
+    },
+}
+
+/// How a task ended, as its agent saw it.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum RemoteOutcome {
+    /// The function's encoded return value (for a fallible function, the encoded `Result`).
+    Returned(Payload),
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    WorkerLost(String),
+    TimedOut,
+    Cancelled,
+    Codec(String),
+    /// The agent could not run the task (unknown function, signature mismatch, broken pool).
+    Broken(String),
+    /// Each item's outcome, for a chunk.
+    Chunk(Vec<RemoteOutcome>),
+}
+
+/// `value` as bincode bytes (infallible for these types).
+pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).expect("wire messages always serialize")
+}
+
+/// A message back from bytes; `Err` describes the bytes.
+pub(crate) fn from_bytes<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    bincode::deserialize(bytes)
+        .map_err(|e| format!("malformed message ({} bytes): {e}", bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let msg = ReplyMsg {
+            seq: 9,
+            agent: "a".into(),
+            kind: ReplyKind::Done {
+                attempt: 2,
+                outcome: RemoteOutcome::Returned(Payload::Inline(vec![1, 2, 3])),
+            },
+        };
+        let back: ReplyMsg = from_bytes(&to_bytes(&msg)).unwrap();
+        assert_eq!(back.seq, 9);
+        assert!(matches!(
+            back.kind,
+            ReplyKind::Done { attempt: 2, outcome: RemoteOutcome::Returned(Payload::Inline(b)) } if b == [1, 2, 3]
+        ));
+        assert!(from_bytes::<ReplyMsg>(&[0xff; 3]).is_err());
+    }
+}
+
+/// The argument of a function submitted with
+/// [`RedisPool::submit_delivery`](crate::RedisPool::submit_delivery): the client's argument
+/// plus what the agent knows about this run, so side effects can be made idempotent.
+///
+/// On the wire the agent prefixes the client's encoded argument with the encoded id and
+/// attempt: the codec encodes a struct as its fields one after another.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Delivery<A> {
+    /// The task's id, the same on every attempt.
+    pub task_id: String,
+    /// 1 on the first delivery; more when the task was reclaimed from a vanished agent.
+    pub attempt: u32,
+    /// The client's argument.
+    pub arg: A,
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+    use futurepool_procs::__private::codec;
+
+    #[test]
+    fn a_delivery_encodes_as_id_and_attempt_then_the_argument() {
+        let d = Delivery {
+            task_id: "c:1".to_string(),
+            attempt: 2,
+            arg: (7u64, "x".to_string()),
+        };
+        let mut parts = codec::encode(&(&d.task_id, d.attempt)).unwrap();
+        parts.extend(codec::encode(&d.arg).unwrap());
+        assert_eq!(codec::encode(&d).unwrap(), parts);
+        assert_eq!(codec::decode::<Delivery<(u64, String)>>(&parts).unwrap(), d);
+    }
+}

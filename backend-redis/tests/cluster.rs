@@ -1,0 +1,606 @@
+//! End to end against a real `redis-server`: this test binary re-runs itself as agent
+//! processes standing in for machines (the `__agent` test), and their local process pools re-run
+//! it as worker processes (`test_worker!`). Every test runs under a watchdog and starts and
+//! stops its own server.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{eventually, Agents, Server};
+use futurepool_redis::{
+    as_completed, Delivery, Executor, FutureError, MapOptions, RedisPool, Shutdown, Submit,
+};
+use futurepool_testkit::watchdog;
+
+futurepool_procs::test_worker!();
+
+#[test]
+fn __agent() {
+    common::agent_main();
+}
+
+fn square_on(x: u64) -> (u64, u32) {
+    // The worker's parent is the agent process that ran the task.
+    (x * x, std::os::unix::process::parent_id())
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn parse(s: String) -> Result<u32, String> {
+    s.parse().map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn explode(_: ()) -> u64 {
+    panic!("boom")
+}
+
+/// Appends a line to the file, then aborts its worker process.
+fn log_and_abort(path: String) -> u64 {
+    append(&path);
+    std::process::abort()
+}
+
+/// Appends a line to the file and returns how many lines it has.
+fn log_run(path: String) -> usize {
+    append(&path);
+    std::fs::read_to_string(&path).unwrap().lines().count()
+}
+
+/// Kills its own agent on the first attempt (a machine lost mid-task), else reports the
+/// attempt it runs in.
+fn die_on_first(d: Delivery<u64>) -> (u32, u64, String) {
+    if d.attempt == 1 {
+        kill_my_agent();
+    }
+    (d.attempt, d.arg * 2, d.task_id)
+}
+
+/// Kills its own agent every time.
+fn always_kill_agent(_: u64) -> u64 {
+    kill_my_agent()
+}
+
+fn big(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+fn checksum(bytes: Vec<u8>) -> u64 {
+    bytes.iter().map(|&b| u64::from(b)).sum()
+}
+
+fn kill_my_agent() -> ! {
+    let agent = std::os::unix::process::parent_id();
+    // SAFETY: kill(2) has no memory-safety preconditions; the target is this worker's parent.
+    unsafe {
+        libc::kill(agent as libc::pid_t, libc::SIGKILL);
+    }
+    // The agent is gone; this orphan leaves by itself.
+    std::thread::sleep(Duration::from_secs(2));
+    std::process::exit(0)
+}
+
+fn append(path: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(f, "ran").unwrap();
+}
+
+/// Never registered: refused at submit.
+fn unregistered(x: u64) -> u64 {
+    x
+}
+
+futurepool_procs::register!(
+    square_on,
+    square,
+    sleep_ms,
+    parse,
+    explode,
+    log_and_abort,
+    log_run,
+    die_on_first,
+    always_kill_agent,
+    big,
+    checksum
+);
+
+const LEASE: Duration = Duration::from_millis(1500);
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The keys of a queue except the task stream itself (shared by every client and agent).
+fn leftovers(server: &Server, queue: &str) -> Vec<String> {
+    let tasks = format!("fp:{{{queue}}}:tasks");
+    server
+        .keys(&format!("fp:{{{queue}}}:*"))
+        .into_iter()
+        .filter(|k| *k != tasks)
+        .collect()
+}
+
+#[test]
+fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let agents = Agents::start(3, &server.url(), "many", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("many")
+            .connect()
+            .unwrap();
+        let futures: Vec<_> = (0..1000u64)
+            .map(|i| pool.submit(square_on, i).unwrap())
+            .collect();
+        let mut used = HashSet::new();
+        for (i, f) in futures.iter().enumerate() {
+            let (value, agent) = *f.result().unwrap();
+            assert_eq!(value, (i as u64) * (i as u64));
+            used.insert(agent);
+        }
+        let expected: HashSet<u32> = agents.pids().into_iter().collect();
+        assert_eq!(used, expected, "every agent ran tasks");
+        // map: pipelined, lazy, in order, in chunks or not.
+        let expected: Vec<u64> = (0..300u64).map(|i| i * i).collect();
+        for chunksize in [1, 7, 300] {
+            let squares: Vec<u64> = pool
+                .map(square, 0..300u64, MapOptions::new().chunksize(chunksize))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(squares, expected, "chunksize {chunksize}");
+        }
+        // The core's generic map takes the pool too.
+        let generic: Vec<u64> = Submit::map(
+            &pool,
+            futurepool_redis::remote(square),
+            0..300u64,
+            MapOptions::new().buffersize(50),
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(generic, expected);
+        pool.shutdown(Shutdown::default());
+        assert_eq!(leftovers(&server, "many"), Vec::<String>::new());
+        let len: usize = redis::cmd("XLEN")
+            .arg("fp:{many}:tasks")
+            .query(&mut server.conn())
+            .unwrap();
+        assert_eq!(len, 0, "finished tasks leave the stream");
+    });
+}
+
+#[test]
+fn values_errors_and_panics_come_back_typed() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "typed", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("typed")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 12).unwrap().result(), Ok(&144));
+        let ok = pool.submit_fallible(parse, "42".to_string()).unwrap();
+        assert_eq!(ok.result(), Ok(&42));
+        let bad = pool.submit_fallible(parse, "x".to_string()).unwrap();
+        match bad.result() {
+            Err(FutureError::Raised(e)) => assert!(e.contains("invalid digit"), "{e}"),
+            other => panic!("expected Raised, got {other:?}"),
+        }
+        match pool.submit(explode, ()).unwrap().result() {
+            Err(FutureError::Panicked(p)) => {
+                assert_eq!(p.message(), "boom");
+                assert!(p.location().unwrap().contains("cluster.rs"), "{p:?}");
+            }
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        // Large payloads go through their own keys, both ways.
+        let arg = big(3 << 20);
+        let expected: u64 = arg.iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(pool.submit(checksum, arg).unwrap().result(), Ok(&expected));
+        let back = pool.submit(big, 2 << 20).unwrap();
+        assert_eq!(back.result().unwrap(), &big(2 << 20));
+        // Generic code takes the pool.
+        fn total<X: Submit<futurepool_procs::Remote<fn(u64) -> u64, u64, u64>>>(_: &X) {}
+        let _ = total::<RedisPool>;
+        let job = futurepool_procs::remote(square);
+        let via_trait = Submit::submit_job(&pool, &job, 5).unwrap();
+        assert_eq!(via_trait.result(), Ok(&25));
+        assert_eq!(Executor::max_workers(&pool), 64);
+        // Closures and unregistered functions are refused at submit.
+        for refused in [
+            pool.submit(|x: u64| x, 1).unwrap_err(),
+            pool.submit(unregistered, 1).unwrap_err(),
+        ] {
+            let why = refused.to_string();
+            assert!(why.contains("register!("), "{why}");
+        }
+    });
+}
+
+#[test]
+fn map_reports_each_item_at_its_place() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "mapped", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("mapped")
+            .connect()
+            .unwrap();
+        assert_eq!(
+            pool.map(square, 0..3u64, MapOptions::new().chunksize(0))
+                .err(),
+            Some(futurepool_redis::OptionsError::ZeroChunksize)
+        );
+        assert_eq!(
+            pool.map(square, 0..3u64, MapOptions::new().buffersize(0))
+                .err(),
+            Some(futurepool_redis::OptionsError::ZeroBuffersize)
+        );
+        // A per-item timeout inside chunks: only the slow items fail.
+        let out: Vec<_> = pool
+            .map(
+                sleep_ms,
+                [5u64, 60_000, 5, 5, 60_000, 5],
+                MapOptions::new()
+                    .chunksize(3)
+                    .task_timeout(Duration::from_millis(500)),
+            )
+            .unwrap()
+            .collect();
+        assert_eq!(
+            out,
+            vec![
+                Ok(5),
+                Err(FutureError::TimedOut),
+                Ok(5),
+                Ok(5),
+                Err(FutureError::TimedOut),
+                Ok(5)
+            ]
+        );
+        // A crash fails only its own item; the map goes on.
+        let log = server.scratch("map-crash.log");
+        let path = log.display().to_string();
+        let out: Vec<_> = pool
+            .map(
+                log_and_abort,
+                vec![path.clone()],
+                MapOptions::new().chunksize(4),
+            )
+            .unwrap()
+            .collect();
+        assert!(
+            matches!(&out[..], [Err(FutureError::WorkerLost(_))]),
+            "{out:?}"
+        );
+        // The whole iteration's deadline: past it, the item waited for times out, the rest
+        // are cancelled and nothing more is yielded.
+        let started = Instant::now();
+        let mut slow = pool
+            .map(
+                sleep_ms,
+                std::iter::repeat(3_000u64),
+                MapOptions::new().timeout(Duration::from_millis(500)),
+            )
+            .unwrap();
+        assert_eq!(slow.next(), Some(Err(FutureError::TimedOut)));
+        assert_eq!(slow.next(), None);
+        drop(slow);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    });
+}
+
+#[test]
+fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let mut agents = Agents::start(2, &server.url(), "reclaim", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("reclaim")
+            .connect()
+            .unwrap();
+        let started = Instant::now();
+        let f = pool.submit_delivery(die_on_first, 21).unwrap();
+        let (attempt, value, id) = f.result().unwrap().clone();
+        assert_eq!((attempt, value), (2, 42));
+        assert!(id.starts_with(pool.client_id()), "{id}");
+        assert_eq!(agents.reap_exited(), 1, "one agent was killed");
+        // Reclaimed after the lease (plus the reclaim scan's half lease), not much later.
+        let took = started.elapsed();
+        assert!(took < LEASE * 2 + Duration::from_secs(5), "{took:?}");
+    });
+}
+
+#[test]
+fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let mut agents = Agents::start(3, &server.url(), "doomed", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("doomed")
+            .max_attempts(2)
+            .connect()
+            .unwrap();
+        let f = pool.submit(always_kill_agent, 1).unwrap();
+        match f.result() {
+            Err(FutureError::WorkerLost(why)) => {
+                assert!(why.contains("delivered 3 times"), "{why}");
+                assert!(why.contains("2 attempts allowed"), "{why}");
+            }
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        assert_eq!(agents.reap_exited(), 2);
+    });
+}
+
+#[test]
+fn a_crash_inside_a_task_is_reported_once_and_not_redelivered() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "crash", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("crash")
+            .connect()
+            .unwrap();
+        let log = server.scratch("crash.log");
+        let f = pool
+            .submit(log_and_abort, log.display().to_string())
+            .unwrap();
+        match f.result() {
+            Err(FutureError::WorkerLost(why)) => assert!(why.contains("SIGABRT"), "{why}"),
+            other => panic!("expected WorkerLost, got {other:?}"),
+        }
+        // Two leases later, still one run: the agent survived and reported the crash.
+        std::thread::sleep(LEASE * 2);
+        let runs = std::fs::read_to_string(&log).unwrap().lines().count();
+        assert_eq!(runs, 1);
+        assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    });
+}
+
+#[test]
+fn cancel_queued_running_and_with_kill() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "cancel", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("cancel")
+            .connect()
+            .unwrap();
+        // The one slot is busy; the second task waits in the queue.
+        let busy = pool.submit(sleep_ms, 1500).unwrap();
+        assert!(eventually(Duration::from_secs(30), || busy.running()));
+        let log = server.scratch("cancelled.log");
+        let queued = pool.submit(log_run, log.display().to_string()).unwrap();
+        assert!(!queued.running());
+        assert!(queued.cancel(), "a queued task can be cancelled");
+        assert!(queued.cancelled());
+        // A running task cannot (Python's rule).
+        assert!(!busy.cancel());
+        assert_eq!(busy.result(), Ok(&1500));
+        let after = pool.submit(square, 4).unwrap();
+        assert_eq!(after.result(), Ok(&16));
+        assert!(!log.exists(), "the cancelled task never ran");
+
+        // With cancel_kills_running, the agent kills the task's worker.
+        let killer = RedisPool::builder(server.url())
+            .queue("cancel")
+            .cancel_kills_running(true)
+            .connect()
+            .unwrap();
+        let long = killer.submit(sleep_ms, 60_000).unwrap();
+        assert!(eventually(Duration::from_secs(30), || long.running()));
+        let asked = Instant::now();
+        assert!(long.cancel());
+        assert_eq!(long.result(), Err(FutureError::Cancelled));
+        assert!(asked.elapsed() < Duration::from_secs(20));
+        assert_eq!(killer.submit(square, 5).unwrap().result(), Ok(&25));
+
+        // shutdown(cancel_futures) cancels what no agent started.
+        let busy = pool.submit(sleep_ms, 1000).unwrap();
+        assert!(eventually(Duration::from_secs(30), || busy.running()));
+        let waiting: Vec<_> = (0..5)
+            .map(|_| pool.submit(log_run, log.display().to_string()).unwrap())
+            .collect();
+        pool.shutdown(Shutdown::new().cancel_futures(true));
+        assert_eq!(busy.result(), Ok(&1000));
+        assert!(waiting.iter().all(|f| f.cancelled()));
+        assert!(!log.exists());
+        assert!(matches!(
+            pool.submit(square, 1),
+            Err(futurepool_redis::SubmitError::ShutDown)
+        ));
+    });
+}
+
+#[test]
+fn deadlines_and_task_timeouts() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "time", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("time")
+            .connect()
+            .unwrap();
+        // The agent kills a task past its own timeout.
+        let hung = pool
+            .submit_timeout(sleep_ms, 60_000, Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(hung.result(), Err(FutureError::TimedOut));
+        // A client-side deadline holds even with no agent serving the queue at all.
+        let lonely = RedisPool::builder(server.url())
+            .queue("nobody-serves-this")
+            .deadline(Duration::from_millis(500))
+            .connect()
+            .unwrap();
+        let started = Instant::now();
+        let f = lonely.submit(square, 2).unwrap();
+        assert_eq!(f.result(), Err(FutureError::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(15));
+        drop(lonely);
+        assert_eq!(
+            leftovers(&server, "nobody-serves-this"),
+            Vec::<String>::new()
+        );
+        // as_completed over remote futures.
+        let fs: Vec<_> = [300u64, 10, 100]
+            .iter()
+            .map(|&ms| pool.submit(sleep_ms, ms).unwrap())
+            .collect();
+        let order: Vec<u64> = as_completed(fs, Some(Duration::from_secs(60)))
+            .map(|f| *f.unwrap().result().unwrap())
+            .collect();
+        assert_eq!(order.len(), 3);
+        assert_eq!(order[2], 300);
+    });
+}
+
+#[test]
+fn redis_killed_and_restarted_with_aof_loses_nothing() {
+    watchdog(LIMIT, || {
+        let mut server = Server::with_aof(true);
+        let _agents = Agents::start(2, &server.url(), "aof", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("aof")
+            .connect()
+            .unwrap();
+        let futures: Vec<_> = (0..200u64)
+            .map(|i| pool.submit(sleep_ms, i % 7 * 5).unwrap())
+            .collect();
+        assert!(eventually(Duration::from_secs(30), || futures
+            .iter()
+            .filter(|f| f.done())
+            .count()
+            > 20));
+        server.restart();
+        for (i, f) in futures.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64 % 7 * 5)), "task {i}");
+        }
+        assert_eq!(pool.submit(square, 6).unwrap().result(), Ok(&36));
+    });
+}
+
+#[test]
+fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
+    watchdog(LIMIT, || {
+        let mut server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("lost")
+            .watchdog_interval(Duration::from_millis(300))
+            .connect()
+            .unwrap();
+        // No agent: the task waits in the queue, then Redis restarts empty.
+        let f = pool.submit(square, 3).unwrap();
+        server.restart();
+        match f.result() {
+            Err(FutureError::Broken(why)) => assert!(why.contains("Redis lost task"), "{why}"),
+            other => panic!("expected Broken, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn the_reply_stream_of_a_vanished_client_expires() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "vanish", 1, LEASE);
+        let mut client = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "__vanishing_client",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env("FP_TEST_CLIENT", server.url())
+            .spawn()
+            .unwrap();
+        let status = client.wait().unwrap();
+        assert!(!status.success(), "the client process killed itself");
+        // Its task still runs and replies; the reply stream then expires with nobody reading.
+        assert!(eventually(Duration::from_secs(30), || !server
+            .keys("fp:{vanish}:reply:*")
+            .is_empty()));
+        assert!(eventually(Duration::from_secs(30), || leftovers(
+            &server, "vanish"
+        )
+        .is_empty()));
+    });
+}
+
+#[test]
+fn __vanishing_client() {
+    let Ok(url) = std::env::var("FP_TEST_CLIENT") else {
+        return;
+    };
+    let pool = RedisPool::builder(url)
+        .queue("vanish")
+        .reply_ttl(Duration::from_secs(1))
+        .connect()
+        .unwrap();
+    let f = pool.submit(sleep_ms, 500).unwrap();
+    assert!(eventually(Duration::from_secs(30), || f.running()));
+    // SAFETY: kill(2) has no memory-safety preconditions; this process kills itself.
+    unsafe {
+        libc::kill(std::process::id() as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// The README's least-privilege ACL, applied as documented.
+fn acl(server: &Server, user: &str, rules: &str) {
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER").arg(user);
+    for rule in rules.split_whitespace() {
+        cmd.arg(rule);
+    }
+    cmd.query::<()>(&mut server.conn()).unwrap();
+}
+
+#[test]
+fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        acl(&server, "client", futurepool_redis::CLIENT_ACL);
+        acl(&server, "agent", futurepool_redis::AGENT_ACL);
+        acl(&server, "client", "on >client-pw ~fp:{acl}:*");
+        acl(&server, "agent", "on >agent-pw ~fp:{acl}:*");
+        acl(&server, "nobody", "on >nobody-pw ~fp:{acl}:* +ping");
+        let _agents = Agents::start(1, &server.url_as("agent", "agent-pw"), "acl", 1, LEASE);
+        let pool = RedisPool::builder(server.url_as("client", "client-pw"))
+            .queue("acl")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 7).unwrap().result(), Ok(&49));
+        let err = RedisPool::builder(server.url_as("nobody", "nobody-pw"))
+            .queue("acl")
+            .connect()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("NOPERM") || err.contains("permission"),
+            "{err}"
+        );
+        assert!(err.contains("ACL"), "{err}");
+        let err = futurepool_redis::Agent::start(
+            &server.url_as("nobody", "nobody-pw"),
+            futurepool_redis::AgentOptions::new().queue("acl"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ACL"), "{err}");
+        let wrong = RedisPool::connect(&server.url_as("client", "wrong")).unwrap_err();
+        assert!(wrong.to_string().contains("cannot use Redis"), "{wrong}");
+    });
+}
