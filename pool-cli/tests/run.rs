@@ -684,6 +684,27 @@ fn keep_order_and_placeholders() {
     );
 }
 
+/// With `-k`, finished jobs wait for a slow first one holding their spool files open; the
+/// scheduler starts no job further than the open-file limit allows, so nothing fails (EMFILE).
+#[test]
+fn keep_order_behind_a_slow_job_stays_within_the_open_file_limit() {
+    let script = format!(
+        "ulimit -n 128 && {} run -k -j4 'test {{}} != 0 || sleep 1; echo {{}}' ::: $(seq 0 299)",
+        env!("CARGO_BIN_EXE_pool")
+    );
+    let out = run_with(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", &script]);
+            c
+        },
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected: String = (0..300).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out.text(), expected);
+}
+
 #[test]
 fn tag_as_in_gnu_parallel() {
     let out = same_as_gnu(

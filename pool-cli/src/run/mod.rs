@@ -278,6 +278,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         output_streamed: args.line_buffer || args.ungroup,
         joblog,
         skip,
+        hold_window: max_possible_jobs().max(slots),
     };
     let code = scheduler::run(executor, &template, inputs, plan, printer)?;
     Ok(ExitCode::from(code))

@@ -45,6 +45,9 @@ pub struct Plan {
     pub joblog: Option<Joblog>,
     /// Sequence numbers not to run (`--resume`, `--resume-failed`).
     pub skip: HashSet<usize>,
+    /// With `-k`: how far past the first unprinted job new jobs may start. Each finished job
+    /// held for its turn keeps its two spool files open, so this bounds open files.
+    pub hold_window: usize,
 }
 
 /// What wakes the scheduler.
@@ -158,6 +161,7 @@ pub fn run(
         held: BTreeMap::new(),
         next_to_print: 1,
     };
+    let total_known = inputs.total().is_some();
     let mut free_slots: BTreeSet<usize> = (1..=s.plan.slots).collect();
     let mut running = 0usize;
     let mut seq = 0usize;
@@ -165,7 +169,11 @@ pub fn run(
     let mut input_error = None;
     let mut interrupts = 0;
     loop {
-        while s.stopping == Stopping::No && !exhausted && running < s.plan.slots {
+        while s.stopping == Stopping::No
+            && !exhausted
+            && running < s.plan.slots
+            && (!s.plan.keep_order || seq < s.next_to_print + s.plan.hold_window)
+        {
             let values = match inputs.next() {
                 None => {
                     exhausted = true;
@@ -179,6 +187,9 @@ pub fn run(
                 Some(Ok(values)) => values,
             };
             seq += 1;
+            if !total_known {
+                s.printer.set_total(seq);
+            }
             if s.plan.skip.contains(&seq) {
                 s.hold(seq, Held::Nothing)?;
                 continue;
