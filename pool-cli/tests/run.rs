@@ -1019,6 +1019,38 @@ fn sigint_and_sigterm_stop_every_job() {
     }
 }
 
+/// Ctrl-C while stdin (still open) has no more inputs to give: the run stops at once.
+#[test]
+fn ctrl_c_while_waiting_for_more_input() {
+    use std::os::unix::process::CommandExt;
+    let dir = scratch("int-stdin");
+    let pids = dir.join("pids");
+    let job = format!("echo $$ >> {}; sleep 30 # {{}}", s(&pids));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pool"))
+        .args(["run", "-j4", &job])
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a\nb\n").unwrap();
+    watchdog(Duration::from_secs(60), move || {
+        wait_for_lines(&pids, 2);
+        signal_group(child.id(), libc::SIGINT);
+        let status = child.wait().unwrap();
+        drop(stdin);
+        assert_eq!(status.code(), Some(255));
+        let all = pids_in(&pids);
+        std::thread::sleep(Duration::from_millis(300));
+        let survivors: Vec<i32> = all.iter().copied().filter(|&p| alive(p)).collect();
+        kill_leftovers(&all);
+        assert!(survivors.is_empty(), "{survivors:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// A job that ignores the first signal is killed by the second Ctrl-C, not after --grace.
 #[test]
 fn a_second_ctrl_c_kills_at_once() {

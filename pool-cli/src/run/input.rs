@@ -159,7 +159,7 @@ pub struct Format {
 
 /// The jobs' values, in GNU parallel's order, with the total when it is known in advance.
 pub struct Inputs {
-    iter: Box<dyn Iterator<Item = Result<Values, InputError>>>,
+    iter: Box<dyn Iterator<Item = Result<Values, InputError>> + Send>,
     total: Option<usize>,
 }
 
@@ -295,14 +295,14 @@ impl Iterator for Product {
 /// A file's (or stdin's) records, read lazily; the terminator is removed.
 struct Records {
     path: PathBuf,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     terminator: u8,
     failed: bool,
 }
 
 impl Records {
     fn open(path: &std::path::Path, terminator: u8) -> Result<Records, InputError> {
-        let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        let reader: Box<dyn BufRead + Send> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
             let file = File::open(path).map_err(|err| InputError::Read {

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use futurepool_threads::ThreadPool;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use super::input::Inputs;
+use super::input::{InputError, Inputs, Values};
 use super::job::{Executor, Finished, JobError, JobSpec, Stop};
 use super::local::tag_of;
 use super::output::Printer;
@@ -52,6 +52,8 @@ pub struct Plan {
 
 /// What wakes the scheduler.
 enum Event {
+    /// The next input (`None`: no more), as asked for.
+    Input(Option<Result<Values, InputError>>),
     Done {
         spec: JobSpec,
         attempt: u32,
@@ -162,8 +164,25 @@ pub fn run(
         next_to_print: 1,
     };
     let total_known = inputs.total().is_some();
+    // Inputs are read on their own thread, one per request, so that a signal is handled at
+    // once even while stdin has nothing to give (the scheduler never blocks on input).
+    let (want_tx, want_rx) = mpsc::channel::<()>();
+    let input_tx = tx.clone();
+    thread::Builder::new()
+        .name("pool-run-inputs".into())
+        .spawn(move || {
+            while want_rx.recv().is_ok() {
+                let next = inputs.next();
+                let last = !matches!(next, Some(Ok(_)));
+                if input_tx.send(Event::Input(next)).is_err() || last {
+                    break;
+                }
+            }
+        })?;
     let mut free_slots: BTreeSet<usize> = (1..=s.plan.slots).collect();
     let mut running = 0usize;
+    // Inputs asked for and not yet arrived.
+    let mut requested = 0usize;
     let mut seq = 0usize;
     let mut exhausted = false;
     let mut input_error = None;
@@ -171,53 +190,65 @@ pub fn run(
     loop {
         while s.stopping == Stopping::No
             && !exhausted
-            && running < s.plan.slots
-            && (!s.plan.keep_order || seq < s.next_to_print + s.plan.hold_window)
+            && running + requested < s.plan.slots
+            && (!s.plan.keep_order || seq + requested < s.next_to_print + s.plan.hold_window)
         {
-            let values = match inputs.next() {
-                None => {
-                    exhausted = true;
-                    break;
-                }
-                Some(Err(e)) => {
-                    input_error = Some(e);
-                    exhausted = true;
-                    break;
-                }
-                Some(Ok(values)) => values,
-            };
-            seq += 1;
-            if !total_known {
-                s.printer.set_total(seq);
+            if want_tx.send(()).is_err() {
+                exhausted = true;
+                break;
             }
-            if s.plan.skip.contains(&seq) {
-                s.hold(seq, Held::Nothing)?;
-                continue;
-            }
-            let slot = free_slots
-                .pop_first()
-                .expect("a free slot while running < slots");
-            let command = template.render(JobValues {
-                args: &values,
-                seq,
-                slot,
-            });
-            let spec = JobSpec {
-                seq,
-                slot,
-                command,
-                values,
-                timeout: s.plan.timeout,
-            };
-            s.tally.started();
-            submit(&pool, &s.executor, &tx, spec, 1)?;
-            running += 1;
+            requested += 1;
         }
-        if running == 0 {
+        let waiting_for_input = requested > 0 && !exhausted && s.stopping == Stopping::No;
+        if running == 0 && !waiting_for_input {
             break;
         }
         let event = rx.recv().expect("the scheduler holds a sender");
         match event {
+            Event::Input(next) => {
+                requested -= 1;
+                let values = match next {
+                    None => {
+                        exhausted = true;
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        input_error = Some(e);
+                        exhausted = true;
+                        continue;
+                    }
+                    Some(Ok(values)) => values,
+                };
+                if s.stopping != Stopping::No {
+                    continue;
+                }
+                seq += 1;
+                if !total_known {
+                    s.printer.set_total(seq);
+                }
+                if s.plan.skip.contains(&seq) {
+                    s.hold(seq, Held::Nothing)?;
+                    continue;
+                }
+                let slot = free_slots
+                    .pop_first()
+                    .expect("a free slot: running + requested <= slots");
+                let command = template.render(JobValues {
+                    args: &values,
+                    seq,
+                    slot,
+                });
+                let spec = JobSpec {
+                    seq,
+                    slot,
+                    command,
+                    values,
+                    timeout: s.plan.timeout,
+                };
+                s.tally.started();
+                submit(&pool, &s.executor, &tx, spec, 1)?;
+                running += 1;
+            }
             Event::Signal(SIGHUP) => {
                 if s.stopping == Stopping::No {
                     s.stopping = Stopping::Soon;
