@@ -489,6 +489,20 @@ fn halt_as_in_gnu_parallel() {
         "0\n5\n",
         1,
     );
+    same_as_gnu(
+        &[
+            "--halt",
+            "now,fail=1",
+            "--timeout",
+            "0.5",
+            "sleep",
+            ":::",
+            "5",
+        ],
+        b"",
+        "",
+        255,
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Running one job as a local process: through the shell as GNU parallel does (`$SHELL -c`,
-//! else `/bin/sh -c`), in its own process group, its output spooled to temporary files.
+//! Running one job as a local process: through the shell as GNU parallel does (`$SHELL -c` when
+//! it is a POSIX-family shell, else `/bin/sh -c`), in its own process group, its output spooled
+//! to temporary files.
 //!
 //! * Waiting: `waitid(WEXITED | WNOWAIT)` blocks until the job's process exits without reaping
 //!   it, so its process-group id stays ours while the group is signalled and the deadline
@@ -60,11 +61,20 @@ enum Flavour {
 }
 
 impl Shell {
-    /// `$SHELL` if set, else `/bin/sh`.
+    /// `$SHELL` if it is a POSIX-family shell (our quoting is POSIX `sh` quoting), else
+    /// `/bin/sh`.
     pub fn from_env() -> Shell {
+        let posix = |p: &Path| {
+            p.is_absolute()
+                && matches!(
+                    p.file_name().and_then(OsStr::to_str),
+                    Some("sh" | "bash" | "dash" | "ksh" | "mksh" | "zsh" | "ash" | "yash")
+                )
+        };
         let path = std::env::var_os("SHELL")
-            .filter(|s| !s.is_empty())
-            .map_or_else(|| PathBuf::from("/bin/sh"), PathBuf::from);
+            .map(PathBuf::from)
+            .filter(|p| posix(p))
+            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
         let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let flavour = match real.file_name().and_then(OsStr::to_str) {
             Some("bash") => Flavour::Bash,

@@ -236,7 +236,8 @@ impl Tally {
             (Counted::Success, _) => 0,
             (_, Threshold::Count(1)) => {
                 if ending.exit != 0 {
-                    ending.exit.clamp(0, 255) as u8
+                    // As exit(2) truncates it: -1 (a timed-out job) is 255.
+                    (ending.exit & 0xff) as u8
                 } else if ending.signal != 0 {
                     (ending.signal + 128).clamp(0, 255) as u8
                 } else {
@@ -321,6 +322,13 @@ mod tests {
         let mut t = Tally::new(Halt::parse("soon,fail=1").unwrap(), None);
         t.finished(Ending { exit: 0, signal: 9 });
         assert_eq!(t.exit_code(), 137);
+        // `parallel --halt now,fail=1 --timeout 0.5 sleep ::: 5` exits 255 (joblog: -1, 15).
+        let mut t = Tally::new(Halt::parse("now,fail=1").unwrap(), None);
+        t.finished(Ending {
+            exit: -1,
+            signal: 15,
+        });
+        assert_eq!(t.exit_code(), 255);
     }
 
     /// `parallel -j1 --halt soon,fail=2 …` exits 2; `fail=20%` with 1 of 10 failing exits 10.

@@ -340,6 +340,8 @@ fn submit(
     Ok(())
 }
 
+/// How the exit code rule sees a job: as its joblog line does (a timed-out job is exit -1 and
+/// its signal, which makes `--halt now,fail=1` exit 255, as GNU parallel does).
 fn ending(f: &Finished) -> Ending {
     let (exit, signal) = f.exit_and_signal();
     Ending { exit, signal }
@@ -355,8 +357,9 @@ impl Scheduler {
             Err(e) => {
                 self.printer.note(&format!("job {seq}: {e}"));
                 if self.counting() {
+                    // Never started: a failure, with GNU parallel's "other error" code.
                     self.tally.finished(Ending {
-                        exit: -1,
+                        exit: 255,
                         signal: 0,
                     });
                 }
