@@ -280,18 +280,36 @@ impl ThreadPool {
     pub fn submit<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
     where
         F: FnOnce() -> T + Send + 'static,
-        T: Send + Sync + 'static,
+        T: Send + 'static,
     {
         self.submit_fallible(move || Ok(f()))
     }
 
     /// Schedules a fallible `f`: an `Err(e)` is the task's exception, typed
     /// ([`FutureError::Raised`](futurepool_core::FutureError::Raised)).
+    ///
+    /// The value and error types need only be `Send`: a `Box<dyn Error + Send>` works. The
+    /// future is then `Send`/`Sync` only if they are also `Sync` (read it on the thread that
+    /// submitted, or `.await` it there).
+    ///
+    /// ```
+    /// use futurepool_threads::{FutureError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// type AnyError = Box<dyn std::error::Error + Send>; // Send, not Sync
+    /// let parsed = pool
+    ///     .submit_fallible(|| "x".parse::<u8>().map_err(|e| Box::new(e) as AnyError))
+    ///     .unwrap();
+    /// match parsed.result() {
+    ///     Err(FutureError::Raised(e)) => assert_eq!(e.to_string(), "invalid digit found in string"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
     pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<Future<T, E>, SubmitError>
     where
         F: FnOnce() -> Result<T, E> + Send + 'static,
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
     {
         let (future, promise) = Future::pending();
         Shared::push(

@@ -75,7 +75,7 @@ impl<'scope> Scope<'scope, '_> {
     pub fn submit<F, T>(&'scope self, f: F) -> Result<Future<T>, SubmitError>
     where
         F: FnOnce() -> T + Send + 'scope,
-        T: Send + Sync + 'static,
+        T: Send + 'static,
     {
         self.submit_fallible(move || Ok(f()))
     }
@@ -84,8 +84,8 @@ impl<'scope> Scope<'scope, '_> {
     pub fn submit_fallible<F, T, E>(&'scope self, f: F) -> Result<Future<T, E>, SubmitError>
     where
         F: FnOnce() -> Result<T, E> + Send + 'scope,
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
     {
         *self.tickets.outstanding.lock() += 1;
         let ticket = Ticket(self.tickets.clone());

@@ -33,8 +33,8 @@ pub(crate) struct ClosureTask<F, T, E> {
 impl<F, T, E> Task for ClosureTask<F, T, E>
 where
     F: FnOnce() -> Result<T, E> + Send,
-    T: Send + Sync,
-    E: Send + Sync,
+    T: Send,
+    E: Send,
 {
     fn run(self: Box<Self>, finishing: &mut dyn FnMut()) {
         let ClosureTask { body, promise } = *self;

@@ -158,3 +158,89 @@ impl<F: Waitable> fmt::Debug for AsCompleted<F> {
             .finish_non_exhaustive()
     }
 }
+
+/// [`as_completed`] for async code, without a timeout (wrap it in your runtime's timeout): a
+/// [`Stream`](futures_core::Stream) of the futures, each once — first those already done, then
+/// the rest in completion order. Nothing polls and no thread blocks: a completion wakes the
+/// stream's task. Dropping the stream withdraws its registrations. Needs the `stream` feature.
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     use std::sync::Arc;
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// use std::pin::Pin;
+/// use futures_core::Stream;
+/// use futurepool_core::{as_completed_stream, Future};
+///
+/// let (a, promise) = Future::<u32>::pending();
+/// let b = Future::<u32>::ready(1);
+/// let mut stream = as_completed_stream([a, b]);
+/// let worker = std::thread::spawn(move || promise.set_result(2).unwrap());
+/// let mut seen = Vec::new();
+/// block_on(std::future::poll_fn(|cx| loop {
+///     match Pin::new(&mut stream).poll_next(cx) {
+///         std::task::Poll::Ready(Some(f)) => seen.push(*f.result().unwrap()),
+///         std::task::Poll::Ready(None) => return std::task::Poll::Ready(()),
+///         std::task::Poll::Pending => return std::task::Poll::Pending,
+///     }
+/// }));
+/// assert_eq!(seen, [1, 2]);
+/// worker.join().unwrap();
+/// ```
+#[cfg(feature = "stream")]
+pub fn as_completed_stream<F, I>(futures: I) -> AsCompletedStream<F>
+where
+    F: Waitable,
+    I: IntoIterator<Item = F>,
+{
+    AsCompletedStream(as_completed(futures, None))
+}
+
+/// The stream of [`as_completed_stream`].
+#[cfg(feature = "stream")]
+#[derive(Debug)]
+pub struct AsCompletedStream<F: Waitable>(AsCompleted<F>);
+
+// The stream never pins the futures it holds: they are moved in and out by value.
+#[cfg(feature = "stream")]
+impl<F: Waitable> Unpin for AsCompletedStream<F> {}
+
+#[cfg(feature = "stream")]
+impl<F: Waitable> futures_core::Stream for AsCompletedStream<F> {
+    type Item = F;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<F>> {
+        use std::task::Poll;
+        let this = &mut self.get_mut().0;
+        if let Some(f) = this.ready.pop_front() {
+            return Poll::Ready(Some(f));
+        }
+        while this.remaining > 0 {
+            let Poll::Ready(token) = this.queue.poll_pop(cx.waker()) else {
+                return Poll::Pending;
+            };
+            if let Some(f) = this.pending[token].take() {
+                this.remaining -= 1;
+                return Poll::Ready(Some(f));
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.remaining();
+        (n, Some(n))
+    }
+}

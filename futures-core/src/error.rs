@@ -132,6 +132,12 @@ pub enum FutureError<E> {
     /// The executor was shut down and refused the task (Python's `RuntimeError('cannot schedule
     /// new futures after shutdown')`).
     ShutDown,
+    /// The outcome was wanted by value (`.await` on a [`Future`](crate::Future)) while another
+    /// handle to the same future is still alive, so it could not be moved out and the types are
+    /// not `Clone`. The future is done and unaffected: read it by reference with
+    /// [`result`](crate::Future::result) (after [`done_async`](crate::Future::done_async)), or
+    /// drop the other handles first.
+    Shared,
 }
 
 impl<E> FutureError<E> {
@@ -170,6 +176,7 @@ impl<E> FutureError<E> {
             FutureError::WorkerLost(why) => FutureError::WorkerLost(why),
             FutureError::Codec(why) => FutureError::Codec(why),
             FutureError::ShutDown => FutureError::ShutDown,
+            FutureError::Shared => FutureError::Shared,
         }
     }
 
@@ -184,6 +191,7 @@ impl<E> FutureError<E> {
             FutureError::WorkerLost(why) => FutureError::WorkerLost(why.clone()),
             FutureError::Codec(why) => FutureError::Codec(why.clone()),
             FutureError::ShutDown => FutureError::ShutDown,
+            FutureError::Shared => FutureError::Shared,
         }
     }
 }
@@ -206,6 +214,7 @@ impl<E: fmt::Debug> fmt::Debug for FutureError<E> {
             FutureError::WorkerLost(why) => f.debug_tuple("WorkerLost").field(why).finish(),
             FutureError::Codec(why) => f.debug_tuple("Codec").field(why).finish(),
             FutureError::ShutDown => f.write_str("ShutDown"),
+            FutureError::Shared => f.write_str("Shared"),
         }
     }
 }
@@ -223,6 +232,9 @@ impl<E: fmt::Display> fmt::Display for FutureError<E> {
                 write!(f, "could not pass the task between processes: {why}")
             }
             FutureError::ShutDown => f.write_str("cannot schedule new futures after shutdown"),
+            FutureError::Shared => f.write_str(
+                "the outcome cannot be taken by value: another handle to the future is alive",
+            ),
         }
     }
 }

@@ -519,7 +519,7 @@ where
         // futures), so this moves the value out.
         Some(match future.try_into_result() {
             Ok(outcome) => outcome,
-            Err(_) => Err(FutureError::Broken("map's future was shared".into())),
+            Err(_) => Err(FutureError::Shared),
         })
     }
 }

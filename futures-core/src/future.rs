@@ -264,16 +264,20 @@ impl<T, E> Inner<T, E> {
         let entries = mem::take(&mut waiters.entries);
         let hook = waiters.cancel_hook.take();
         let sleepers = waiters.sleepers;
+        waiters.lending = has_callbacks;
         drop(waiters);
         drop(hook);
         if sleepers > 0 {
             this.finished.notify_all();
         }
         let mut callbacks = Vec::new();
+        let mut wakers = Vec::new();
         for entry in entries {
             match entry {
                 Entry::Queue { queue, token } => queue.push(token),
-                Entry::Waker { waker, .. } => waker.wake(),
+                // After the callbacks: an `.await` wants the value by value, which it can only
+                // take once the callbacks' lent handle is gone.
+                Entry::Waker { waker, .. } => wakers.push(waker),
                 Entry::Callback(cb) => callbacks.push(cb),
             }
         }
@@ -284,6 +288,18 @@ impl<T, E> Inner<T, E> {
             for cb in callbacks {
                 run_callback(cb, &lent);
             }
+            drop(lent);
+            // Wakers that found the lent handle in the way (see `Future::poll_take`).
+            let mut waiters = this.waiters.lock();
+            waiters.lending = false;
+            for entry in mem::take(&mut waiters.entries) {
+                if let Entry::Waker { waker, .. } = entry {
+                    wakers.push(waker);
+                }
+            }
+        }
+        for waker in wakers {
+            waker.wake();
         }
         Ok(())
     }
@@ -458,6 +474,10 @@ impl<T, E> Future<T, E> {
     pub fn add_done_callback<F>(&self, callback: F)
     where
         F: FnOnce(&Future<T, E>) + Send + 'static,
+        // The callback may run on the completing thread with a handle of its own, while other
+        // threads hold handles too: the values must be shareable (see `Promise`'s `Send`).
+        T: Send + Sync,
+        E: Send + Sync,
     {
         if !self.done() {
             let mut waiters = self.inner.waiters.lock();
@@ -554,10 +574,38 @@ impl<T, E> Future<T, E> {
         false
     }
 
-    pub(crate) fn forget_waker(&self, key: u32) {
-        if !self.done() {
-            self.inner.waiters.lock().remove_waker(key);
+    /// The by-value `.await`'s step once the future is done: takes the outcome if this is the
+    /// last handle. While done-callbacks still run with a lent handle, registers `waker` to be
+    /// woken when they are finished and gives the handle back (`Err(Ok(self))`); a handle kept
+    /// elsewhere gives `Err(Err(self))`.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn poll_take(
+        self,
+        key: &mut Option<u32>,
+        waker: &std::task::Waker,
+    ) -> Result<Outcome<T, E>, Result<Self, Self>> {
+        let this = match self.try_into_result() {
+            Ok(outcome) => return Ok(outcome),
+            Err(this) => this,
+        };
+        let lending = {
+            let mut waiters = this.inner.waiters.lock();
+            if waiters.lending {
+                waiters.set_waker(key, waker);
+            }
+            waiters.lending
+        };
+        if lending {
+            return Err(Ok(this));
         }
+        // The callbacks are done and their handle dropped before `lending` was cleared under
+        // the lock we just took, so one more look is final.
+        this.try_into_result().map_err(Err)
+    }
+
+    pub(crate) fn forget_waker(&self, key: u32) {
+        // Also once done: a waker may wait for the callbacks' lent handle (`poll_take`).
+        self.inner.waiters.lock().remove_waker(key);
     }
 
     #[cfg(all(test, not(futurepool_loom)))]
@@ -777,6 +825,18 @@ impl<T, E> Promise<T, E> {
         is_final(self.inner.state())
     }
 }
+
+// SAFETY: a promise only ever moves values *into* the future (`set_result`, `set_outcome`, `run`;
+// a refused value is handed back to the same caller) and never lends out `&T` or `&E`: it does not
+// read the outcome cell (see the module docs). What a promise's thread may do with the values is
+// therefore: write them into the cell (`T: Send`, `E: Send`), and drop them with the last handle
+// (`Send` again). The one place a completion reads them is a done-callback, run on the
+// completing thread with a lent handle — and `add_done_callback` requires `T: Sync, E: Sync`.
+// So a task whose error is `Send` but not `Sync` (`Box<dyn Error + Send>`) can be completed on
+// another thread; its `Future` stays `!Send` (it needs `Sync` values to be shared).
+unsafe impl<T: Send, E: Send> Send for Promise<T, E> {}
+// SAFETY: as for `Send`: every `&Promise` method moves values in or reads only the state.
+unsafe impl<T: Send, E: Send> Sync for Promise<T, E> {}
 
 impl<T, E> Clone for Promise<T, E> {
     fn clone(&self) -> Self {

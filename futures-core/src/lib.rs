@@ -39,6 +39,8 @@ mod waitable;
 mod waiter;
 
 pub use crate::as_completed::{as_completed, AsCompleted};
+#[cfg(feature = "stream")]
+pub use crate::as_completed::{as_completed_stream, AsCompletedStream};
 pub use crate::bridge::{Awaiting, DoneAsync};
 pub use crate::error::{FutureError, InvalidStateError, Panic, SubmitError, TimeoutError};
 pub use crate::executor::{

@@ -217,3 +217,33 @@ fn cancel_hook_vs_completion() {
         }
     });
 }
+
+/// `.await` by value racing a done-callback that holds the lent handle: the await never sees the
+/// lent handle as "shared". Either it takes the value at once, or it is told to wait and its
+/// waker is woken once the callbacks are done, and then it takes the value.
+#[test]
+fn await_by_value_vs_lent_callback_handle() {
+    loom::model(|| {
+        let (future, promise) = Future::<String, ()>::pending();
+        future.add_done_callback(|f| assert_eq!(f.result().map(String::as_str), Ok("v")));
+        let completer = thread::spawn(move || promise.set_result("v".to_string()).unwrap());
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut awaiting = std::pin::pin!(std::future::IntoFuture::into_future(future));
+        let first = awaiting.as_mut().poll(&mut cx);
+        completer.join().unwrap();
+        let outcome = match first {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => {
+                // No lost wake-up: whatever made us wait (pending, or the lent handle) has woken us.
+                assert!(flag.0.load(Ordering::SeqCst));
+                match awaiting.as_mut().poll(&mut cx) {
+                    Poll::Ready(outcome) => outcome,
+                    Poll::Pending => panic!("woken but still pending"),
+                }
+            }
+        };
+        assert_eq!(outcome, Ok("v".to_string()));
+    });
+}

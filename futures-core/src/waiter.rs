@@ -38,6 +38,7 @@ impl Queue {
             tokens: Mutex::new(Tokens {
                 fifo: VecDeque::new(),
                 sleeping: false,
+                waker: None,
             }),
             queued: AtomicUsize::new(0),
             ready: Condvar::new(),
@@ -52,9 +53,35 @@ impl Queue {
         // spinning consumer's Acquire load a clean "something is there" signal.
         self.queued.store(tokens.fifo.len(), Ordering::Release);
         let wake = tokens.sleeping;
+        let waker = tokens.waker.take();
         drop(tokens);
         if wake {
             self.ready.notify_one();
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The async consumer's pop: the oldest token, or `Pending` with `waker` stored for the next
+    /// push (the same no-lost-wake-up argument as the futures': the check and the store happen
+    /// under the lock every push takes).
+    #[cfg(feature = "stream")]
+    pub(crate) fn poll_pop(&self, waker: &Waker) -> std::task::Poll<usize> {
+        let mut tokens = self.tokens.lock();
+        match tokens.fifo.pop_front() {
+            Some(token) => {
+                // Relaxed: a hint, as in `pop`.
+                self.queued.store(tokens.fifo.len(), Ordering::Relaxed);
+                std::task::Poll::Ready(token)
+            }
+            None => {
+                match &mut tokens.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    slot => *slot = Some(waker.clone()),
+                }
+                std::task::Poll::Pending
+            }
         }
     }
 
@@ -108,6 +135,8 @@ struct Tokens {
     fifo: VecDeque<usize>,
     /// The consumer is asleep on `ready`: only then does a push pay for a wake-up.
     sleeping: bool,
+    /// An async consumer waiting for the next push (`as_completed_stream`).
+    waker: Option<Waker>,
 }
 
 /// One registration on a pending future.
@@ -141,6 +170,11 @@ pub(crate) struct Waiters<C> {
     pub(crate) next_key: u32,
     /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
     pub(crate) cancel_hook: Option<Box<dyn FnOnce() + Send>>,
+    /// The future is final and its done-callbacks are running with a lent handle. Only then may
+    /// a waker be added to a final future (`Entry::Waker`, by an `.await` that wants the value
+    /// by value and found the lent handle in the way); the completion wakes those once the
+    /// callbacks are done and the lent handle is gone.
+    pub(crate) lending: bool,
 }
 
 impl<C> Waiters<C> {
@@ -150,6 +184,7 @@ impl<C> Waiters<C> {
             sleepers: 0,
             next_key: 0,
             cancel_hook: None,
+            lending: false,
         }
     }
 

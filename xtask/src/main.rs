@@ -1,9 +1,11 @@
-//! `cargo xtask <command>`: the project's own tasks, with no dependencies beyond std and anyhow.
+//! `cargo xtask <command>`: the project's own tasks, with no dependencies beyond std, anyhow and
+//! serde_json (to read `cargo metadata`).
 //!
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
 //! * `bench [--quick]` — every comparison against the peers, side by side.
-//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt.
+//! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
+//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -25,10 +27,11 @@ fn main() -> Result<()> {
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
+        "msrv" => msrv(),
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | ci>"
+                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
             );
             Ok(())
         }
@@ -122,13 +125,134 @@ fn bench(args: &[String]) -> Result<()> {
     run("benchmarks", cmd)
 }
 
+/// A `major.minor[.patch]` version as a comparable triple.
+fn rust_version(text: &str) -> Result<(u64, u64, u64)> {
+    let mut parts = text.split('.').map(|p| {
+        p.parse::<u64>()
+            .with_context(|| format!("bad rust-version `{text}`"))
+    });
+    let major = parts.next().context("empty rust-version")??;
+    let minor = parts.next().transpose()?.unwrap_or(0);
+    let patch = parts.next().transpose()?.unwrap_or(0);
+    Ok((major, minor, patch))
+}
+
+/// The MSRV claim checked against the lockfile: every workspace member's `rust-version` must be
+/// at least the `rust-version` of every package the locked graph builds for this host (normal,
+/// build and dev dependencies: what `cargo build` and `cargo test` compile). Dependencies behind
+/// `cfg(futurepool_loom)` (loom and its own dependencies) are left out by `--filter-platform`:
+/// they build only for the model checks, never for a user.
+fn msrv() -> Result<()> {
+    let host = String::from_utf8(
+        Command::new("rustc")
+            .args(["--print", "host-tuple"])
+            .output()
+            .context("running rustc --print host-tuple")?
+            .stdout,
+    )?;
+    let output = cargo()
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--filter-platform",
+        ])
+        .arg(host.trim())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .context("no workspace_members")?
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let resolved: std::collections::HashSet<&str> = metadata["resolve"]["nodes"]
+        .as_array()
+        .context("no resolve graph")?
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let packages = metadata["packages"].as_array().context("no packages")?;
+    let mut claims = Vec::new();
+    let mut needs = Vec::new();
+    for package in packages {
+        let id = package["id"].as_str().unwrap_or_default();
+        let name = package["name"].as_str().unwrap_or_default();
+        let version = package["version"].as_str().unwrap_or_default();
+        let Some(rv) = package["rust_version"].as_str() else {
+            continue;
+        };
+        if members.contains(&id) {
+            claims.push((rust_version(rv)?, name.to_string()));
+        } else if resolved.contains(id) {
+            needs.push((
+                rust_version(rv)?,
+                format!("{name} {version} (rust-version {rv})"),
+            ));
+        }
+    }
+    let (claim, member) = claims
+        .iter()
+        .min()
+        .context("no workspace member states a rust-version")?;
+    let too_new: Vec<&String> = needs
+        .iter()
+        .filter(|(need, _)| need > claim)
+        .map(|(_, what)| what)
+        .collect();
+    let newest = needs.iter().max();
+    if !too_new.is_empty() {
+        bail!(
+            "{member} claims rust-version {}.{}.{}, but the locked dependencies need newer: {}",
+            claim.0,
+            claim.1,
+            claim.2,
+            too_new
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    eprintln!(
+        "xtask: msrv: rust-version {}.{}.{} covers all {} locked dependencies with a rust-version \
+         (the newest need: {})",
+        claim.0,
+        claim.1,
+        claim.2,
+        needs.len(),
+        newest.map_or("none", |(_, what)| what.as_str())
+    );
+    Ok(())
+}
+
 fn ci() -> Result<()> {
+    msrv()?;
     let mut test = cargo();
     test.args(["test", "--workspace", "--all-targets"]);
     run("tests", test)?;
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run("doc tests", doc)?;
+    let mut stream = cargo();
+    stream.args([
+        "test",
+        "-p",
+        "futurepool-core",
+        "--features",
+        "stream",
+        "--test",
+        "runtimes",
+    ]);
+    run("the stream feature on tokio and smol", stream)?;
     loom(&[])?;
     let mut clippy = cargo();
     clippy.args([
