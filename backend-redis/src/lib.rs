@@ -40,6 +40,7 @@ mod client;
 mod keys;
 mod link;
 mod scripts;
+mod server;
 mod wire;
 
 pub use futurepool_core::{
@@ -52,6 +53,7 @@ pub use futurepool_procs::{remote, Remote};
 
 pub use crate::agent::{serve, Agent, AgentError, AgentOptions};
 pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap};
+pub use crate::server::LocalServer;
 pub use crate::wire::Delivery;
 
 /// The Redis ACL rights a client needs (commands only: add `on`, a password and the queue's

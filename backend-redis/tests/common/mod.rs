@@ -1,117 +1,49 @@
-//! Test helpers: a private `redis-server` per test (its own temp directory, a Unix socket, no
-//! TCP port, no persistence unless asked), stopped and reaped on drop; agents that are this
-//! test binary re-run in agent mode, standing in for machines.
+//! Test helpers: a private `redis-server` per test ([`LocalServer`]: its own temp directory, a
+//! Unix socket, no TCP port, no persistence unless asked, stopped and reaped on drop); agents
+//! that are this test binary re-run in agent mode, standing in for machines.
 
 #![allow(dead_code)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-static SERVERS: AtomicUsize = AtomicUsize::new(0);
+use futurepool_redis::LocalServer;
 
-/// A `redis-server` owned by one test.
-pub struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    aof: bool,
-}
+/// A `redis-server` owned by one test, with helpers to look inside it.
+pub struct Server(pub LocalServer);
 
 impl Server {
     /// A server without persistence.
     pub fn start() -> Server {
-        Server::with_aof(false)
+        Server(LocalServer::start().unwrap())
     }
 
-    /// A server; with `aof`, every write is fsynced to an append-only file, so a SIGKILL and a
-    /// restart lose nothing.
+    /// A server whose every write is fsynced to an append-only file.
     pub fn with_aof(aof: bool) -> Server {
-        let n = SERVERS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fp-redis-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let mut server = Server {
-            child: None,
-            dir,
-            aof,
-        };
-        server.spawn();
-        server
+        Server(LocalServer::start_with(aof).unwrap())
+    }
+
+    pub fn url(&self) -> String {
+        self.0.url()
+    }
+
+    pub fn url_as(&self, user: &str, pass: &str) -> String {
+        self.0.url_as(user, pass)
     }
 
     /// A path in the server's private directory (removed with it), for files tasks write.
     pub fn scratch(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("redis.sock")
-    }
-
-    /// The URL of the default user.
-    pub fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket().display())
-    }
-
-    /// The URL of an ACL user.
-    pub fn url_as(&self, user: &str, pass: &str) -> String {
-        format!(
-            "redis+unix://{}?user={user}&pass={pass}",
-            self.socket().display()
-        )
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg("0")
-            .arg("--unixsocket")
-            .arg(self.socket())
-            .arg("--unixsocketperm")
-            .arg("700")
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--save")
-            .arg("")
-            .arg("--logfile")
-            .arg(self.dir.join("redis.log"));
-        if self.aof {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            cmd.args(["--appendonly", "no"]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server must be installed (Debian: apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut c) = self.conn_result() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn conn_result(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection()
+        self.0.dir().join(name)
     }
 
     /// A direct connection, for inspecting keys.
     pub fn conn(&self) -> redis::Connection {
-        self.conn_result().unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     /// Every key matching `pattern`, sorted.
@@ -124,26 +56,9 @@ impl Server {
         keys
     }
 
-    /// SIGKILL and reap the server.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same socket and directory (with AOF, with its data).
+    /// SIGKILL and start again on the same socket and directory.
     pub fn restart(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(self.socket());
-        self.spawn();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.0.restart().unwrap();
     }
 }
 
