@@ -8,6 +8,9 @@
 //!   or completion order, whole outputs, timeouts that kill the process group, retries, halt
 //!   policies, a GNU-parallel job log; exit code = failed jobs (at most 101).
 //!
+//! * `pool worker --broker URL` — an agent that runs `pool run --broker URL`'s jobs, on any
+//!   number of machines sharing one Redis.
+//!
 //! * `pool wc` — the guide's concurrent file processor: per-file lines, words, characters and
 //!   bytes identical to GNU `wc -lwmc` (C.UTF-8), on threads or processes.
 //!
@@ -22,6 +25,7 @@ mod fetch;
 mod run;
 mod util;
 mod wc;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -46,6 +50,8 @@ enum Command {
     Wc(wc::Args),
     /// Fetch URLs concurrently: status, size and time per URL as they complete.
     Fetch(fetch::Args),
+    /// Run `pool run --broker`'s jobs here: an agent serving a Redis queue.
+    Worker(worker::Args),
 }
 
 /// A progress bar on stderr for `len` items — only when stderr is a terminal, so pipes, files
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Wc(args) => wc::run(&args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Worker(args) => worker::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@
 //! * [`policy`] — `-j` forms, `--halt` and the exit code rule;
 //! * [`job`] — the [`job::Executor`] interface: what a job is and what comes back;
 //! * [`local`] — running a job as a local process (shell, process group, timeout, spool);
+//! * [`remote`] — `--broker`: jobs run by `pool worker` agents through Redis;
 //! * [`killer`] — the deadline thread (timeouts, SIGKILL after the grace period);
 //! * [`spool`] — captured output in temporary files;
 //! * [`output`] — our stdout/stderr behind the progress bar;
@@ -20,6 +21,7 @@ mod killer;
 mod local;
 mod output;
 mod policy;
+mod remote;
 mod report;
 mod scheduler;
 mod spool;
@@ -34,6 +36,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use regex::bytes::Regex;
+
+pub use remote::DEFAULT_QUEUE;
 
 use crate::util::parse_seconds;
 use input::{CommandLine, Format, Inputs};
@@ -136,6 +140,14 @@ pub struct Args {
     /// Save each job's output in DIR/1/VALUE/.../{stdout,stderr,seq} instead of printing it.
     #[arg(long, alias = "res", value_name = "DIR")]
     results: Option<PathBuf>,
+    /// Send the jobs to `pool worker` agents through this Redis (`redis://[user:pass@]host`,
+    /// `rediss://…` for TLS) instead of running them here; everything else works as in a local
+    /// run. Not with --line-buffer or -u (an agent's output comes back whole).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// With --broker: the queue the agents serve.
+    #[arg(long, default_value = remote::DEFAULT_QUEUE, requires = "broker")]
+    queue: String,
     /// Show the progress bar (it is shown whenever stderr is a terminal).
     #[arg(long, alias = "eta", alias = "progress")]
     bar: bool,
@@ -205,6 +217,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if args.results.is_some() && (args.line_buffer || args.ungroup) {
         return usage("--results cannot be combined with --line-buffer or -u");
     }
+    if args.broker.is_some() && (args.line_buffer || args.ungroup) {
+        return usage(
+            "--broker cannot be combined with --line-buffer or -u (output comes back whole)",
+        );
+    }
     let halt = args.halt.and_then(|h| h.0);
     let format = Format {
         terminator: if args.null { b'\0' } else { b'\n' },
@@ -265,7 +282,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Capture::Group
     };
-    let executor = Arc::new(LocalExecutor::new(Shell::from_env(), capture, args.grace));
+    let executor: Arc<dyn job::Executor> = match &args.broker {
+        Some(url) => Arc::new(remote::RemoteExecutor::connect(
+            url,
+            &args.queue,
+            args.grace,
+        )?),
+        None => Arc::new(LocalExecutor::new(Shell::from_env(), capture, args.grace)),
+    };
     let plan = Plan {
         slots,
         keep_order: args.keep_order,
