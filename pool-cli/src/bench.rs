@@ -32,6 +32,10 @@ pub struct Args {
     /// One JSON object per measurement instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also run the tasks through futurepool-redis: a private redis-server and two local
+    /// `pool worker` agents (sharing the cores), all stopped when the bench ends.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// The guide's `cpu_intensive_task`: the sum of squares below `n`, modulo 2^64. `black_box`
@@ -70,12 +74,28 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .collect();
     let io: Vec<u64> = vec![args.io_ms; args.io_tasks.get()];
     let mut rows = Vec::new();
+    let cluster = if args.cluster {
+        Some(crate::cluster::Cluster::start(2, cores.div_ceil(2))?)
+    } else {
+        None
+    };
+    let cluster_mode = cluster
+        .as_ref()
+        .map(|c| format!("redis ({}×{} agents)", c.agent_count, c.slots_each));
     let mut out = std::io::stdout().lock();
     if !args.json {
-        writeln!(
+        write!(
             out,
             "pool bench: {cores} cores, thread pool of {workers} workers, process pool of {cores}"
         )?;
+        if let Some(c) = &cluster {
+            write!(
+                out,
+                ", {} agents of {} slots on a private redis-server",
+                c.agent_count, c.slots_each
+            )?;
+        }
+        writeln!(out)?;
     }
 
     // CPU-bound.
@@ -110,6 +130,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         wall: start.elapsed(),
     });
     anyhow::ensure!(got == expected, "the process pool computed different sums");
+    if let (Some(c), Some(mode)) = (&cluster, &cluster_mode) {
+        let start = Instant::now();
+        let got: Vec<u64> = c
+            .pool
+            .map(sum_of_squares, cpu.clone(), MapOptions::default())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        rows.push(Row {
+            workload: "CPU-bound (sum of squares)",
+            mode: mode.clone(),
+            wall: start.elapsed(),
+        });
+        anyhow::ensure!(got == expected, "the agents computed different sums");
+    }
 
     // I/O-bound.
     let start = Instant::now();
@@ -146,6 +180,24 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         slept == io.iter().sum::<u64>(),
         "an I/O task failed on the process pool"
     );
+    if let (Some(c), Some(mode)) = (&cluster, &cluster_mode) {
+        let start = Instant::now();
+        let slept: u64 = c
+            .pool
+            .map(io_task, io.clone(), MapOptions::new().buffersize(io.len()))?
+            .map(|r| r.unwrap_or(0))
+            .sum();
+        rows.push(Row {
+            workload: "I/O-bound (sleep)",
+            mode: mode.clone(),
+            wall: start.elapsed(),
+        });
+        anyhow::ensure!(
+            slept == io.iter().sum::<u64>(),
+            "an I/O task failed on an agent"
+        );
+    }
+    drop(cluster);
 
     if args.json {
         let mut base = Duration::ZERO;

@@ -21,6 +21,7 @@
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
 mod bench;
+mod cluster;
 mod fetch;
 mod run;
 mod util;

@@ -117,7 +117,9 @@ fn run_with_a_broker_equals_the_local_run() {
             assert_eq!(
                 String::from_utf8_lossy(&remote.stdout),
                 String::from_utf8_lossy(&local.stdout),
-                "case {i}: stdout"
+                "case {i}: stdout (remote stderr: {}, joblog: {:?})",
+                String::from_utf8_lossy(&remote.stderr),
+                std::fs::read_to_string(&remote_log)
             );
             assert_eq!(
                 remote.status.code(),
@@ -163,5 +165,41 @@ fn worker_and_broker_errors_are_one_line() {
         assert_eq!(run.status.code(), Some(1));
         let mixed = pool(&["run", "--broker", "redis://h/", "-u", "echo", ":::", "a"]);
         assert_eq!(mixed.status.code(), Some(2));
+    });
+}
+
+#[test]
+fn bench_cluster_runs_the_tasks_on_two_agents_and_stops_them() {
+    watchdog(Duration::from_secs(180), || {
+        let out = pool(&[
+            "bench",
+            "--cluster",
+            "--cpu-tasks",
+            "4",
+            "--cpu-size",
+            "1000",
+            "--io-tasks",
+            "4",
+            "--io-ms",
+            "10",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let cluster_rows = text.lines().filter(|l| l.contains("redis (2×")).count();
+        assert_eq!(cluster_rows, 2, "{text}");
+        // Without redis-server: how to install it, exit 2.
+        let missing = Command::new(env!("CARGO_BIN_EXE_pool"))
+            .args(["bench", "--cluster", "--cpu-size", "10"])
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        assert_eq!(missing.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("apt-get install redis-server"));
     });
 }

@@ -33,7 +33,7 @@ pub struct RemoteJob {
 }
 
 /// What the agent's run of a job came to.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct RemoteDone {
     /// Start time, in nanoseconds since the Unix epoch (the agent's clock).
     start_ns: u128,
@@ -148,19 +148,15 @@ impl Executor for RemoteExecutor {
         }
         future.wait();
         self.running().remove(&job.seq);
-        let done = match future.try_into_result() {
-            Ok(Ok(done)) => done,
-            Ok(Err(FutureError::Cancelled)) => return Err(JobError::Stopped),
-            Ok(Err(FutureError::Raised(e))) => return Err(JobError::Start(io::Error::other(e))),
-            Ok(Err(e)) => {
+        // Moved out unless a done-callback still holds its lent handle (then cloned).
+        let done = match future.into_result() {
+            Ok(done) => done,
+            Err(FutureError::Cancelled) => return Err(JobError::Stopped),
+            Err(FutureError::Raised(e)) => return Err(JobError::Start(io::Error::other(e))),
+            Err(e) => {
                 return Err(JobError::Start(io::Error::other(format!(
                     "on the broker's agent: {e}"
                 ))))
-            }
-            Err(_) => {
-                return Err(JobError::Start(io::Error::other(
-                    "the job's future was shared",
-                )))
             }
         };
         Ok(Finished {
