@@ -32,11 +32,16 @@
 //! [`FutureError::TimedOut`]. [`Builder::break_on_worker_death`] restores CPython's "one death
 //! breaks the pool".
 
+mod builder;
+mod cancel;
 #[doc(hidden)]
 pub mod codec;
+mod manager;
+mod map;
 mod pool;
 mod process;
 mod registry;
+mod remote;
 mod wire;
 mod worker;
 
@@ -47,7 +52,10 @@ pub use futurepool_core::{
     Waited,
 };
 
-pub use crate::pool::{remote, BuildError, Builder, ChunkedMap, ProcessPool, Remote};
+pub use crate::builder::{BuildError, Builder};
+pub use crate::map::ChunkedMap;
+pub use crate::pool::ProcessPool;
+pub use crate::remote::{remote, Remote};
 
 /// Turns this process into a worker if its parent pool started it as one — serving tasks until
 /// the pool lets it go, then exiting — and otherwise returns at once. Call it first thing in

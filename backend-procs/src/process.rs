@@ -1,30 +1,59 @@
-//! One worker process, seen from the parent: start-up with a bounded handshake, calls with an
-//! optional deadline, and a clean (or forced) end that always reaps the child.
+//! One worker process, seen from the parent: start-up, calls with an optional deadline, and a
+//! clean (or forced) end that always reaps the child.
+//!
+//! # Liveness comes from the process, not the socket
+//!
+//! The parent and a worker talk over a `socketpair` made for that worker alone (the worker's
+//! end is inherited as a numbered descriptor; there is no rendezvous socket in the file system
+//! that another process could reach first). Every wait on the socket — for room to write, for
+//! a reply to read — is a `poll` on the socket *and* the worker's pidfd, with the call's
+//! deadline as its timeout. So:
+//!
+//! - a worker that exits or is killed is seen at once through its pidfd, even when a
+//!   grandchild it forked still holds its end of the socket open;
+//! - a deadline (`task_timeout`, `startup_timeout`) is kept whatever the worker sends or does
+//!   not send: the parent never blocks in a read or a write;
+//! - the socket is non-blocking on the parent's side, and a frame is only accepted whole and
+//!   within the pool's `max_message_size` (see [`crate::wire`]).
+//!
+//! Every path that gives up on a worker kills it (SIGKILL through its pidfd when there is one),
+//! then reaps it, then closes its descriptors, in that order: no `wait` on a live child, no
+//! zombie, no descriptor left.
+//!
+//! Where `pidfd_open` is not available (Linux before 5.3), waits wake every 20 ms to check the
+//! child with `try_wait` instead.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
-use ipc_channel::{IpcError, TryRecvError};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{
+    recv, sendmsg, socketpair, AddressFamily, RecvFlags, SendAncillaryBuffer, SendFlags,
+    SocketFlags, SocketType,
+};
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::wire::{Bytes, Hello, Outcome, Reply, Request};
+use crate::wire::{self, Bytes, Frame, Outcome, Reply, Request, HEADER};
 use crate::worker::{WORKER_ARGS, WORKER_ENV};
 
 /// How long a worker may take to exit after `Exit` before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a wait wakes to check the child when there is no pidfd.
+const TICK: Duration = Duration::from_millis(20);
 
 /// What starting a worker needs.
 pub(crate) struct StartSpec<'a> {
     pub(crate) exe: &'a Path,
     pub(crate) startup_timeout: Duration,
     pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) max_message_size: u64,
 }
 
 /// Why a worker could not start.
@@ -39,22 +68,44 @@ pub(crate) enum StartError {
 /// Why a call did not produce an outcome.
 #[derive(Debug)]
 pub(crate) enum CallError {
-    /// The worker died during the call; the text names the exit code or signal.
+    /// The worker was found dead before it received any of the request: the task never
+    /// started, and may go to a fresh worker.
+    NotStarted(String),
+    /// The worker died during the call, or broke the protocol and was killed; the text says
+    /// which (exit code, signal, or what was wrong).
     Died(String),
     /// The deadline passed; the worker was killed.
     TimedOut,
 }
 
+/// Why a wait on the socket ended without the socket being ready.
+enum Stop {
+    /// The process has ended (and has been reaped).
+    Exited,
+    /// The deadline passed.
+    Deadline,
+    /// `poll` itself failed.
+    Os(io::Error),
+}
+
 /// A started worker process.
 pub(crate) struct WorkerProcess {
     child: Child,
-    requests: IpcSender<Request>,
-    replies: IpcReceiver<Reply>,
+    /// The parent's end of the socket pair, non-blocking.
+    sock: OwnedFd,
+    /// The child's pidfd, if the kernel has them.
+    pidfd: Option<OwnedFd>,
+    /// The exit status once reaped.
+    status: Option<ExitStatus>,
+    max_message_size: u64,
+    /// A reply being read: its prefix, then its body.
+    header: [u8; HEADER],
+    header_len: usize,
+    /// The body being read, how much of it has arrived, and its length.
+    body: Option<(Vec<u8>, usize, usize)>,
     next_id: u64,
     /// Tasks this process has completed.
     pub(crate) tasks_run: usize,
-    /// Set once the child has been reaped.
-    reaped: bool,
 }
 
 impl fmt::Debug for WorkerProcess {
@@ -67,9 +118,10 @@ impl fmt::Debug for WorkerProcess {
 }
 
 /// 128 random bits from the kernel, as hex: the worker's one-time token.
-fn token() -> std::io::Result<String> {
+fn token() -> io::Result<String> {
+    use std::io::Read;
     let mut bytes = [0u8; 16];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -80,137 +132,131 @@ pub(crate) fn describe(status: ExitStatus) -> String {
     }
     match status.signal() {
         Some(sig) => {
-            let name = match sig {
-                libc::SIGSEGV => "SIGSEGV",
-                libc::SIGABRT => "SIGABRT",
-                libc::SIGKILL => "SIGKILL",
-                libc::SIGTERM => "SIGTERM",
-                libc::SIGBUS => "SIGBUS",
-                libc::SIGILL => "SIGILL",
-                libc::SIGFPE => "SIGFPE",
-                libc::SIGINT => "SIGINT",
-                _ => "signal",
-            };
+            let name = Signal::from_named_raw(sig)
+                .map(signal_name)
+                .unwrap_or("signal");
             format!("killed by signal {sig} ({name})")
         }
         None => format!("ended with {status}"),
     }
 }
 
-/// The one-shot server a worker connects to. ipc-channel creates its socket in a fresh
-/// temporary directory (removed when the server is dropped) but with the umask's mode, 0755
-/// here; we make the directory private (0700) before any child exists. (The socket itself is
-/// not writable by others even before that, so nobody else can connect; the token guards the
-/// handshake anyway.)
-pub(crate) fn handshake_server() -> std::io::Result<(IpcOneShotServer<Hello>, String)> {
-    use std::os::unix::fs::PermissionsExt;
-    let (server, name) = IpcOneShotServer::<Hello>::new()?;
-    if let Some(dir) = Path::new(&name).parent() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+fn signal_name(sig: Signal) -> &'static str {
+    match sig {
+        Signal::SEGV => "SIGSEGV",
+        Signal::ABORT => "SIGABRT",
+        Signal::KILL => "SIGKILL",
+        Signal::TERM => "SIGTERM",
+        Signal::BUS => "SIGBUS",
+        Signal::ILL => "SIGILL",
+        Signal::FPE => "SIGFPE",
+        Signal::INT => "SIGINT",
+        Signal::HUP => "SIGHUP",
+        Signal::PIPE => "SIGPIPE",
+        Signal::USR1 => "SIGUSR1",
+        Signal::USR2 => "SIGUSR2",
+        Signal::XCPU => "SIGXCPU",
+        Signal::XFSZ => "SIGXFSZ",
+        _ => "signal",
     }
-    Ok((server, name))
 }
 
 impl WorkerProcess {
-    /// Starts a worker: spawn (never fork), handshake with a one-time token over a one-shot
-    /// server in a private temporary directory, then the initializer. Bounded by
-    /// `startup_timeout`: a child that dies or hangs during start-up is reported, never waited
-    /// for forever.
+    /// Starts a worker: spawn (never fork the parent's state into a worker: the child execs at
+    /// once), hand it its end of a fresh socket pair, read its hello (the one-time token and
+    /// its pid), then run the initializer. Bounded by `startup_timeout`: a child that dies or
+    /// hangs during start-up is killed and reaped, never waited for forever.
     pub(crate) fn start(spec: &StartSpec<'_>) -> Result<WorkerProcess, StartError> {
         let failed = |what: &str, e: &dyn fmt::Display| StartError::Failed(format!("{what}: {e}"));
-        let deadline = Instant::now() + spec.startup_timeout;
-        let (server, name) =
-            handshake_server().map_err(|e| failed("cannot create the handshake socket", &e))?;
+        let deadline = Instant::now().checked_add(spec.startup_timeout);
         let token = token().map_err(|e| failed("cannot read /dev/urandom", &e))?;
-        let mut child = Command::new(spec.exe)
+        let (sock, theirs) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .map_err(|e| failed("cannot create a socket pair", &io::Error::from(e)))?;
+        // The worker's end must be blocking; O_NONBLOCK is per open file description, and the
+        // two ends are two descriptions.
+        rustix::io::ioctl_fionbio(&theirs, false)
+            .map_err(|e| failed("cannot configure the socket", &io::Error::from(e)))?;
+        let fd = theirs.as_raw_fd();
+        let mut command = Command::new(spec.exe);
+        command
             .args(WORKER_ARGS)
-            .env(WORKER_ENV, format!("{name}\n{token}"))
-            .stdin(Stdio::null())
+            .env(WORKER_ENV, format!("{fd} {} {token}", std::process::id()))
+            .stdin(Stdio::null());
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: it makes one `fcntl` call (async-signal-safe,
+        // no allocation, no lock) on a descriptor number that is open in the child (`theirs`
+        // is alive in the parent across `spawn`, so the child's copy exists). Clearing
+        // FD_CLOEXEC there lets exactly this descriptor, and no other, survive the exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(|e| failed(&format!("cannot start {}", spec.exe.display()), &e))?;
-
-        // `accept` blocks until someone connects (ipc-channel #261): run it aside, and if the
-        // child dies or times out, connect ourselves to release it.
-        let (tx, rx) = mpsc::channel();
-        let acceptor = thread::Builder::new()
-            .name("futurepool-accept".into())
-            .spawn(move || {
-                let _ = tx.send(server.accept());
-            })
-            .map_err(|e| failed("cannot start the handshake thread", &e))?;
-        let release = |child: &mut Child, why: String| {
-            let _ = child.kill();
-            let _ = child.wait();
-            if let Ok(s) = IpcSender::<Hello>::connect(name.clone()) {
-                let _ = s.send(Hello::Abort);
+        drop(theirs);
+        let pid = child.id();
+        let pidfd = match Pid::from_raw(pid as i32).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(Errno::NOSYS)) | None => None,
+            Some(Err(e)) => {
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(
+                    "cannot watch the worker (pidfd)",
+                    &io::Error::from(e),
+                ));
             }
-            StartError::Failed(why)
-        };
-        let accepted = loop {
-            match rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(accepted) => break accepted,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        let why = format!("worker {} during start-up", describe(status));
-                        let e = release(&mut child, why);
-                        let _ = acceptor.join();
-                        return Err(e);
-                    }
-                    if Instant::now() >= deadline {
-                        let why = format!(
-                            "worker did not connect within {:?} (does the program call \
-                             futurepool_procs::init() first thing in main?)",
-                            spec.startup_timeout
-                        );
-                        let e = release(&mut child, why);
-                        let _ = acceptor.join();
-                        return Err(e);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let e = release(&mut child, "the handshake thread died".into());
-                    return Err(e);
-                }
-            }
-        };
-        let _ = acceptor.join();
-        let (requests, replies) = match accepted {
-            Ok((
-                _,
-                Hello::Worker {
-                    token: t,
-                    pid,
-                    requests,
-                    replies,
-                },
-            )) if t == token && pid == child.id() => (requests, replies),
-            Ok(_) => return Err(release(&mut child, "handshake with a wrong token".into())),
-            Err(e) => return Err(release(&mut child, format!("handshake failed: {e}"))),
         };
         let mut worker = WorkerProcess {
             child,
-            requests,
-            replies,
+            sock,
+            pidfd,
+            status: None,
+            max_message_size: spec.max_message_size,
+            header: [0; HEADER],
+            header_len: 0,
+            body: None,
             next_id: 0,
             tasks_run: 0,
-            reaped: false,
         };
-        if worker
-            .requests
-            .send(Request::Init {
-                task: spec
-                    .initializer
-                    .as_ref()
-                    .map(|(name, arg)| (name.clone(), Bytes::new(arg.clone()))),
-            })
-            .is_err()
-        {
-            let why = worker.reap_description();
-            return Err(StartError::Failed(format!(
-                "worker {why} before its initializer"
-            )));
+        let hello = match worker.receive(deadline) {
+            Ok(Reply::Hello { token: t, pid: p }) if t == token && p == pid => Ok(()),
+            Ok(Reply::Hello { .. }) => Err("sent a wrong token".to_string()),
+            Ok(other) => Err(format!("sent {other:?} instead of its hello")),
+            Err(CallError::TimedOut) => Err(format!(
+                "did not connect within {:?} (does the program call \
+                 futurepool_procs::init() first thing in main?)",
+                spec.startup_timeout
+            )),
+            Err(CallError::Died(why) | CallError::NotStarted(why)) => {
+                Err(format!("{why} during start-up"))
+            }
+        };
+        if let Err(why) = hello {
+            worker.kill();
+            return Err(StartError::Failed(format!("worker (pid {pid}) {why}")));
         }
-        match worker.receive(Some(deadline)) {
+        let init = Request::Init {
+            task: spec
+                .initializer
+                .as_ref()
+                .map(|(name, arg)| (name.clone(), Bytes::new(arg.clone()))),
+        };
+        let reply = worker
+            .send(&init.frame(), deadline)
+            .and_then(|()| worker.receive(deadline));
+        match reply {
             Ok(Reply::Initialized(Outcome::Returned(bytes))) => {
                 // An initializer returns `Result<(), String>`; none at all sends no bytes.
                 if bytes.is_empty() {
@@ -227,10 +273,13 @@ impl WorkerProcess {
             Ok(Reply::Initialized(Outcome::Panicked { message, .. })) => {
                 Err(StartError::Init(format!("initializer panicked: {message}")))
             }
-            Ok(other) => Err(StartError::Init(format!("initializer failed: {other:?}"))),
-            Err(CallError::Died(why)) => {
-                Err(StartError::Init(format!("worker {why} in its initializer")))
+            Ok(other) => {
+                worker.kill();
+                Err(StartError::Init(format!("initializer failed: {other:?}")))
             }
+            Err(CallError::Died(why) | CallError::NotStarted(why)) => Err(StartError::Init(
+                format!("worker (pid {pid}) {why} in its initializer"),
+            )),
             Err(CallError::TimedOut) => Err(StartError::Init(format!(
                 "initializer did not finish within {:?}",
                 spec.startup_timeout
@@ -243,6 +292,38 @@ impl WorkerProcess {
         self.child.id()
     }
 
+    /// A handle that can kill this worker from another thread (`cancel_kills_running`),
+    /// safely even after it has been reaped.
+    pub(crate) fn killer(&self) -> Killer {
+        Killer {
+            pidfd: self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok()),
+            pid: self.child.id(),
+        }
+    }
+
+    /// `true` if the process has ended (it is then reaped).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        match &self.pidfd {
+            Some(pidfd) => {
+                let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+                let zero = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                if matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
+                    self.reap();
+                    true
+                } else {
+                    false
+                }
+            }
+            None => self.try_reap(),
+        }
+    }
+
     /// Runs `task` on `arg`; past `deadline` the worker is killed.
     pub(crate) fn call(
         &mut self,
@@ -252,28 +333,18 @@ impl WorkerProcess {
     ) -> Result<Outcome, CallError> {
         let id = self.next_id;
         self.next_id += 1;
-        if self
-            .requests
-            .send(Request::Run {
-                id,
-                task: task.to_string(),
-                arg,
-            })
-            .is_err()
-        {
-            return Err(CallError::Died(self.reap_description()));
-        }
+        let request = Request::Run {
+            id,
+            task: task.to_string(),
+            arg,
+        };
+        self.send(&request.frame(), deadline)?;
         match self.receive(deadline)? {
             Reply::Done { id: got, outcome } if got == id => {
                 self.tasks_run += 1;
                 Ok(outcome)
             }
-            other => {
-                self.kill();
-                Err(CallError::Died(format!(
-                    "sent an unexpected reply {other:?}"
-                )))
-            }
+            other => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
         }
     }
 
@@ -287,117 +358,335 @@ impl WorkerProcess {
         let id = self.next_id;
         self.next_id += 1;
         let n = args.len();
-        if self
-            .requests
-            .send(Request::RunChunk {
-                id,
-                task: task.to_string(),
-                args,
-            })
-            .is_err()
-        {
-            return Err(CallError::Died(self.reap_description()));
-        }
+        let request = Request::RunChunk {
+            id,
+            task: task.to_string(),
+            args,
+        };
+        self.send(&request.frame(), deadline)?;
         match self.receive(deadline)? {
             Reply::ChunkDone { id: got, outcomes } if got == id && outcomes.len() == n => {
                 self.tasks_run += n;
                 Ok(outcomes)
             }
-            other => {
-                self.kill();
-                Err(CallError::Died(format!(
-                    "sent an unexpected reply {other:?}"
-                )))
+            other => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Kills the worker for breaking the protocol.
+    fn protocol_error(&mut self, why: String) -> CallError {
+        self.kill();
+        CallError::Died(format!(
+            "(pid {}) broke the protocol ({why}) and was killed",
+            self.pid()
+        ))
+    }
+
+    /// Waits until the socket is ready for `interest`, the process ends, or the deadline.
+    /// With no interest, waits for the process to end (or the deadline).
+    fn wait(&mut self, interest: Option<PollFlags>, deadline: Option<Instant>) -> Result<(), Stop> {
+        loop {
+            let left = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Stop::Deadline);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            let left = match (&self.pidfd, left) {
+                (None, Some(l)) => Some(l.min(TICK)),
+                (None, None) => Some(TICK),
+                (Some(_), l) => l,
+            };
+            let timeout = left.map(|l| Timespec {
+                tv_sec: l.as_secs() as i64,
+                tv_nsec: l.subsec_nanos() as _,
+            });
+            let (ready, exited) = {
+                let mut fds = Vec::with_capacity(2);
+                if let Some(pidfd) = &self.pidfd {
+                    fds.push(PollFd::new(pidfd, PollFlags::IN));
+                }
+                if let Some(interest) = interest {
+                    fds.push(PollFd::new(&self.sock, interest));
+                }
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => {}
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(Stop::Os(e.into())),
+                }
+                let exited = self.pidfd.is_some() && !fds[0].revents().is_empty();
+                let ready = interest.is_some() && !fds[fds.len() - 1].revents().is_empty();
+                (ready, exited)
+            };
+            if ready {
+                return Ok(());
             }
+            if exited || (self.pidfd.is_none() && self.try_reap()) {
+                self.reap();
+                return Err(Stop::Exited);
+            }
+        }
+    }
+
+    /// Sends a whole frame before `deadline`.
+    fn send(&mut self, frame: &Frame, deadline: Option<Instant>) -> Result<(), CallError> {
+        let mut sent = 0;
+        while sent < frame.len() {
+            let result = sendmsg(
+                &self.sock,
+                &frame.slices(sent),
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            );
+            match result {
+                Ok(n) => sent += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => match self.wait(Some(PollFlags::OUT), deadline) {
+                    Ok(()) => {}
+                    Err(Stop::Exited) => return Err(self.died_while_sending(sent)),
+                    Err(Stop::Deadline) => {
+                        self.kill();
+                        return Err(CallError::TimedOut);
+                    }
+                    Err(Stop::Os(e)) => {
+                        self.kill();
+                        return Err(CallError::Died(format!(
+                            "(pid {}) could not be waited for ({e}) and was killed",
+                            self.pid()
+                        )));
+                    }
+                },
+                Err(Errno::PIPE | Errno::CONNRESET) => {
+                    // Our peer is gone: the worker has exited (or closed its end and is about
+                    // to); see how it ended.
+                    self.settle();
+                    return Err(self.died_while_sending(sent));
+                }
+                Err(e) => {
+                    self.kill();
+                    return Err(CallError::Died(format!(
+                        "(pid {}) could not be sent its task ({}) and was killed",
+                        self.pid(),
+                        io::Error::from(e)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a worker found dead while (or before) sending it a request.
+    fn died_while_sending(&mut self, sent: usize) -> CallError {
+        let why = self.reap_description();
+        if sent == 0 {
+            CallError::NotStarted(why)
+        } else {
+            CallError::Died(why)
+        }
+    }
+
+    /// After the peer closed the socket: wait (briefly) for the process to end; kill it if it
+    /// lingers with its socket closed.
+    fn settle(&mut self) {
+        let grace = Instant::now().checked_add(Duration::from_secs(1));
+        match self.wait(None, grace) {
+            Err(Stop::Exited) => {}
+            _ => self.kill(),
+        }
+    }
+
+    /// Reads what has arrived; a whole body once there is one.
+    fn read_some(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        loop {
+            if self.header_len < HEADER {
+                let Some(n) = recv_some(&self.sock, &mut self.header[self.header_len..])? else {
+                    return Ok(None);
+                };
+                self.header_len += n;
+                if self.header_len == HEADER {
+                    let len = wire::body_len(self.header);
+                    if len > self.max_message_size {
+                        return Err(ReadError::Protocol(format!(
+                            "announced a message of {len} bytes, over the pool's \
+                             max_message_size of {}",
+                            self.max_message_size
+                        )));
+                    }
+                    // Grows with what arrives: a lying prefix costs no memory.
+                    let len = len as usize;
+                    self.body = Some((Vec::new(), 0, len));
+                }
+                continue;
+            }
+            let (body, filled, len) = self.body.as_mut().expect("a body follows a whole prefix");
+            if *filled == *len {
+                let (body, _, _) = self.body.take().expect("checked above");
+                self.header_len = 0;
+                return Ok(Some(body));
+            }
+            // Zero at most 8 MiB ahead of what has arrived, never past the frame's end: a lying
+            // prefix costs no memory, and the bytes of a next frame (which a worker has no
+            // business sending) stay in the socket.
+            if *filled == body.len() {
+                let more = (*len - *filled).min(8 << 20);
+                body.resize(*filled + more, 0);
+            }
+            let Some(n) = recv_some(&self.sock, &mut body[*filled..])? else {
+                return Ok(None);
+            };
+            *filled += n;
         }
     }
 
     /// The next reply, or why there is none (death, deadline: then the child is killed).
     fn receive(&mut self, deadline: Option<Instant>) -> Result<Reply, CallError> {
-        let result = match deadline {
-            None => self.replies.recv().map_err(TryRecvError::IpcError),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                self.replies.try_recv_timeout(left)
+        loop {
+            match self.read_some() {
+                Ok(Some(body)) => {
+                    return Reply::decode(body).map_err(|e| self.protocol_error(e.0));
+                }
+                Ok(None) => {}
+                Err(ReadError::Closed) => {
+                    self.settle();
+                    return Err(CallError::Died(self.reap_description()));
+                }
+                Err(ReadError::Protocol(why)) => return Err(self.protocol_error(why)),
+                Err(ReadError::Os(e)) => {
+                    return Err(self.protocol_error(format!("its socket failed: {e}")));
+                }
             }
-        };
-        match result {
-            Ok(reply) => Ok(reply),
-            Err(TryRecvError::Empty) => {
-                self.kill();
-                Err(CallError::TimedOut)
-            }
-            Err(TryRecvError::IpcError(IpcError::Disconnected)) => {
-                Err(CallError::Died(self.reap_description()))
-            }
-            Err(TryRecvError::IpcError(e)) => {
-                self.kill();
-                Err(CallError::Died(format!(
-                    "broke its channel ({e}) and was killed"
-                )))
+            match self.wait(Some(PollFlags::IN), deadline) {
+                Ok(()) => {}
+                Err(Stop::Exited) => {
+                    // A reply sent just before the end is still in the socket.
+                    if let Ok(Some(body)) = self.read_some() {
+                        if let Ok(reply) = Reply::decode(body) {
+                            return Ok(reply);
+                        }
+                    }
+                    return Err(CallError::Died(self.reap_description()));
+                }
+                Err(Stop::Deadline) => {
+                    self.kill();
+                    return Err(CallError::TimedOut);
+                }
+                Err(Stop::Os(e)) => {
+                    return Err(self.protocol_error(format!("cannot wait for it: {e}")));
+                }
             }
         }
     }
 
     /// Waits for the (dead or dying) child and says how it ended.
     fn reap_description(&mut self) -> String {
-        let pid = self.child.id();
+        let pid = self.pid();
         match self.reap() {
             Some(status) => format!("(pid {pid}) {}", describe(status)),
             None => format!("(pid {pid}) ended"),
         }
     }
 
+    /// Reaps the child, waiting for it; only called once it has ended or been killed.
     fn reap(&mut self) -> Option<ExitStatus> {
-        if self.reaped {
-            return None;
+        if self.status.is_none() {
+            self.status = self.child.wait().ok();
         }
-        self.reaped = true;
-        self.child.wait().ok()
+        self.status
     }
 
-    /// SIGKILL and reap.
+    /// Reaps the child if it has ended, without waiting.
+    fn try_reap(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.status = Some(status);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// SIGKILL, then reap.
     pub(crate) fn kill(&mut self) {
-        if !self.reaped {
+        if self.status.is_none() {
             let _ = self.child.kill();
             self.reap();
         }
     }
 }
 
+/// Reads that did not produce a frame.
+enum ReadError {
+    /// The peer closed the socket.
+    Closed,
+    /// The bytes break the protocol.
+    Protocol(String),
+    /// The socket failed.
+    Os(io::Error),
+}
+
+/// One non-blocking read into `buf` (not empty): how many bytes came, `None` if none are
+/// waiting.
+fn recv_some(sock: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+    loop {
+        return match recv(sock, &mut *buf, RecvFlags::DONTWAIT) {
+            Ok((_, 0)) => Err(ReadError::Closed),
+            Ok((_, n)) => Ok(Some(n)),
+            Err(Errno::AGAIN) => Ok(None),
+            Err(Errno::INTR) => continue,
+            Err(Errno::CONNRESET) => Err(ReadError::Closed),
+            Err(e) => Err(ReadError::Os(e.into())),
+        };
+    }
+}
+
 impl Drop for WorkerProcess {
     /// Asks the worker to exit, gives it a moment, then kills it; always reaps (no zombies).
     fn drop(&mut self) {
-        if self.reaped {
+        if self.status.is_some() {
             return;
         }
-        let _ = self.requests.send(Request::Exit);
-        let deadline = Instant::now() + EXIT_GRACE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => {
-                    self.reaped = true;
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
-                _ => break,
+        let grace = Instant::now().checked_add(EXIT_GRACE);
+        if self.send(&Request::Exit.frame(), grace).is_ok() {
+            if let Err(Stop::Exited) = self.wait(None, grace) {
+                return;
             }
         }
         self.kill();
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
+/// Kills one worker from another thread. With a pidfd the signal can never reach another
+/// process, whenever it is sent; without one, the pid is signalled only while the caller
+/// guarantees the worker is unreaped (see `StopCell`).
+#[derive(Debug)]
+pub(crate) struct Killer {
+    pidfd: Option<OwnedFd>,
+    pid: u32,
+}
 
-    #[test]
-    fn handshake_directory_is_private_and_removed() {
-        let (server, name) = super::handshake_server().unwrap();
-        let dir = std::path::Path::new(&name).parent().unwrap().to_path_buf();
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700, "{}", dir.display());
-        drop(server);
-        assert!(!dir.exists(), "removed after use");
+impl Killer {
+    /// SIGKILL.
+    pub(crate) fn kill(&self) {
+        self.signal(Signal::KILL);
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) {
+        match &self.pidfd {
+            Some(fd) => {
+                let _ = pidfd_send_signal(fd.as_fd(), signal);
+            }
+            None => {
+                if let Some(pid) = Pid::from_raw(self.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, signal);
+                }
+            }
+        }
     }
 }

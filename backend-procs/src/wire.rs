@@ -1,34 +1,88 @@
-//! The wire protocol between the parent and its worker processes: the only types in
-//! futurepool that derive `Serialize`.
+//! The wire protocol between the parent and its worker processes, written and read by hand so
+//! that nothing a worker sends is trusted.
 //!
-//! Arguments and results travel as bincode bytes inside these messages, so the protocol itself
-//! is not generic: the worker decodes an argument with the types of the registered function.
+//! Both directions carry *frames* over one `socketpair(AF_UNIX, SOCK_STREAM)`: an 8-byte
+//! little-endian body length, then the body. A body is a tag byte and the message's fields:
+//! integers little-endian, strings and byte strings as a length then the bytes, options as a
+//! 0/1 byte. The parent checks a frame's length against the pool's `max_message_size` before
+//! it reads (and never allocates more than has actually arrived), and [`Reader`] checks every
+//! length against what is left of the body, so a hostile or broken worker cannot make the
+//! parent allocate, panic or misread: it gets a [`WireError`], and the pool fails that worker.
+//!
+//! Arguments and results are opaque bytes here (encoded by [`crate::codec`]); the worker
+//! decodes them with the registered function's own types. Large payloads are not copied into
+//! the frame: [`Frame`] keeps them aside and the writer sends them with vectored writes.
 
 use std::fmt;
+use std::io::IoSlice;
 use std::ops::Deref;
-use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 
-use ipc_channel::ipc::{IpcReceiver, IpcSender, IpcSharedMemory};
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
+/// Bytes of the length prefix.
+pub(crate) const HEADER: usize = 8;
 
-/// The first message, sent by the worker to the parent's one-shot server.
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum Hello {
-    /// A worker started by us: the one-time token it was given, its pid, and the two channels.
-    Worker {
-        token: String,
-        pid: u32,
-        requests: IpcSender<Request>,
-        replies: IpcReceiver<Reply>,
-    },
-    /// Sent by the parent itself to unblock its own `accept` after the child died before
-    /// connecting (`IpcOneShotServer::accept` would otherwise block forever, ipc-channel #261).
-    Abort,
+/// Payloads at least this large are sent from their own buffer instead of being copied into
+/// the frame.
+const SPLICE_FROM: usize = 16 * 1024;
+
+/// Encoded bytes: an argument or a return value. Cheap to clone; a value received from a worker
+/// shares the frame it arrived in instead of being copied out of it.
+#[derive(Clone)]
+#[doc(hidden)]
+pub struct Bytes {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl Bytes {
+    pub(crate) fn new(bytes: Vec<u8>) -> Bytes {
+        let end = bytes.len();
+        Bytes {
+            buf: Arc::new(bytes),
+            start: 0,
+            end,
+        }
+    }
+
+    /// `value`, encoded with the task codec.
+    pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<Bytes, crate::codec::CodecError> {
+        Ok(Bytes::new(crate::codec::encode(value)?))
+    }
+
+    /// The bytes as an owned vector (moved out when this is the only reference to the whole
+    /// buffer).
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        if self.start == 0 && self.end == self.buf.len() {
+            match Arc::try_unwrap(self.buf) {
+                Ok(v) => v,
+                Err(buf) => buf.to_vec(),
+            }
+        } else {
+            self.buf[self.start..self.end].to_vec()
+        }
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+/// The length only: a message printed in an error must not dump a payload.
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.len())
+    }
 }
 
 /// Parent → worker.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Debug)]
 pub(crate) enum Request {
     /// Run the pool's initializer (`task` with `arg`), then answer `Initialized`.
     Init { task: Option<(String, Bytes)> },
@@ -46,25 +100,23 @@ pub(crate) enum Request {
 }
 
 /// Worker → parent.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Debug)]
 pub(crate) enum Reply {
+    /// The first message: the one-time token the worker was started with, and its pid.
+    Hello { token: String, pid: u32 },
     /// The initializer ran (`Returned` of an empty value when there is none).
     Initialized(Outcome),
-    Done {
-        id: u64,
-        outcome: Outcome,
-    },
-    ChunkDone {
-        id: u64,
-        outcomes: Vec<Outcome>,
-    },
+    /// One task's outcome.
+    Done { id: u64, outcome: Outcome },
+    /// One outcome per argument of a chunk, in order.
+    ChunkDone { id: u64, outcomes: Vec<Outcome> },
 }
 
 /// How one call went, as the worker saw it.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Debug)]
 #[doc(hidden)]
 pub enum Outcome {
-    /// The function's return value, bincode-encoded.
+    /// The function's return value, encoded.
     Returned(Bytes),
     /// The function panicked.
     Panicked {
@@ -79,73 +131,411 @@ pub enum Outcome {
     BadResult(String),
 }
 
-/// Encoded bytes (an argument or a return value) on the wire. Small ones travel inline in the
-/// message; from [`SHARED_FROM`] bytes on they travel in a shared-memory region (a memfd on
-/// Linux) whose descriptor rides along with the message, so a large payload is copied once into
-/// the region and mapped by the receiver instead of being streamed through the socket in
-/// fragments and reassembled.
-#[doc(hidden)]
-#[derive(Serialize, Deserialize)]
-pub struct Bytes(Repr);
+/// A frame that is not one the protocol allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WireError(pub(crate) String);
 
-#[derive(Serialize, Deserialize)]
-enum Repr {
-    Inline(ByteBuf),
-    Shared(IpcSharedMemory),
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// The size from which [`Bytes`] go through shared memory. Each region costs a memfd, an mmap on
-/// both sides and a descriptor in flight, so ordinary small arguments stay inline.
-pub(crate) const SHARED_FROM: usize = 1 << 20;
+fn bad(what: impl Into<String>) -> WireError {
+    WireError(what.into())
+}
 
-impl Bytes {
-    /// `bytes`, in shared memory if they are large.
-    pub(crate) fn new(bytes: Vec<u8>) -> Bytes {
-        if bytes.len() >= SHARED_FROM {
-            // ipc-channel asserts instead of returning an error when it cannot make the
-            // region (out of descriptors or memory): the bytes then travel inline.
-            if let Ok(region) =
-                panic::catch_unwind(AssertUnwindSafe(|| IpcSharedMemory::from_bytes(&bytes)))
-            {
-                return Bytes(Repr::Shared(region));
+// ---- writing ------------------------------------------------------------------------------
+
+/// An encoded frame: the length prefix and the small fields in `head`, and large payloads kept
+/// aside, each to be sent after `head[..offset]`.
+pub(crate) struct Frame {
+    head: Vec<u8>,
+    splices: Vec<(usize, Bytes)>,
+    len: usize,
+}
+
+impl Frame {
+    fn start(tag: u8) -> Frame {
+        let mut head = Vec::with_capacity(64);
+        head.extend_from_slice(&[0; HEADER]);
+        head.push(tag);
+        Frame {
+            head,
+            splices: Vec::new(),
+            len: HEADER + 1,
+        }
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.head.push(v);
+        self.len += 1;
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.head.extend_from_slice(&v.to_le_bytes());
+        self.len += 4;
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.head.extend_from_slice(&v.to_le_bytes());
+        self.len += 8;
+    }
+
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.head.extend_from_slice(s.as_bytes());
+        self.len += s.len();
+    }
+
+    fn bytes(&mut self, b: &Bytes) {
+        self.u64(b.len() as u64);
+        if b.len() >= SPLICE_FROM {
+            self.splices.push((self.head.len(), b.clone()));
+        } else {
+            self.head.extend_from_slice(b);
+        }
+        self.len += b.len();
+    }
+
+    fn finish(mut self) -> Frame {
+        let body = (self.len - HEADER) as u64;
+        self.head[..HEADER].copy_from_slice(&body.to_le_bytes());
+        self
+    }
+
+    /// The whole frame's length, prefix included.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The frame's pieces in order, from byte `from` on, for one vectored write (at most
+    /// `IOV_MAX` pieces: a write sends a prefix of the frame anyway).
+    pub(crate) fn slices(&self, from: usize) -> Vec<IoSlice<'_>> {
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * self.splices.len() + 1);
+        let mut head_at = 0;
+        for (at, payload) in &self.splices {
+            pieces.push(&self.head[head_at..*at]);
+            pieces.push(payload);
+            head_at = *at;
+        }
+        pieces.push(&self.head[head_at..]);
+        let mut out = Vec::with_capacity(pieces.len());
+        let mut pos = 0;
+        for piece in pieces {
+            let end = pos + piece.len();
+            if end > from {
+                out.push(IoSlice::new(&piece[from.saturating_sub(pos)..]));
+            }
+            pos = end;
+        }
+        out.truncate(1024);
+        out
+    }
+}
+
+fn outcome(f: &mut Frame, o: &Outcome) {
+    match o {
+        Outcome::Returned(b) => {
+            f.u8(0);
+            f.bytes(b);
+        }
+        Outcome::Panicked { message, location } => {
+            f.u8(1);
+            f.str(message);
+            match location {
+                Some(l) => {
+                    f.u8(1);
+                    f.str(l);
+                }
+                None => f.u8(0),
             }
         }
-        Bytes(Repr::Inline(ByteBuf::from(bytes)))
-    }
-
-    /// `value`, bincode-encoded, in shared memory if the encoding is large.
-    pub(crate) fn encode<T: Serialize + ?Sized>(
-        value: &T,
-    ) -> Result<Bytes, crate::codec::CodecError> {
-        Ok(Bytes::new(crate::codec::encode(value)?))
-    }
-
-    /// Whether the bytes travel in a shared-memory region.
-    #[cfg(test)]
-    pub(crate) fn is_shared(&self) -> bool {
-        matches!(self.0, Repr::Shared(_))
-    }
-}
-
-impl Deref for Bytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match &self.0 {
-            Repr::Inline(bytes) => bytes,
-            Repr::Shared(region) => region,
+        Outcome::UnknownTask(s) => {
+            f.u8(2);
+            f.str(s);
+        }
+        Outcome::BadArgument(s) => {
+            f.u8(3);
+            f.str(s);
+        }
+        Outcome::BadResult(s) => {
+            f.u8(4);
+            f.str(s);
         }
     }
 }
 
-/// The length only: a reply printed in an error message must not dump a payload.
-impl fmt::Debug for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let how = match self.0 {
-            Repr::Inline(_) => "inline",
-            Repr::Shared(_) => "shared",
+impl Request {
+    pub(crate) fn frame(&self) -> Frame {
+        match self {
+            Request::Init { task } => {
+                let mut f = Frame::start(10);
+                match task {
+                    Some((name, arg)) => {
+                        f.u8(1);
+                        f.str(name);
+                        f.bytes(arg);
+                    }
+                    None => f.u8(0),
+                }
+                f.finish()
+            }
+            Request::Run { id, task, arg } => {
+                let mut f = Frame::start(11);
+                f.u64(*id);
+                f.str(task);
+                f.bytes(arg);
+                f.finish()
+            }
+            Request::RunChunk { id, task, args } => {
+                let mut f = Frame::start(12);
+                f.u64(*id);
+                f.str(task);
+                f.u32(args.len() as u32);
+                for arg in args {
+                    match arg {
+                        Some(b) => {
+                            f.u8(1);
+                            f.bytes(b);
+                        }
+                        None => f.u8(0),
+                    }
+                }
+                f.finish()
+            }
+            Request::Exit => Frame::start(13).finish(),
+        }
+    }
+}
+
+impl Reply {
+    pub(crate) fn frame(&self) -> Frame {
+        match self {
+            Reply::Hello { token, pid } => {
+                let mut f = Frame::start(1);
+                f.str(token);
+                f.u32(*pid);
+                f.finish()
+            }
+            Reply::Initialized(o) => {
+                let mut f = Frame::start(2);
+                outcome(&mut f, o);
+                f.finish()
+            }
+            Reply::Done { id, outcome: o } => {
+                let mut f = Frame::start(3);
+                f.u64(*id);
+                outcome(&mut f, o);
+                f.finish()
+            }
+            Reply::ChunkDone { id, outcomes } => {
+                let mut f = Frame::start(4);
+                f.u64(*id);
+                f.u32(outcomes.len() as u32);
+                for o in outcomes {
+                    outcome(&mut f, o);
+                }
+                f.finish()
+            }
+        }
+    }
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+/// The body length a frame's prefix announces.
+pub(crate) fn body_len(header: [u8; HEADER]) -> u64 {
+    u64::from_le_bytes(header)
+}
+
+/// A cursor over one received body that checks every length before it uses it.
+struct Reader {
+    buf: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl Reader {
+    fn new(body: Vec<u8>) -> Reader {
+        Reader {
+            buf: Arc::new(body),
+            pos: 0,
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<std::ops::Range<usize>, WireError> {
+        if n > self.left() {
+            return Err(bad(format!(
+                "a frame claims {n} bytes of {what} but only {} remain",
+                self.left()
+            )));
+        }
+        let range = self.pos..self.pos + n;
+        self.pos += n;
+        Ok(range)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, WireError> {
+        let r = self.take(1, what)?;
+        Ok(self.buf[r.start])
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, WireError> {
+        let r = self.take(4, what)?;
+        Ok(u32::from_le_bytes(self.buf[r].try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, WireError> {
+        let r = self.take(8, what)?;
+        Ok(u64::from_le_bytes(self.buf[r].try_into().expect("8 bytes")))
+    }
+
+    fn len(&mut self, what: &str) -> Result<usize, WireError> {
+        let n = self.u64(what)?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.left())
+            .ok_or_else(|| {
+                bad(format!(
+                    "a frame claims {n} bytes of {what} but only {} remain",
+                    self.left()
+                ))
+            })
+    }
+
+    fn str(&mut self, what: &str) -> Result<String, WireError> {
+        let n = self.len(what)?;
+        let r = self.take(n, what)?;
+        String::from_utf8(self.buf[r].to_vec()).map_err(|_| bad(format!("{what} is not UTF-8")))
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Bytes, WireError> {
+        let n = self.len(what)?;
+        let r = self.take(n, what)?;
+        Ok(Bytes {
+            buf: self.buf.clone(),
+            start: r.start,
+            end: r.end,
+        })
+    }
+
+    fn opt(&mut self, what: &str) -> Result<bool, WireError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            t => Err(bad(format!("bad option tag {t} in {what}"))),
+        }
+    }
+
+    /// A count of items that each take at least one byte: bounded by what is left.
+    fn count(&mut self, what: &str) -> Result<usize, WireError> {
+        let n = self.u32(what)? as usize;
+        if n > self.left() {
+            return Err(bad(format!(
+                "a frame claims {n} {what} in {} bytes",
+                self.left()
+            )));
+        }
+        Ok(n)
+    }
+
+    fn outcome(&mut self) -> Result<Outcome, WireError> {
+        Ok(match self.u8("an outcome")? {
+            0 => Outcome::Returned(self.bytes("a result")?),
+            1 => {
+                let message = self.str("a panic message")?;
+                let location = if self.opt("a panic location")? {
+                    Some(self.str("a panic location")?)
+                } else {
+                    None
+                };
+                Outcome::Panicked { message, location }
+            }
+            2 => Outcome::UnknownTask(self.str("a task name")?),
+            3 => Outcome::BadArgument(self.str("an error")?),
+            4 => Outcome::BadResult(self.str("an error")?),
+            t => return Err(bad(format!("unknown outcome tag {t}"))),
+        })
+    }
+
+    fn end(self) -> Result<(), WireError> {
+        match self.left() {
+            0 => Ok(()),
+            n => Err(bad(format!("{n} stray bytes after a message"))),
+        }
+    }
+}
+
+impl Reply {
+    /// Decodes a body received from a worker.
+    pub(crate) fn decode(body: Vec<u8>) -> Result<Reply, WireError> {
+        let mut r = Reader::new(body);
+        let reply = match r.u8("a message tag")? {
+            1 => Reply::Hello {
+                token: r.str("a token")?,
+                pid: r.u32("a pid")?,
+            },
+            2 => Reply::Initialized(r.outcome()?),
+            3 => Reply::Done {
+                id: r.u64("a task id")?,
+                outcome: r.outcome()?,
+            },
+            4 => {
+                let id = r.u64("a task id")?;
+                let n = r.count("outcomes")?;
+                let mut outcomes = Vec::with_capacity(n);
+                for _ in 0..n {
+                    outcomes.push(r.outcome()?);
+                }
+                Reply::ChunkDone { id, outcomes }
+            }
+            t => return Err(bad(format!("unknown reply tag {t}"))),
         };
-        write!(f, "<{} bytes, {how}>", self.len())
+        r.end()?;
+        Ok(reply)
+    }
+}
+
+impl Request {
+    /// Decodes a body received from the parent.
+    pub(crate) fn decode(body: Vec<u8>) -> Result<Request, WireError> {
+        let mut r = Reader::new(body);
+        let request = match r.u8("a message tag")? {
+            10 => Request::Init {
+                task: if r.opt("an initializer")? {
+                    Some((r.str("a task name")?, r.bytes("an argument")?))
+                } else {
+                    None
+                },
+            },
+            11 => Request::Run {
+                id: r.u64("a task id")?,
+                task: r.str("a task name")?,
+                arg: r.bytes("an argument")?,
+            },
+            12 => {
+                let id = r.u64("a task id")?;
+                let task = r.str("a task name")?;
+                let n = r.count("arguments")?;
+                let mut args = Vec::with_capacity(n);
+                for _ in 0..n {
+                    args.push(if r.opt("an argument")? {
+                        Some(r.bytes("an argument")?)
+                    } else {
+                        None
+                    });
+                }
+                Request::RunChunk { id, task, args }
+            }
+            13 => Request::Exit,
+            t => return Err(bad(format!("unknown request tag {t}"))),
+        };
+        r.end()?;
+        Ok(request)
     }
 }
 
@@ -153,55 +543,104 @@ impl fmt::Debug for Bytes {
 mod tests {
     use super::*;
 
-    /// Sends `bytes` through a real ipc-channel and back out as bytes.
-    fn through_channel(bytes: Vec<u8>) -> Bytes {
-        let (tx, rx) = ipc_channel::ipc::channel::<Outcome>().unwrap();
-        tx.send(Outcome::Returned(Bytes::new(bytes))).unwrap();
-        match rx.recv().unwrap() {
-            Outcome::Returned(bytes) => bytes,
-            other => panic!("unexpected {other:?}"),
+    fn flatten(frame: &Frame) -> Vec<u8> {
+        frame.slices(0).iter().flat_map(|s| s.to_vec()).collect()
+    }
+
+    fn body(frame: &Frame) -> Vec<u8> {
+        let all = flatten(frame);
+        assert_eq!(all.len(), frame.len());
+        let n = body_len(all[..HEADER].try_into().unwrap());
+        assert_eq!(n as usize, all.len() - HEADER);
+        all[HEADER..].to_vec()
+    }
+
+    #[test]
+    fn requests_round_trip_small_and_spliced_payloads() {
+        let big = Bytes::new((0..100_000u32).map(|i| i as u8).collect());
+        let run = Request::Run {
+            id: 7,
+            task: "app::square".into(),
+            arg: big.clone(),
+        };
+        match Request::decode(body(&run.frame())).unwrap() {
+            Request::Run { id, task, arg } => {
+                assert_eq!((id, task.as_str()), (7, "app::square"));
+                assert_eq!(&*arg, &*big);
+            }
+            other => panic!("{other:?}"),
+        }
+        let chunk = Request::RunChunk {
+            id: 1,
+            task: "t".into(),
+            args: vec![Some(Bytes::new(vec![1, 2])), None, Some(big.clone())],
+        };
+        match Request::decode(body(&chunk.frame())).unwrap() {
+            Request::RunChunk { args, .. } => {
+                assert_eq!(args.len(), 3);
+                assert_eq!(&*args[0].clone().unwrap(), &[1, 2]);
+                assert!(args[1].is_none());
+                assert_eq!(args[2].clone().unwrap().len(), big.len());
+            }
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn small_bytes_travel_inline_large_ones_in_shared_memory() {
-        let small: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        let got = through_channel(small.clone());
-        assert!(!got.is_shared());
-        assert_eq!(&*got, &small[..]);
-
-        let large: Vec<u8> = (0..SHARED_FROM as u32 + 7)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let got = through_channel(large.clone());
-        assert!(got.is_shared());
-        assert_eq!(&*got, &large[..]);
-
-        assert!(through_channel(Vec::new()).is_empty());
+    fn a_frame_resumes_from_any_offset() {
+        let big = Bytes::new(vec![9; 50_000]);
+        let frame = Request::Run {
+            id: 1,
+            task: "x".into(),
+            arg: big,
+        }
+        .frame();
+        let all = flatten(&frame);
+        for from in [0, 1, 8, 9, 30, 40_000, all.len() - 1] {
+            let rest: Vec<u8> = frame.slices(from).iter().flat_map(|s| s.to_vec()).collect();
+            assert_eq!(rest, all[from..], "from {from}");
+        }
     }
 
     #[test]
-    fn encoded_values_decode_back_inline_or_shared() {
-        let small = vec![3u32; 10];
-        let encoded = Bytes::encode(&small).unwrap();
-        assert!(!encoded.is_shared());
-        assert_eq!(bincode::deserialize::<Vec<u32>>(&encoded).unwrap(), small);
-
-        let large: Vec<u32> = (0..SHARED_FROM as u32).collect();
-        let encoded = Bytes::encode(&large).unwrap();
-        assert!(encoded.is_shared());
-        assert_eq!(
-            encoded.len() as u64,
-            bincode::serialized_size(&large).unwrap()
-        );
-        let back = through_channel(encoded.to_vec());
-        assert_eq!(bincode::deserialize::<Vec<u32>>(&back).unwrap(), large);
-    }
-
-    #[test]
-    fn debug_shows_the_length_not_the_payload() {
-        let shown = format!("{:?}", Bytes::new(vec![7; SHARED_FROM]));
-        assert_eq!(shown, format!("<{SHARED_FROM} bytes, shared>"));
-        assert_eq!(format!("{:?}", Bytes::new(vec![1, 2])), "<2 bytes, inline>");
+    fn hostile_bodies_are_errors_not_panics_or_allocations() {
+        // Every prefix of a valid reply is rejected.
+        let reply = Reply::ChunkDone {
+            id: 3,
+            outcomes: vec![
+                Outcome::Returned(Bytes::new(vec![1; 10])),
+                Outcome::Panicked {
+                    message: "boom".into(),
+                    location: Some("a.rs:1:2".into()),
+                },
+            ],
+        };
+        let good = body(&reply.frame());
+        assert!(Reply::decode(good.clone()).is_ok());
+        for cut in 0..good.len() {
+            assert!(Reply::decode(good[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+        // Lengths far beyond the body, counts far beyond it, bad tags, trailing bytes.
+        let mut huge = vec![3];
+        huge.extend_from_slice(&1u64.to_le_bytes());
+        huge.push(0);
+        huge.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(Reply::decode(huge)
+            .unwrap_err()
+            .0
+            .contains("1152921504606846976"));
+        let mut many = vec![4];
+        many.extend_from_slice(&1u64.to_le_bytes());
+        many.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Reply::decode(many).is_err());
+        assert!(Reply::decode(vec![99]).is_err());
+        let mut trailing = good;
+        trailing.push(0);
+        assert!(Reply::decode(trailing).is_err());
+        let mut not_utf8 = vec![1];
+        not_utf8.extend_from_slice(&2u64.to_le_bytes());
+        not_utf8.extend_from_slice(&[0xff, 0xfe]);
+        not_utf8.extend_from_slice(&1u32.to_le_bytes());
+        assert!(Reply::decode(not_utf8).is_err());
     }
 }

@@ -5,12 +5,17 @@ use std::cell::RefCell;
 use std::env;
 use std::process;
 
-use ipc_channel::ipc::{self, IpcSender};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::thread;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::net::{recv, sendmsg, RecvFlags, SendAncillaryBuffer, SendFlags};
 
 use crate::registry;
-use crate::wire::{Bytes, Hello, Outcome, Reply, Request};
+use crate::wire::{self, Bytes, Outcome, Reply, Request, HEADER};
 
-/// The environment variable that carries `<server name>\n<token>` to a worker.
+/// The environment variable that carries `<descriptor> <parent pid> <token>` to a worker.
 pub(crate) const WORKER_ENV: &str = "FUTUREPOOL_WORKER";
 
 /// Arguments a worker is started with. `init()` runs before the program looks at its
@@ -45,15 +50,14 @@ pub(crate) fn maybe_run() {
     // Not inherited by anything this worker starts.
     env::remove_var(WORKER_ENV);
     let spec = spec.to_string_lossy().into_owned();
-    let Some((server, token)) = spec.split_once('\n') else {
-        eprintln!("futurepool worker: {WORKER_ENV} is set but malformed; refusing to start");
-        process::exit(EXIT_BOOT_FAILED);
+    let sock = match connect(&spec) {
+        Ok(sock) => sock,
+        Err(e) => {
+            eprintln!("futurepool worker: {e}; refusing to start");
+            process::exit(EXIT_BOOT_FAILED);
+        }
     };
-    if token.len() < 32 {
-        eprintln!("futurepool worker: no valid parent token; refusing to start");
-        process::exit(EXIT_BOOT_FAILED);
-    }
-    match serve(server, token) {
+    match serve(sock) {
         Ok(()) => process::exit(0),
         Err(e) => {
             eprintln!("futurepool worker: {e}");
@@ -62,20 +66,139 @@ pub(crate) fn maybe_run() {
     }
 }
 
-fn serve(server: &str, token: &str) -> Result<(), String> {
-    let hello = IpcSender::<Hello>::connect(server.to_string())
-        .map_err(|e| format!("not started by a futurepool parent (cannot reach it: {e})"))?;
-    let (requests_tx, requests) = ipc::channel::<Request>().map_err(|e| e.to_string())?;
-    let (replies, replies_rx) = ipc::channel::<Reply>().map_err(|e| e.to_string())?;
-    hello
-        .send(Hello::Worker {
+/// Takes over the socket our parent handed down (`<fd> <parent pid> <token>`), after checking
+/// that this process really is a worker of that parent, and says hello with the token.
+fn connect(spec: &str) -> Result<OwnedFd, String> {
+    let mut parts = spec.split(' ');
+    let (Some(fd), Some(ppid), Some(token), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("{WORKER_ENV} is set but malformed"));
+    };
+    let fd: RawFd = fd
+        .parse()
+        .map_err(|_| format!("{WORKER_ENV} is malformed"))?;
+    let ppid: i32 = ppid
+        .parse()
+        .map_err(|_| format!("{WORKER_ENV} is malformed"))?;
+    if token.len() < 32 {
+        return Err("no valid parent token".into());
+    }
+    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(ppid) {
+        return Err("not started by a futurepool parent (the parent pid does not match)".into());
+    }
+    // SAFETY: `fcntl(F_GETFD)` only reads the descriptor table; any integer is a valid
+    // argument (an unopened one gives EBADF).
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(format!(
+            "not started by a futurepool parent (no descriptor {fd})"
+        ));
+    }
+    // SAFETY: descriptor `fd` is open (checked just above) and was put there for this process
+    // by its parent (whose pid we checked) to be taken over here: nothing else in this process
+    // knows the number (the variable that named it is removed), so this is its only owner.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stat = rustix::fs::fstat(&sock).map_err(|e| e.to_string())?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+        std::mem::forget(sock); // not ours after all: leave it alone
+        return Err(format!(
+            "not started by a futurepool parent ({fd} is not a socket)"
+        ));
+    }
+    // Programs that tasks start must not inherit it (a grandchild holding the socket is
+    // harmless to the parent, which watches the process, but it is not theirs).
+    rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    send(
+        &sock,
+        &Reply::Hello {
             token: token.to_string(),
             pid: process::id(),
-            requests: requests_tx,
-            replies: replies_rx,
+        },
+    )
+    .map_err(|e| format!("cannot reach the parent: {e}"))?;
+    Ok(sock)
+}
+
+/// Dies with the parent: the parent's end of the socket closes whenever it ends, however it
+/// ends (SIGKILL included), and this thread, which waits for exactly that, kills the worker at
+/// once, busy or idle. (`PR_SET_PDEATHSIG` is tied to the parent *thread* that started the
+/// worker, not to the parent process, so it is not used.)
+fn watch_parent(sock: &OwnedFd) -> Result<(), String> {
+    let fd = sock
+        .try_clone()
+        .map_err(|e| format!("cannot watch the parent: {e}"))?;
+    thread::Builder::new()
+        .name("futurepool-parent-watch".into())
+        .spawn(move || loop {
+            let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                _ if fds[0].revents().is_empty() => continue,
+                _ => {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::getpid(),
+                        rustix::process::Signal::KILL,
+                    );
+                }
+            }
         })
-        .map_err(|e| e.to_string())?;
-    drop(hello);
+        .map_err(|e| format!("cannot start the parent-watch thread: {e}"))?;
+    Ok(())
+}
+
+fn send(sock: &OwnedFd, reply: &Reply) -> io::Result<()> {
+    let frame = reply.frame();
+    let mut sent = 0;
+    while sent < frame.len() {
+        match sendmsg(
+            sock,
+            &frame.slices(sent),
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` at a clean end of stream before any.
+fn read_exact(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match recv(sock, &mut buf[got..], RecvFlags::empty()) {
+            Ok((_, 0)) if got == 0 => return Ok(false),
+            Ok((_, 0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok((_, n)) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+/// The next request; `None` once the parent is gone.
+fn receive(sock: &OwnedFd) -> Option<Request> {
+    let mut header = [0; HEADER];
+    if !read_exact(sock, &mut header).ok()? {
+        return None;
+    }
+    let len = usize::try_from(wire::body_len(header)).ok()?;
+    let mut body = vec![0; len];
+    read_exact(sock, &mut body).ok()?;
+    match Request::decode(body) {
+        Ok(request) => Some(request),
+        Err(e) => {
+            eprintln!("futurepool worker: a bad request from the parent: {e}");
+            None
+        }
+    }
+}
+
+fn serve(sock: OwnedFd) -> Result<(), String> {
+    watch_parent(&sock)?;
     std::panic::set_hook(Box::new(|info| {
         let location = info
             .location()
@@ -83,8 +206,8 @@ fn serve(server: &str, token: &str) -> Result<(), String> {
         PANIC_LOCATION.with(|l| *l.borrow_mut() = location);
     }));
     loop {
-        // The parent going away (recv error) ends the worker.
-        let Ok(request) = requests.recv() else {
+        // The parent going away ends the worker.
+        let Some(request) = receive(&sock) else {
             return Ok(());
         };
         let reply = match request {
@@ -110,7 +233,7 @@ fn serve(server: &str, token: &str) -> Result<(), String> {
             },
             Request::Exit => return Ok(()),
         };
-        if replies.send(reply).is_err() {
+        if send(&sock, &reply).is_err() {
             return Ok(());
         }
     }

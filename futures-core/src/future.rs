@@ -369,30 +369,35 @@ impl<T, E> Future<T, E> {
     /// future becomes cancelled once the executor has stopped it — unless the task finished in
     /// the meantime, in which case its outcome stands (the first outcome always wins).
     pub fn cancel(&self) -> bool {
-        match self.inner.state() {
-            CANCELLED => return true,
-            FINISHED => return false,
-            RUNNING => {
-                let hook = {
-                    let mut waiters = self.inner.waiters.lock();
-                    if self.inner.state() != RUNNING {
-                        return self.cancelled();
-                    }
-                    waiters.cancel_hook.take()
-                };
-                return match hook {
-                    Some(hook) => {
-                        hook();
-                        true
-                    }
-                    None => false,
-                };
+        loop {
+            match self.inner.state() {
+                CANCELLED => return true,
+                FINISHED => return false,
+                RUNNING => {
+                    let hook = {
+                        let mut waiters = self.inner.waiters.lock();
+                        if self.inner.state() != RUNNING {
+                            return self.cancelled();
+                        }
+                        waiters.cancel_hook.take()
+                    };
+                    return match hook {
+                        Some(hook) => {
+                            hook();
+                            true
+                        }
+                        None => false,
+                    };
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        match Inner::cancel_pending(&self.inner) {
-            Ok(()) => true,
-            Err(state) => state == CANCELLED,
+            match Inner::cancel_pending(&self.inner) {
+                Ok(()) => return true,
+                // A worker started the task between our look and our cancel: cancel it as a
+                // running task (its cancel hook, if it has one, was installed while pending).
+                Err(RUNNING) => continue,
+                Err(state) => return state == CANCELLED,
+            }
         }
     }
 
@@ -800,14 +805,17 @@ impl<T, E> Promise<T, E> {
     /// Installs what [`Future::cancel`] runs on this future while it is RUNNING: the
     /// executor's way to stop a running task on request (the process pool kills its worker).
     /// The hook must make the executor complete the future, normally with
-    /// `set_outcome(Err(Cancelled))`. Returns `false` (and drops the hook) unless the future is
-    /// running. The hook is dropped when the future completes.
+    /// `set_outcome(Err(Cancelled))`. Install it while the future is still pending (before
+    /// `set_running_or_notify_cancel`) so that there is no moment at which the task runs but
+    /// cannot be cancelled; a pending future is cancelled as usual and the hook is not run.
+    /// Returns `false` (and drops the hook) if the future is already done. The hook is dropped
+    /// when the future completes.
     pub fn set_cancel_hook<H>(&self, hook: H) -> bool
     where
         H: FnOnce() + Send + 'static,
     {
         let mut waiters = self.inner.waiters.lock();
-        if self.inner.state() != RUNNING {
+        if !matches!(self.inner.state(), PENDING | RUNNING) {
             return false;
         }
         waiters.cancel_hook = Some(Box::new(hook));

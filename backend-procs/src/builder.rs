@@ -1,0 +1,207 @@
+//! [`Builder`]: the process pool's options.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::manager::Shared;
+use crate::pool::ProcessPool;
+use crate::registry;
+
+static POOLS: AtomicUsize = AtomicUsize::new(0);
+
+/// [`Builder::max_message_size`]'s default: 4 GiB.
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 4 << 30;
+
+/// Configures a [`ProcessPool`].
+#[derive(Clone)]
+pub struct Builder {
+    max_workers: Option<usize>,
+    exe: Option<PathBuf>,
+    startup_timeout: Duration,
+    initializer: Option<(String, Result<Vec<u8>, String>)>,
+    max_tasks_per_child: Option<NonZeroUsize>,
+    task_timeout: Option<Duration>,
+    break_on_worker_death: bool,
+    cancel_kills_running: bool,
+    max_message_size: u64,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max_workers", &self.max_workers)
+            .field("exe", &self.exe)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("initializer", &self.initializer.as_ref().map(|(n, _)| n))
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("task_timeout", &self.task_timeout)
+            .field("break_on_worker_death", &self.break_on_worker_death)
+            .field("cancel_kills_running", &self.cancel_kills_running)
+            .finish()
+    }
+}
+
+/// Why a process pool could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `max_workers` was 0.
+    ZeroWorkers,
+    /// The current executable could not be found (to re-run it as a worker).
+    NoExecutable(String),
+    /// The initializer's argument did not serialize.
+    Initializer(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroWorkers => f.write_str("max_workers must be greater than 0"),
+            BuildError::NoExecutable(e) => write!(f, "cannot find the current executable: {e}"),
+            BuildError::Initializer(e) => write!(f, "the initializer's argument: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl Builder {
+    /// CPython's defaults: `available_parallelism` workers, no initializer, no limits.
+    pub fn new() -> Builder {
+        Builder {
+            max_workers: None,
+            exe: None,
+            startup_timeout: Duration::from_secs(20),
+            initializer: None,
+            max_tasks_per_child: None,
+            task_timeout: None,
+            break_on_worker_death: false,
+            cancel_kills_running: false,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// How many worker processes at most. Default: `available_parallelism`.
+    pub fn max_workers(mut self, n: usize) -> Builder {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// Run this executable as the worker instead of the current one. It must call
+    /// [`init`](crate::init) first thing and register the same functions.
+    pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.exe = Some(path.into());
+        self
+    }
+
+    /// How long a worker may take to start, connect and run its initializer. Default: 20 s.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Builder {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Runs the registered function `f(arg)` once in each worker process before its first task
+    /// (Python's `initializer`, `initargs`). An `Err` or a panic breaks the pool, as in Python.
+    pub fn initializer<F, A>(mut self, f: F, arg: A) -> Builder
+    where
+        F: Fn(A) -> Result<(), String> + Copy + 'static,
+        A: Serialize,
+    {
+        let name = registry::name_of(&f).to_string();
+        self.initializer = Some((name, crate::codec::encode(&arg).map_err(|e| e.to_string())));
+        self
+    }
+
+    /// A worker process is replaced after this many tasks (Python's `max_tasks_per_child`).
+    pub fn max_tasks_per_child(mut self, n: NonZeroUsize) -> Builder {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// Every task gets this long; past it, its worker is killed and replaced and the future
+    /// fails with [`FutureError::TimedOut`] (pebble's `schedule(timeout=)`).
+    pub fn task_timeout(mut self, timeout: Duration) -> Builder {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// CPython's behaviour: the first worker that dies breaks the whole pool
+    /// (`BrokenProcessPool`). Off by default: only the task the worker held fails.
+    pub fn break_on_worker_death(mut self, on: bool) -> Builder {
+        self.break_on_worker_death = on;
+        self
+    }
+
+    /// Opt in to `Future::cancel` working on running tasks: it kills the worker running the
+    /// task (the pool starts a new one) and the future ends cancelled. Python cannot cancel a
+    /// running task. Off by default: a kill loses whatever the worker held in memory.
+    pub fn cancel_kills_running(mut self, on: bool) -> Builder {
+        self.cancel_kills_running = on;
+        self
+    }
+
+    /// The largest message a worker may send (a result, or a chunk's results), in bytes;
+    /// default 4 GiB. A worker that announces a larger one is killed and its task fails with
+    /// [`FutureError::WorkerLost`] saying so; the parent never allocates for it. An argument
+    /// whose encoding is larger fails its future with [`FutureError::Codec`].
+    pub fn max_message_size(mut self, bytes: u64) -> Builder {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Creates the pool; no process starts until the first submission.
+    pub fn build(self) -> Result<ProcessPool, BuildError> {
+        let workers = match self.max_workers {
+            Some(0) => return Err(BuildError::ZeroWorkers),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        let own_exe = self.exe.is_none();
+        let exe = match self.exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(|e| BuildError::NoExecutable(e.to_string()))?,
+        };
+        let initializer = match self.initializer {
+            None => None,
+            Some((name, Ok(arg))) => Some((name, arg)),
+            Some((_, Err(e))) => return Err(BuildError::Initializer(e)),
+        };
+        let n = POOLS.fetch_add(1, Ordering::Relaxed);
+        let threads = futurepool_threads::Builder::new()
+            .max_workers(workers)
+            .thread_name_prefix(format!("ProcessPoolExecutor-{n}"))
+            .build()
+            .map_err(|_| BuildError::ZeroWorkers)?;
+        Ok(ProcessPool {
+            threads,
+            shared: Arc::new(Shared {
+                exe,
+                own_exe,
+                startup_timeout: self.startup_timeout,
+                initializer,
+                max_tasks_per_child: self.max_tasks_per_child,
+                task_timeout: self.task_timeout,
+                break_on_worker_death: self.break_on_worker_death,
+                cancel_kills_running: self.cancel_kills_running,
+                max_message_size: self.max_message_size,
+                broken: Mutex::new(None),
+                live: Arc::new(Mutex::new(HashMap::new())),
+                processes: Mutex::new(HashMap::new()),
+                started: AtomicUsize::new(0),
+            }),
+        })
+    }
+}

@@ -1,0 +1,266 @@
+//! The manager side of the pool: what one of the pool's manager threads does for a task.
+//!
+//! Each manager thread (a thread of the pool's internal `ThreadPool`) owns at most one worker
+//! process, started lazily on its first task and kept in the pool's table under the thread's
+//! id between tasks. For a task, the thread checks its process out, makes sure it is still
+//! alive, sends the call, waits for the reply (with the task's deadline, and watching the
+//! process through its pidfd) and checks the process back in — or, if the call failed, ends
+//! and reaps it, so the next task starts a fresh one.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use futurepool_core::{FutureError, Panic};
+use rustix::process::Signal;
+
+use crate::cancel::StopCell;
+use crate::process::{CallError, Killer, StartError, StartSpec, WorkerProcess};
+use crate::wire::{self, Bytes};
+
+/// A call's encoded return value, or why there is none.
+pub(crate) type Encoded = Result<Bytes, FutureError<Infallible>>;
+
+/// How many times a manager thread tries to get a live worker for one task: a worker found
+/// dead before it received anything is replaced (its task never started).
+const ATTEMPTS: usize = 3;
+
+/// What every manager thread of one pool shares.
+pub(crate) struct Shared {
+    pub(crate) exe: PathBuf,
+    /// The worker executable is this one: the registry can be checked at submit time.
+    pub(crate) own_exe: bool,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    pub(crate) max_tasks_per_child: Option<NonZeroUsize>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) break_on_worker_death: bool,
+    pub(crate) cancel_kills_running: bool,
+    pub(crate) max_message_size: u64,
+    pub(crate) broken: Mutex<Option<Arc<str>>>,
+    /// Every live worker (idle or busy), by pid, with a way to signal it.
+    pub(crate) live: Arc<Mutex<HashMap<u32, Killer>>>,
+    /// Idle worker processes, by the manager thread that owns them.
+    pub(crate) processes: Mutex<HashMap<ThreadId, Tracked>>,
+    /// Processes started so far.
+    pub(crate) started: AtomicUsize,
+}
+
+/// A worker process and the pool-wide table of live workers it is listed in.
+pub(crate) struct Tracked {
+    process: WorkerProcess,
+    live: Arc<Mutex<HashMap<u32, Killer>>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Unlisted before it is ended and reaped (by `WorkerProcess::drop`, right after this).
+        lock(&self.live).remove(&self.process.pid());
+    }
+}
+
+/// Locks `m`, shrugging off poisoning: every critical section here leaves its data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A worker's view of one call, as the parent reports it.
+pub(crate) fn decode_outcome(outcome: wire::Outcome) -> Encoded {
+    match outcome {
+        wire::Outcome::Returned(bytes) => Ok(bytes),
+        wire::Outcome::Panicked { message, location } => {
+            Err(FutureError::Panicked(match location {
+                Some(l) => Panic::with_location(message, l),
+                None => Panic::new(message),
+            }))
+        }
+        wire::Outcome::UnknownTask(n) => Err(FutureError::Broken(
+            format!("the worker executable does not register {n}").into(),
+        )),
+        wire::Outcome::BadArgument(e) => Err(codec_error("the argument", &e)),
+        wire::Outcome::BadResult(e) => Err(codec_error("the result", &e)),
+    }
+}
+
+pub(crate) fn codec_error<E>(what: &str, e: &dyn fmt::Display) -> FutureError<E> {
+    FutureError::Codec(format!("{what} did not (de)serialize: {e}").into())
+}
+
+impl Shared {
+    pub(crate) fn broken(&self) -> Option<Arc<str>> {
+        lock(&self.broken).clone()
+    }
+
+    pub(crate) fn break_pool(&self, why: &str) {
+        let mut broken = lock(&self.broken);
+        if broken.is_none() {
+            *broken = Some(
+                format!("a process in the pool was terminated abruptly or failed to start: {why}")
+                    .into(),
+            );
+        }
+    }
+
+    fn start_worker(&self) -> Result<Tracked, FutureError<Infallible>> {
+        let spec = StartSpec {
+            exe: &self.exe,
+            startup_timeout: self.startup_timeout,
+            initializer: self.initializer.clone(),
+            max_message_size: self.max_message_size,
+        };
+        match WorkerProcess::start(&spec) {
+            Ok(process) => {
+                self.started.fetch_add(1, Ordering::Relaxed);
+                lock(&self.live).insert(process.pid(), process.killer());
+                Ok(Tracked {
+                    process,
+                    live: self.live.clone(),
+                })
+            }
+            Err(StartError::Init(why)) => {
+                self.break_pool(&why);
+                Err(FutureError::Broken(why.into()))
+            }
+            Err(StartError::Failed(why)) => {
+                if self.break_on_worker_death {
+                    self.break_pool(&why);
+                }
+                Err(FutureError::WorkerLost(why.into()))
+            }
+        }
+    }
+
+    /// Runs `call` on this manager thread's worker process, starting one if needed. A process
+    /// found dead before it received the task (killed while idle) is replaced and the task
+    /// goes to the new one; a process that died during the call, timed out or reached
+    /// `max_tasks_per_child` is ended and reaped here.
+    pub(crate) fn with_worker<T>(
+        &self,
+        name: &str,
+        stop: Option<&StopCell>,
+        mut call: impl FnMut(&mut WorkerProcess) -> Result<T, CallError>,
+    ) -> Result<T, FutureError<Infallible>> {
+        let me = thread::current().id();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(why) = self.broken() {
+                return Err(FutureError::Broken(why));
+            }
+            let taken = lock(&self.processes).remove(&me);
+            let mut tracked = match taken {
+                Some(tracked) => tracked,
+                None => self.start_worker()?,
+            };
+            if tracked.process.has_exited() {
+                // Died while idle (the OOM killer's favourite): the task has not started.
+                drop(tracked);
+                if attempt < ATTEMPTS {
+                    continue;
+                }
+                return Err(FutureError::WorkerLost(
+                    format!("{ATTEMPTS} worker processes in a row died before {name} could start")
+                        .into(),
+                ));
+            }
+            if let Some(stop) = stop {
+                if !stop.attach(tracked.process.killer()) {
+                    lock(&self.processes).insert(me, tracked);
+                    return Err(FutureError::Cancelled);
+                }
+            }
+            let result = call(&mut tracked.process);
+            let stopped = stop.is_some_and(StopCell::detach);
+            let keep = !stopped
+                && result.is_ok()
+                && self
+                    .max_tasks_per_child
+                    .is_none_or(|n| tracked.process.tasks_run < n.get());
+            if keep {
+                lock(&self.processes).insert(me, tracked);
+            } else {
+                drop(tracked); // exit (or kill) and reap the process now
+            }
+            if stopped {
+                // Killed on request (its worker was ended and reaped above).
+                return Err(FutureError::Cancelled);
+            }
+            return match result {
+                Ok(value) => Ok(value),
+                Err(CallError::NotStarted(_)) if attempt < ATTEMPTS => continue,
+                Err(CallError::TimedOut) => Err(FutureError::TimedOut),
+                Err(CallError::Died(why) | CallError::NotStarted(why)) => {
+                    if self.break_on_worker_death {
+                        self.break_pool(&why);
+                    }
+                    Err(FutureError::WorkerLost(
+                        format!("worker {why} while running {name}").into(),
+                    ))
+                }
+            };
+        }
+    }
+
+    /// Runs `name(arg)` in a worker; the encoded return value or why there is none.
+    pub(crate) fn run(
+        &self,
+        name: &str,
+        arg: Bytes,
+        timeout: Option<Duration>,
+        stop: Option<&StopCell>,
+    ) -> Encoded {
+        // The task's clock starts when its worker is ready, not while one is being started.
+        self.with_worker(name, stop, |p| {
+            p.call(
+                name,
+                arg.clone(),
+                timeout.and_then(|t| Instant::now().checked_add(t)),
+            )
+        })
+        .and_then(decode_outcome)
+    }
+
+    /// Runs `name` on each argument of a chunk in one worker.
+    pub(crate) fn run_chunk(
+        &self,
+        name: &str,
+        args: Vec<Option<Bytes>>,
+        timeout: Option<Duration>,
+        stop: Option<&StopCell>,
+    ) -> Result<Vec<Encoded>, FutureError<Infallible>> {
+        let outcomes = self.with_worker(name, stop, |p| {
+            p.call_chunk(
+                name,
+                args.clone(),
+                timeout.and_then(|t| Instant::now().checked_add(t)),
+            )
+        })?;
+        Ok(outcomes.into_iter().map(decode_outcome).collect())
+    }
+
+    /// Ends (and reaps) every idle process.
+    pub(crate) fn end_idle_processes(&self) {
+        let idle: Vec<Tracked> = lock(&self.processes).drain().map(|(_, t)| t).collect();
+        drop(idle);
+    }
+
+    /// Sends `signal` to every live worker, idle or busy.
+    pub(crate) fn signal_all(&self, signal: Signal) {
+        for killer in lock(&self.live).values() {
+            killer.signal(signal);
+        }
+    }
+
+    /// Pids of the live workers, sorted.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = lock(&self.live).keys().copied().collect();
+        pids.sort_unstable();
+        pids
+    }
+}
