@@ -1,11 +1,14 @@
 //! No leaks: after 1 000 tasks and 50 worker crashes and a shutdown (with large payloads, which
-//! travel in shared-memory regions, both ways and into crashing workers), no zombie children, the
-//! parent's open file descriptors back to their starting count, no handshake directories left
-//! in the temporary directory. Alone in its test binary so other tests' processes and
+//! cross the socket in pieces, both ways and into crashing workers) and every fault case (hostile
+//! frames, a truncated frame past its deadline, a grandchild holding a socket, workers killed
+//! while idle): no zombie children, the parent's open file descriptors back to their starting
+//! count, nothing left in the temporary directory. Alone in its test binary so other tests' processes and
 //! descriptors do not blur the counts.
 
 use std::fs;
 use std::time::Duration;
+
+mod common;
 
 use futurepool_procs::{FutureError, ProcessPool};
 
@@ -57,24 +60,23 @@ fn children() -> (usize, usize) {
     (all, zombies)
 }
 
-/// Handshake directories (`.tmpXXXXXX` holding a `socket`) in the temporary directory.
-fn handshake_dirs() -> usize {
-    fs::read_dir(std::env::temp_dir())
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
-                .filter(|e| e.path().join("socket").exists())
-                .count()
-        })
-        .unwrap_or(0)
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
-fn no_leaks_after_tasks_and_crashes() {
+fn no_leaks_after_tasks_crashes_and_faults() {
+    // Everything the pool might create in the temporary directory lands in a private one.
+    let tmp = std::env::temp_dir().join(format!("fp-leaks-{}", std::process::id()));
+    fs::create_dir_all(&tmp).unwrap();
+    std::env::set_var("TMPDIR", &tmp);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let fds_before = open_fds();
-        let dirs_before = handshake_dirs();
         {
             let pool = ProcessPool::new(2).unwrap();
             let mut futures = Vec::new();
@@ -96,23 +98,60 @@ fn no_leaks_after_tasks_and_crashes() {
                 assert_eq!(f.result(), Ok(i));
             }
             assert!(pool.processes_started() >= 50);
+            faults(&pool);
         }
         let (children, zombies) = children();
-        tx.send((
-            fds_before,
-            open_fds(),
-            dirs_before,
-            handshake_dirs(),
-            children,
-            zombies,
-        ))
-        .unwrap();
+        tx.send((fds_before, open_fds(), children, zombies))
+            .unwrap();
     });
-    let (fds_before, fds_after, dirs_before, dirs_after, children, zombies) = rx
+    let (fds_before, fds_after, children, zombies) = rx
         .recv_timeout(Duration::from_secs(180))
         .expect("watchdog: the leak test hung");
+    let left = entries(&tmp);
+    let _ = fs::remove_dir_all(&tmp);
     assert_eq!(zombies, 0, "zombie children left");
     assert_eq!(children, 0, "worker processes left");
     assert_eq!(fds_after, fds_before, "file descriptors leaked");
-    assert_eq!(dirs_after, dirs_before, "handshake directories left behind");
+    assert!(left.is_empty(), "left in the temporary directory: {left:?}");
+}
+
+/// The fault cases of `tests/faults.rs`, once each, on one pool.
+fn faults(pool: &ProcessPool) {
+    let f = pool
+        .submit(common::send_raw, common::frame(1 << 60, b""))
+        .unwrap();
+    assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
+    let f = pool
+        .submit(common::send_raw, common::frame(3, &[99, 1, 2]))
+        .unwrap();
+    assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
+    let f = pool
+        .submit_timeout(
+            common::send_raw,
+            common::frame(100, b"12345"),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+    assert_eq!(f.result(), Err(FutureError::TimedOut));
+    let marker = std::env::temp_dir().join("grandchild");
+    let f = pool
+        .submit(common::fork_then_abort, marker.display().to_string())
+        .unwrap();
+    assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
+    let grandchild: i32 = fs::read_to_string(&marker).unwrap().parse().unwrap();
+    fs::remove_file(&marker).unwrap();
+    // SAFETY: kill(2) has no memory-safety preconditions; the grandchild sleeps for a minute.
+    unsafe {
+        libc::kill(grandchild, libc::SIGKILL);
+    }
+    for pid in pool.worker_pids() {
+        // SAFETY: as above; `pid` is one of the pool's idle, unreaped workers.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        while !common::is_dead(pid) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert_eq!(pool.submit(id, 5).unwrap().result(), Ok(&5));
 }

@@ -192,6 +192,31 @@ fn dropped_promise_fails_waiter() {
 
 /// A cancel through the executor's hook racing the task's own completion: exactly one outcome
 /// wins and it is consistent with what `cancel` returned.
+/// The process pool's `cancel_kills_running`: the hook is installed while the future is
+/// pending, and a worker starts a long task while the caller cancels. Whatever the
+/// interleaving, `cancel` returns `true` and the future ends cancelled: the task is skipped
+/// (cancelled before it ran) or its hook stops it. Before the retry in `Future::cancel`, a
+/// cancel that lost the race to `set_running_or_notify_cancel` returned `false` without
+/// running the hook, and the task ran to the end (this model then fails).
+#[test]
+fn cancel_racing_the_start_with_a_hook_installed_while_pending() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let stopper = promise.clone();
+        assert!(promise.set_cancel_hook(move || {
+            let _ = stopper.set_outcome(Err(FutureError::Cancelled));
+        }));
+        // The task is long: it never finishes by itself within the model.
+        let worker = thread::spawn(move || {
+            let _ = promise.set_running_or_notify_cancel();
+        });
+        let cancelled = future.cancel();
+        worker.join().unwrap();
+        assert!(cancelled, "a running task escaped the cancel");
+        assert_eq!(future.result(), Err(FutureError::Cancelled));
+    });
+}
+
 #[test]
 fn cancel_hook_vs_completion() {
     loom::model(|| {

@@ -502,8 +502,14 @@ fn map_passes_task_timeout_to_executors_that_enforce_it() {
 
 #[test]
 fn cancel_hook_lets_an_executor_stop_a_running_task() {
+    // Installed while pending (as the process pool does): a pending cancel does not need it.
     let (f, p) = Future::<u8>::pending();
-    assert!(!p.set_cancel_hook(|| {}), "no hook on a pending future");
+    assert!(p.set_cancel_hook(|| panic!("a pending future is cancelled without its hook")));
+    assert!(f.cancel());
+    assert!(!p.set_cancel_hook(|| {}), "no hook on a done future");
+    assert_eq!(p.set_running_or_notify_cancel(), Ok(false));
+
+    let (f, p) = Future::<u8>::pending();
     assert_eq!(p.set_running_or_notify_cancel(), Ok(true));
     assert!(!f.cancel(), "running, no hook: Python's rule");
     let stopper = p.clone();
