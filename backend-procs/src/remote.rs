@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use futurepool_core::{Future, Job, Submit, SubmitError};
 use serde::de::DeserializeOwned;
@@ -65,5 +66,18 @@ where
 {
     fn submit_job(&self, job: &Remote<F, A, R>, input: A) -> Result<Future<R>, SubmitError> {
         self.submit(job.f, input)
+    }
+
+    fn submit_job_timeout(
+        &self,
+        job: &Remote<F, A, R>,
+        input: A,
+        timeout: Duration,
+    ) -> Result<Future<R>, SubmitError> {
+        self.submit_timeout(job.f, input, timeout)
+    }
+
+    fn enforces_task_timeout(&self) -> bool {
+        true
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{bytes_of, echo, fork_then_abort, frame, send_raw, sleep_ms, square};
 use futurepool_core::Executor;
-use futurepool_procs::{FutureError, MapOptions, ProcessPool, Shutdown};
+use futurepool_procs::{FutureError, MapOptions, OptionsError, ProcessPool, Shutdown};
 use futurepool_testkit::watchdog;
 
 futurepool_procs::test_worker!();
@@ -201,10 +201,7 @@ fn startup_timeout_of_duration_max_does_not_panic() {
 }
 
 fn generic_shutdown(executor: &impl Executor) {
-    executor.shutdown(Shutdown {
-        wait: true,
-        cancel_futures: false,
-    });
+    executor.shutdown(Shutdown::new());
 }
 
 #[test]
@@ -228,24 +225,33 @@ fn executor_shutdown_ends_and_reaps_workers_like_the_inherent_one() {
 }
 
 #[test]
-fn map_chunked_refuses_zero_chunksize_and_buffersize() {
+fn map_refuses_zero_chunksize_and_buffersize_as_cpython_does() {
     watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
-        let mut it = pool.map_chunked(square, 0..10u64, 0, MapOptions::default());
-        match it.next() {
-            Some(Err(FutureError::Broken(why))) => assert!(why.contains("chunksize"), "{why}"),
-            other => panic!("{other:?}"),
-        }
-        assert!(it.next().is_none());
-        let options = MapOptions {
-            buffersize: Some(0),
-            ..MapOptions::default()
-        };
-        let mut it = pool.map_chunked(square, 0..10u64, 4, options);
-        match it.next() {
-            Some(Err(FutureError::Broken(why))) => assert!(why.contains("buffersize"), "{why}"),
-            other => panic!("{other:?}"),
-        }
+        let zero_chunks = pool.map(square, 0..10u64, MapOptions::new().chunksize(0));
+        assert_eq!(zero_chunks.err(), Some(OptionsError::ZeroChunksize));
+        let zero_buffer = pool.map(square, 0..10u64, MapOptions::new().buffersize(0));
+        assert_eq!(zero_buffer.err(), Some(OptionsError::ZeroBuffersize));
+    });
+}
+
+/// `map` with a per-task timeout: each chunk is one call, killed past it.
+#[test]
+fn map_task_timeout_fails_only_the_slow_chunk() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        let options = MapOptions::new()
+            .chunksize(2)
+            .task_timeout(Duration::from_millis(500));
+        let out: Vec<_> = pool
+            .map(sleep_ms, [0, 0, 60_000, 0, 0, 0], options)
+            .unwrap()
+            .collect();
+        assert_eq!(out.len(), 6);
+        assert_eq!(out[0], Ok(0));
+        assert_eq!(out[2], Err(FutureError::TimedOut));
+        assert_eq!(out[3], Err(FutureError::TimedOut));
+        assert_eq!(out[5], Ok(0));
     });
 }
 
@@ -264,6 +270,7 @@ fn program(mode: &str, env: &[(&str, &str)]) -> std::process::Child {
             "--test-threads=1",
         ])
         .env("FP_PROGRAM", mode)
+        .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {

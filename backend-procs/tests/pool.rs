@@ -551,12 +551,13 @@ fn wrong_worker_executable_fails_fast_instead_of_hanging() {
 
 /// test_process_pool / executor.py test_map with chunksize: order kept across chunks.
 #[test]
-fn map_chunked_keeps_order() {
+fn map_with_chunks_keeps_order() {
     watchdog(LIMIT, || {
         let pool = ProcessPool::new(2).unwrap();
         for chunksize in [1, 7, 256] {
             let out: Vec<u64> = pool
-                .map_chunked(square, 0..1000u64, chunksize, MapOptions::default())
+                .map(square, 0..1000u64, MapOptions::new().chunksize(chunksize))
+                .unwrap()
                 .map(Result::unwrap)
                 .collect();
             assert_eq!(
@@ -578,11 +579,12 @@ fn crash_on_13(x: u64) -> u64 {
 futurepool_procs::register!(crash_on_13);
 
 #[test]
-fn map_chunked_crash_fails_only_its_chunk() {
+fn map_crash_fails_only_its_chunk() {
     watchdog(LIMIT, || {
         let pool = ProcessPool::new(2).unwrap();
         let out: Vec<_> = pool
-            .map_chunked(crash_on_13, 0..40u64, 10, MapOptions::default())
+            .map(crash_on_13, 0..40u64, MapOptions::new().chunksize(10))
+            .unwrap()
             .collect();
         assert_eq!(out.len(), 40);
         for (i, r) in out.iter().enumerate() {
@@ -599,10 +601,11 @@ fn map_chunked_crash_fails_only_its_chunk() {
 }
 
 #[test]
-fn map_chunked_refuses_unregistered_functions() {
+fn map_refuses_unregistered_functions() {
     let pool = ProcessPool::new(1).unwrap();
     let out: Vec<_> = pool
-        .map_chunked(not_registered, 0..5u8, 2, MapOptions::default())
+        .map(not_registered, 0..5u8, MapOptions::new().chunksize(2))
+        .unwrap()
         .collect();
     assert_eq!(out.len(), 1);
     assert!(

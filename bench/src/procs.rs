@@ -81,7 +81,8 @@ fn ours_throughput(pool: &ProcessPool, n: usize) -> Option<f64> {
 fn ours_map(pool: &ProcessPool, n: usize, chunksize: usize) -> Option<f64> {
     let start = Instant::now();
     let total: u64 = pool
-        .map_chunked(square, 0..n as u64, chunksize, MapOptions::default())
+        .map(square, 0..n as u64, MapOptions::new().chunksize(chunksize))
+        .unwrap()
         .map(|r| r.unwrap())
         .fold(0u64, u64::wrapping_add);
     assert!(total > 0);
@@ -293,9 +294,10 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         "item",
         reps,
         vec![
-            Contender::new(format!("futurepool ProcessPool({w}).map_chunked"), || {
-                ours_map(&pool, n, 256)
-            }),
+            Contender::new(
+                format!("futurepool ProcessPool({w}).map, chunksize 256"),
+                || ours_map(&pool, n, 256),
+            ),
             Contender::new(
                 format!("futurepool ProcessPool({w}).map, no chunks"),
                 || ours_map_unchunked(&pool, n / 10),

@@ -1,6 +1,6 @@
 //! Guide: "ProcessPoolExecutor: For CPU-Bound Tasks" — `map` over CPU-bound work in worker
 //! processes. The function is registered by name; `init()` is the `__main__` guard.
-use futurepool_procs::{remote, MapOptions, ProcessPool, Submit};
+use futurepool_procs::{MapOptions, ProcessPool};
 
 fn cpu_intensive_task(n: u64) -> u64 {
     println!("Processing {n}");
@@ -16,7 +16,7 @@ fn main() {
     let numbers = vec![100_000u64, 200_000, 150_000, 300_000];
     let pool = ProcessPool::new(2).unwrap();
     let results: Vec<u64> = pool
-        .map(remote(cpu_intensive_task), numbers, MapOptions::default())
+        .map(cpu_intensive_task, numbers, MapOptions::new())
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -3,7 +3,7 @@
 //! about the same time; processes add isolation, not speed.
 use std::time::Instant;
 
-use futurepool_procs::{remote, MapOptions, ProcessPool, Submit};
+use futurepool_procs::{MapOptions, ProcessPool};
 use futurepool_threads::ThreadPool;
 
 fn cpu_bound_task(n: u64) -> u64 {
@@ -34,7 +34,7 @@ fn main() {
     let start = Instant::now();
     let procs = ProcessPool::new(4).unwrap();
     let b: Vec<u64> = procs
-        .map(remote(cpu_bound_task), numbers, MapOptions::default())
+        .map(cpu_bound_task, numbers, MapOptions::new())
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -121,7 +121,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let procs = ProcessPool::new(cores)?;
     let start = Instant::now();
     let got: Vec<u64> = procs
-        .map_chunked(sum_of_squares, cpu.clone(), 1, MapOptions::default())
+        .map(sum_of_squares, cpu.clone(), MapOptions::new())?
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     rows.push(Row {
@@ -168,7 +168,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     anyhow::ensure!(slept == io.iter().sum::<u64>(), "an I/O task failed");
     let start = Instant::now();
     let slept: u64 = procs
-        .map_chunked(io_task, io.clone(), 1, MapOptions::default())
+        .map(io_task, io.clone(), MapOptions::new())?
         .map(|r| r.unwrap_or(0))
         .sum();
     rows.push(Row {
