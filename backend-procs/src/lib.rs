@@ -28,9 +28,24 @@
 //! A worker that segfaults, aborts, exits or is killed fails only the task it was running, with
 //! [`FutureError::WorkerLost`] naming the exit code or signal; the pool starts a new worker for
 //! the next task. A task past its timeout ([`Builder::task_timeout`],
-//! [`ProcessPool::submit_timeout`]) has its worker killed and fails with
-//! [`FutureError::TimedOut`]. [`Builder::break_on_worker_death`] restores CPython's "one death
-//! breaks the pool".
+//! [`ProcessPool::with_task_timeout`], [`MapOptions::task_timeout`]) has its worker killed and
+//! fails with [`FutureError::TimedOut`]. [`Builder::break_on_worker_death`] restores CPython's
+//! "one death breaks the pool". Workers die with their parent, however it ends.
+//!
+//! # Platforms
+//!
+//! Unix only (Linux is what is tested): workers are started with `fork`/`exec`, talk over a
+//! `socketpair`, and are watched through their pidfd (Linux 5.3 and later; older kernels fall
+//! back to checking the child every 20 ms). On other platforms the crate does not build.
+
+#![warn(missing_docs)]
+#![deny(unreachable_pub)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "futurepool-procs runs worker processes over Unix socket pairs and needs a Unix platform; \
+     use futurepool-threads elsewhere"
+);
 
 mod builder;
 mod cancel;
@@ -54,7 +69,7 @@ pub use futurepool_core::{
 
 pub use crate::builder::{BuildError, Builder};
 pub use crate::map::ChunkedMap;
-pub use crate::pool::ProcessPool;
+pub use crate::pool::{ProcessPool, Stats, WithTaskTimeout};
 pub use crate::remote::{remote, Remote};
 
 /// Turns this process into a worker if its parent pool started it as one — serving tasks until

@@ -90,7 +90,7 @@ where
 /// Cuts an iterator into `Vec`s of `size` items (the last one shorter).
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Chunks<I> {
+pub(crate) struct Chunks<I> {
     inputs: I,
     size: usize,
 }

@@ -34,7 +34,7 @@ use crate::wire::Bytes;
 /// A pool of worker processes running registered functions: Python's `ProcessPoolExecutor`,
 /// with crash isolation and per-task timeouts.
 ///
-/// ```no_run
+/// ```
 /// fn square(x: u64) -> u64 { x * x }
 /// futurepool_procs::register!(square);
 ///
@@ -76,27 +76,49 @@ impl ProcessPool {
         A: Serialize,
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, R, Infallible>(&f, &arg, self.shared.task_timeout, |b| {
-            crate::codec::decode::<R>(b).map_err(|e| codec_error("the result", &e))
-        })
+        self.submit_value(f, arg, self.shared.task_timeout)
     }
 
-    /// Like [`submit`](Self::submit), with this task's own timeout: past it the worker is
-    /// killed and replaced and the future fails with [`FutureError::TimedOut`].
-    pub fn submit_timeout<F, A, R>(
+    fn submit_value<F, A, R>(
         &self,
         f: F,
         arg: A,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
         A: Serialize,
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, R, Infallible>(&f, &arg, Some(timeout), |b| {
+        self.submit_inner::<F, R, Infallible>(&f, &arg, timeout, |b| {
             crate::codec::decode::<R>(b).map_err(|e| codec_error("the result", &e))
         })
+    }
+
+    /// The pool's submits with a timeout of their own for each task they submit (instead of
+    /// the pool's [`Builder::task_timeout`]): past it the worker is killed and replaced and
+    /// the future fails with [`FutureError::TimedOut`] (pebble's `schedule(timeout=)`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use futurepool_procs::{FutureError, ProcessPool};
+    /// fn slow(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// fn parse(s: String) -> Result<u32, String> { s.parse().map_err(|e| format!("{e}")) }
+    /// futurepool_procs::register!(slow, parse);
+    ///
+    /// fn main() {
+    ///     futurepool_procs::init();
+    ///     let pool = ProcessPool::new(2).unwrap();
+    ///     let short = pool.with_task_timeout(Duration::from_millis(100));
+    ///     assert_eq!(short.submit(slow, 10_000).unwrap().result(), Err(FutureError::TimedOut));
+    ///     assert_eq!(short.submit_fallible(parse, "7".into()).unwrap().result(), Ok(&7));
+    /// }
+    /// ```
+    pub fn with_task_timeout(&self, timeout: Duration) -> WithTaskTimeout<'_> {
+        WithTaskTimeout {
+            pool: self,
+            timeout,
+        }
     }
 
     /// Runs a registered fallible function: its `Err(e)` comes back typed as
@@ -108,7 +130,22 @@ impl ProcessPool {
         T: DeserializeOwned + Send + Sync + 'static,
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, T, E>(&f, &arg, self.shared.task_timeout, |b| {
+        self.submit_result(f, arg, self.shared.task_timeout)
+    }
+
+    fn submit_result<F, A, T, E>(
+        &self,
+        f: F,
+        arg: A,
+        timeout: Option<Duration>,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
+        A: Serialize,
+        T: DeserializeOwned + Send + Sync + 'static,
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.submit_inner::<F, T, E>(&f, &arg, timeout, |b| {
             match crate::codec::decode::<Result<T, E>>(b) {
                 Ok(Ok(t)) => Ok(t),
                 Ok(Err(e)) => Err(FutureError::Raised(e)),
@@ -241,18 +278,21 @@ impl ProcessPool {
     /// A zero `chunksize` or `buffersize` is an [`OptionsError`] (CPython's `ValueError`); an
     /// unregistered function is the first item's error.
     ///
-    /// ```no_run
+    /// ```
     /// # use futurepool_procs::{MapOptions, ProcessPool};
     /// fn square(x: u64) -> u64 { x * x }
     /// futurepool_procs::register!(square);
     ///
-    /// let pool = ProcessPool::new(2).unwrap();
-    /// let squares: Vec<u64> = pool
-    ///     .map(square, 1..=1000, MapOptions::new().chunksize(64))
-    ///     .unwrap()
-    ///     .map(Result::unwrap)
-    ///     .collect();
-    /// assert_eq!(squares[9], 100);
+    /// fn main() {
+    ///     futurepool_procs::init();
+    ///     let pool = ProcessPool::new(2).unwrap();
+    ///     let squares: Vec<u64> = pool
+    ///         .map(square, 1..=1000, MapOptions::new().chunksize(64))
+    ///         .unwrap()
+    ///         .map(Result::unwrap)
+    ///         .collect();
+    ///     assert_eq!(squares[9], 100);
+    /// }
     /// ```
     pub fn map<F, A, R, I>(
         &self,
@@ -363,6 +403,19 @@ impl ProcessPool {
         self.shared.signal_all(signal);
     }
 
+    /// A snapshot of the pool, for monitoring: Python's `executor._processes` and
+    /// `_pending_work_items`, and more.
+    pub fn stats(&self) -> Stats {
+        let threads = self.threads.stats();
+        Stats {
+            max_workers: threads.max_workers,
+            busy_workers: threads.live_threads - threads.idle_threads,
+            queued_tasks: threads.queued_tasks,
+            worker_pids: self.worker_pids(),
+            processes_started: self.processes_started(),
+        }
+    }
+
     /// Pids of the worker processes alive right now.
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.pids()
@@ -408,4 +461,51 @@ impl Executor for ProcessPool {
     fn shutdown(&self, options: Shutdown) {
         ProcessPool::shutdown(self, options)
     }
+}
+
+/// What [`ProcessPool::with_task_timeout`] returns: the pool's submits, each task with the
+/// given timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct WithTaskTimeout<'a> {
+    pool: &'a ProcessPool,
+    timeout: Duration,
+}
+
+impl WithTaskTimeout<'_> {
+    /// [`ProcessPool::submit`] with this timeout.
+    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.pool.submit_value(f, arg, Some(self.timeout))
+    }
+
+    /// [`ProcessPool::submit_fallible`] with this timeout.
+    pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
+    where
+        F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
+        A: Serialize,
+        T: DeserializeOwned + Send + Sync + 'static,
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.pool.submit_result(f, arg, Some(self.timeout))
+    }
+}
+
+/// A snapshot of a [`ProcessPool`], from [`ProcessPool::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The most worker processes the pool runs.
+    pub max_workers: usize,
+    /// Tasks running right now (each on its own worker).
+    pub busy_workers: usize,
+    /// Tasks submitted and not yet started.
+    pub queued_tasks: usize,
+    /// Pids of the worker processes alive right now, idle or busy.
+    pub worker_pids: Vec<u32>,
+    /// Worker processes started so far, replacements included.
+    pub processes_started: usize,
 }

@@ -94,10 +94,18 @@ inventory::collect!(Entry);
 /// Registers functions so a process pool can run them: one line for any number of plain
 /// functions `fn(A) -> R` (or `-> Result<T, E>`) whose `A` deserializes and `R` serializes.
 ///
-/// ```ignore
+/// ```
 /// fn square(x: u64) -> u64 { x * x }
 /// fn parse(s: String) -> Result<u32, String> { s.parse().map_err(|e| format!("{e}")) }
 /// futurepool_procs::register!(square, parse);
+///
+/// fn main() {
+///     futurepool_procs::init();
+///     let pool = futurepool_procs::ProcessPool::new(1).unwrap();
+///     assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+///     let bad = pool.submit_fallible(parse, "x".to_string()).unwrap();
+///     assert!(bad.exception().unwrap().raised().unwrap().contains("invalid digit"));
+/// }
 /// ```
 #[macro_export]
 macro_rules! register {

@@ -74,7 +74,7 @@ where
         input: A,
         timeout: Duration,
     ) -> Result<Future<R>, SubmitError> {
-        self.submit_timeout(job.f, input, timeout)
+        self.with_task_timeout(timeout).submit(job.f, input)
     }
 
     fn enforces_task_timeout(&self) -> bool {

@@ -80,7 +80,8 @@ fn a_truncated_frame_does_not_wedge_the_task_timeout() {
         let pool = ProcessPool::new(1).unwrap();
         let started = Instant::now();
         let f = pool
-            .submit_timeout(send_raw, frame(100, b"12345"), Duration::from_secs(1))
+            .with_task_timeout(Duration::from_secs(1))
+            .submit(send_raw, frame(100, b"12345"))
             .unwrap();
         assert_eq!(f.result(), Err(FutureError::TimedOut));
         // Wide margin for a loaded machine; before, it was still pending after 15 s.
@@ -195,7 +196,10 @@ fn startup_timeout_of_duration_max_does_not_panic() {
             .build()
             .unwrap();
         assert_eq!(pool.submit(square, 10).unwrap().result(), Ok(&100));
-        let f = pool.submit_timeout(square, 11, Duration::MAX).unwrap();
+        let f = pool
+            .with_task_timeout(Duration::MAX)
+            .submit(square, 11)
+            .unwrap();
         assert_eq!(f.result(), Ok(&121));
     });
 }

@@ -126,11 +126,8 @@ fn faults(pool: &ProcessPool) {
         .unwrap();
     assert!(matches!(f.result(), Err(FutureError::WorkerLost(_))));
     let f = pool
-        .submit_timeout(
-            common::send_raw,
-            common::frame(100, b"12345"),
-            Duration::from_millis(300),
-        )
+        .with_task_timeout(Duration::from_millis(300))
+        .submit(common::send_raw, common::frame(100, b"12345"))
         .unwrap();
     assert_eq!(f.result(), Err(FutureError::TimedOut));
     let marker = std::env::temp_dir().join("grandchild");

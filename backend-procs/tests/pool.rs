@@ -319,7 +319,8 @@ fn hung_task_is_killed_at_its_timeout() {
         let pool = ProcessPool::new(1).unwrap();
         let first = *pool.submit(pid, ()).unwrap().result().unwrap();
         let f = pool
-            .submit_timeout(sleep_ms, 60_000, Duration::from_millis(300))
+            .with_task_timeout(Duration::from_millis(300))
+            .submit(sleep_ms, 60_000)
             .unwrap();
         assert_eq!(f.result(), Err(FutureError::TimedOut));
         let second = *pool.submit(pid, ()).unwrap().result().unwrap();
