@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+#[cfg(doc)]
+use futurepool_core::FutureError;
+
 use crate::manager::Shared;
 use crate::pool::ProcessPool;
 use crate::registry;
