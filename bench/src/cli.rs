@@ -1,15 +1,16 @@
 //! The `pool` CLI against the tools people use instead: `pool run` vs `xargs -P` and GNU
-//! parallel, `pool wc` vs GNU `wc` and the guide's Python file processor, `pool fetch` vs the
-//! guide's Python scraper and `xargs -P curl`. Whole commands are timed; a missing peer is
+//! parallel, `pool wc` vs `find -print0 | xargs -0 [-P2] wc` and the guide's Python file
+//! processor, `pool fetch` vs the guide's Python scraper and `xargs -P curl` (against testkit's
+//! local HTTP server). Whole commands are timed; a missing peer is
 //! reported as skipped.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use futurepool_testkit::http::HttpServer;
 
 use crate::harness::{compare, Comparison, Contender};
 
@@ -90,46 +91,6 @@ fn make_tree(dir: &Path, small: usize, big: usize, mib: usize) {
             written += block.len();
         }
     }
-}
-
-/// An HTTP server on 127.0.0.1 whose every response waits `delay`; keep-alive, a thread per
-/// connection. Returns its base URL.
-fn delay_server(delay: Duration) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                // One write per response and no Nagle: otherwise a delayed ACK adds 40 ms to
-                // every response and the server, not the clients, is what gets measured.
-                let _ = stream.set_nodelay(true);
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    thread::sleep(delay);
-                    let body = "{\"ok\": true}\n";
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    base
 }
 
 pub fn run(sizes: &Sizes, reps: usize, python: &Path, pool_bin: &Path) -> Vec<Comparison> {
@@ -221,24 +182,13 @@ pool CLI — run, one job printing 300 MB to /dev/null: peak RSS {} (GNU paralle
             .map(|e| e.metadata().unwrap().len())
             .sum();
         let mib = (bytes as f64 / (1 << 20) as f64).max(1.0) as usize;
-        let files: Vec<PathBuf> = {
-            let mut v: Vec<PathBuf> = fs::read_dir(&dir)
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            v.sort();
-            v
-        };
-        let list = scratch.join("files.txt");
-        fs::write(
-            &list,
-            files
-                .iter()
-                .map(|p| format!("{}\n", p.display()))
-                .collect::<String>(),
-        )
-        .unwrap();
+        let (find, find_p2) = (
+            format!("find {} -type f -print0 | xargs -0 wc -lwmc", dir.display()),
+            format!(
+                "find {} -type f -print0 | xargs -0 -P2 wc -lwmc",
+                dir.display()
+            ),
+        );
         out.push(compare(
             "pool CLI",
             &format!("wc over {what} ({mib} MiB)"),
@@ -255,8 +205,13 @@ pool CLI — run, one job printing 300 MB to /dev/null: peak RSS {} (GNU paralle
                     c.args(["wc", "--backend", "processes"]).arg(&dir);
                     time_cmd(c, None, mib)
                 }),
-                Contender::new("GNU wc -lwmc (C.UTF-8)", || {
-                    let mut c = sh(&format!("xargs -a {} wc -lwmc", list.display()));
+                Contender::new("find -print0 | xargs -0 wc -lwmc (C.UTF-8)", || {
+                    let mut c = sh(&find);
+                    c.env("LC_ALL", "C.UTF-8");
+                    time_cmd(c, None, mib)
+                }),
+                Contender::new("find -print0 | xargs -0 -P2 wc -lwmc", || {
+                    let mut c = sh(&find_p2);
                     c.env("LC_ALL", "C.UTF-8");
                     time_cmd(c, None, mib)
                 }),
@@ -269,14 +224,15 @@ pool CLI — run, one job printing 300 MB to /dev/null: peak RSS {} (GNU paralle
         ));
     }
 
-    // pool fetch: n requests, 50 ms each, 50 at a time, against a local server.
+    // pool fetch: n requests, 50 ms each, 50 at a time, against testkit's local server
+    // (keep-alive, no Nagle delay, one write per response).
     let n = sizes.fetch_requests;
-    let base = delay_server(Duration::from_millis(50));
+    let server = HttpServer::start().expect("cannot start the local HTTP server");
     let urls = scratch.join("urls.txt");
     fs::write(
         &urls,
         (0..n)
-            .map(|i| format!("{base}/item/{i}\n"))
+            .map(|i| format!("{}?item={i}\n", server.url("/delay/50")))
             .collect::<String>(),
     )
     .unwrap();

@@ -134,7 +134,7 @@ fn main() -> Result<()> {
             } else {
                 cli::Sizes {
                     run_jobs: 2_000,
-                    small_files: 10_000,
+                    small_files: 100_000,
                     big_files: 4,
                     big_file_mib: 256,
                     fetch_requests: 1_000,

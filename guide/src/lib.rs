@@ -1,5 +1,5 @@
-//! Helpers for the guide's examples (`cargo run -p futurepool-guide --example <lesson>`): a small
-//! local HTTP server with the guide's endpoints, so every example runs offline, and a blocking
+//! Helpers for the guide's examples (`cargo run -p futurepool-guide --example <lesson>`): the
+//! local HTTP server with the guide's endpoints (testkit's), so every example runs offline, and a blocking
 //! HTTP GET.
 //!
 //! The guide's sleeps are seconds long; the examples scale them by [`SCALE`] so the whole set
@@ -23,9 +23,6 @@
 //!
 //! (`examples/pitfall_shared_state.rs` shows the `Mutex` and atomic versions that do.)
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::thread;
 use std::time::Duration;
 
 /// One second of the guide is this long here.
@@ -36,80 +33,14 @@ pub fn guide_seconds(seconds: f64) -> Duration {
     SCALE.mul_f64(seconds)
 }
 
-/// A local stand-in for httpbin.org on 127.0.0.1: `/delay/<seconds>` (scaled), `/status/<code>`,
-/// `/json`; anything else is 404. Runs until the process ends.
-#[derive(Debug)]
-pub struct LocalServer {
-    base: String,
-}
+/// A local stand-in for httpbin.org on 127.0.0.1 — testkit's shared server, whose
+/// `/delay/<seconds>` waits the guide's seconds scaled by [`SCALE`], with `/status/<code>` and
+/// `/json`. Runs until the process ends.
+pub type LocalServer = futurepool_testkit::http::HttpServer;
 
-impl LocalServer {
-    /// Starts the server on a free port.
-    pub fn start() -> std::io::Result<LocalServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let base = format!("http://{}", listener.local_addr()?);
-        thread::Builder::new()
-            .name("guide-http".into())
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    thread::spawn(move || {
-                        let _ = handle(stream);
-                    });
-                }
-            })?;
-        Ok(LocalServer { base })
-    }
-
-    /// `http://127.0.0.1:<port><path>`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-fn handle(mut stream: TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
-            break;
-        }
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
-    let (status, body) = if let Some(secs) = path.strip_prefix("/delay/") {
-        let secs: f64 = secs.parse().unwrap_or(0.0);
-        thread::sleep(guide_seconds(secs.min(10.0)));
-        (
-            200,
-            format!("{{\"delayed\": {secs}, \"url\": \"{path}\"}}\n"),
-        )
-    } else if let Some(code) = path.strip_prefix("/status/") {
-        (code.parse().unwrap_or(400), String::new())
-    } else if path == "/json" {
-        (
-            200,
-            "{\"slideshow\": {\"title\": \"Sample Slide Show\", \"slides\": 2}}\n".to_string(),
-        )
-    } else {
-        (404, "not found\n".to_string())
-    };
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        _ => "Status",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
+/// Starts the local server on a free port.
+pub fn start_local_server() -> std::io::Result<LocalServer> {
+    LocalServer::with_delay_unit(SCALE)
 }
 
 /// What a GET returned.
@@ -150,9 +81,7 @@ pub fn urls_or_local(default: &[&str]) -> Vec<String> {
     if !args.is_empty() {
         return args;
     }
-    let server = LocalServer::start().expect("cannot start the local HTTP server");
-    let urls = default.iter().map(|p| server.url(p)).collect();
+    let server = start_local_server().expect("cannot start the local HTTP server");
     // The server thread lives as long as the process.
-    std::mem::forget(server);
-    urls
+    default.iter().map(|p| server.url(p)).collect()
 }

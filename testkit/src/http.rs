@@ -85,7 +85,12 @@ impl HttpServer {
     /// Starts a server whose `/delay/<n>` waits `n` × `unit` (the guide's examples use its
     /// seconds scaled to 100 ms).
     pub fn with_delay_unit(unit: Duration) -> io::Result<HttpServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), unit)
+    }
+
+    /// Starts a server on `addr` (`examples/http_server.rs` serves on a fixed port).
+    pub fn bind(addr: SocketAddr, unit: Duration) -> io::Result<HttpServer> {
+        let listener = TcpListener::bind(addr)?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(State {
             delay_unit: unit,

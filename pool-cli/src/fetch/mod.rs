@@ -56,7 +56,7 @@ pub struct Args {
     /// Connections to one host at once (default: the job count).
     #[arg(long)]
     per_host: Option<NonZeroUsize>,
-    /// The User-Agent header (default: pool/<version>).
+    /// The User-Agent header (default: `pool/VERSION`).
     #[arg(short = 'A', long = "user-agent", value_name = "AGENT")]
     user_agent: Option<String>,
     /// An extra request header, `Name: value` (repeatable; replaces a default of that name).
