@@ -103,6 +103,31 @@ fn class(c: u32) -> Class {
             _ => Class::Other,
         };
     }
+    if c < 0x1_0000 {
+        // Text outside ASCII is mostly in the BMP: one table lookup instead of two binary
+        // searches per character.
+        return bmp_classes()[c as usize];
+    }
+    class_by_ranges(c)
+}
+
+/// The class of every BMP code point, built once from the range tables (64 KiB).
+fn bmp_classes() -> &'static [Class; 0x1_0000] {
+    static TABLE: std::sync::OnceLock<Box<[Class; 0x1_0000]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([Class::Other; 0x1_0000]);
+        for (c, slot) in table.iter_mut().enumerate() {
+            *slot = class_by_ranges(c as u32);
+        }
+        table
+    })
+}
+
+/// The class from the generated ranges (any code point from U+0080 on).
+fn class_by_ranges(c: u32) -> Class {
+    if c < 0x80 {
+        return class(c);
+    }
     if c > 0x10_ffff {
         // Beyond Unicode (the old long forms glibc decodes): not printable.
         Class::Other
@@ -425,6 +450,14 @@ mod tests {
             c.feed(&text[..cut]);
             c.feed(&text[cut..]);
             assert_eq!(c.finish(), whole, "cut at {cut}");
+        }
+    }
+
+    /// The BMP table agrees with the range tables it is built from.
+    #[test]
+    fn bmp_table_agrees_with_the_ranges() {
+        for c in 0x80..0x1_0000u32 {
+            assert!(class(c) == class_by_ranges(c), "U+{c:04X}");
         }
     }
 

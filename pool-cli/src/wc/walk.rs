@@ -84,15 +84,19 @@ impl Filter {
         Ok(Filter { matchers })
     }
 
-    fn accepts(&self, relative: &Path) -> bool {
-        self.matchers.is_empty()
-            || self.matchers.iter().any(|(m, whole)| {
-                if *whole {
-                    m.is_match(relative)
-                } else {
-                    relative.file_name().is_some_and(|n| m.is_match(n))
-                }
-            })
+    /// Whether `found`, under the walked directory `root`, passes.
+    fn accepts(&self, root: &Path, found: &Path) -> bool {
+        if self.matchers.is_empty() {
+            return true;
+        }
+        let relative = found.strip_prefix(root).unwrap_or(found);
+        self.matchers.iter().any(|(m, whole)| {
+            if *whole {
+                m.is_match(relative)
+            } else {
+                relative.file_name().is_some_and(|n| m.is_match(n))
+            }
+        })
     }
 }
 
@@ -123,9 +127,11 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
         });
         return;
     }
+    // Siblings share their parent's path, so comparing whole paths is comparing names — as
+    // `sort_by_file_name` does, without re-parsing each path for its file name per comparison.
     let walk = walkdir::WalkDir::new(path)
         .follow_links(true)
-        .sort_by_file_name();
+        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
     for item in walk {
         let entry = match item {
             Ok(entry) => entry,
@@ -149,8 +155,7 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
         if ft.is_dir() {
             continue;
         }
-        let relative = entry.path().strip_prefix(path).unwrap_or(entry.path());
-        if !filter.accepts(relative) {
+        if !filter.accepts(path, entry.path()) {
             continue;
         }
         if let Some(what) = special(&ft) {
