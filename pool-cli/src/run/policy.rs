@@ -205,6 +205,11 @@ impl Tally {
         self.started += 1;
     }
 
+    /// Jobs started (retries are not counted again).
+    pub fn started_count(&self) -> usize {
+        self.started
+    }
+
     pub fn failed_count(&self) -> usize {
         self.failed
     }

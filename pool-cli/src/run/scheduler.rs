@@ -313,7 +313,7 @@ pub fn run(
     if failed > 0 && s.stopping != Stopping::Closed {
         s.printer.note(&format!(
             "{failed} of {} jobs failed",
-            seq - s.plan.skip.len().min(seq)
+            s.tally.started_count()
         ));
     }
     Ok(s.tally.exit_code())
