@@ -239,9 +239,12 @@ fn jobs_forms_like_gnu_parallel() {
         args.extend(inputs.iter().map(String::as_str));
         let out = pool(&args);
         assert_eq!(out.code, 0, "-j {j}: {}", out.stderr);
-        out.text()
-            .lines()
-            .map(|l| l.parse::<usize>().unwrap())
+        let text = out.text();
+        text.lines()
+            .map(|l| {
+                l.parse::<usize>()
+                    .unwrap_or_else(|e| panic!("-j {j}: {e} in {l:?} of {text:?}: {}", out.stderr))
+            })
             .max()
             .unwrap()
     };
