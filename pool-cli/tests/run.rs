@@ -849,6 +849,74 @@ fn joblog_has_gnu_parallels_columns() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The joblog's columns other than the times, against GNU parallel's for the same jobs
+/// (exit codes, a signal, a missing command, a timeout).
+#[test]
+fn joblog_matches_gnu_parallels() {
+    let dir = scratch("joblog-gnu");
+    let rows = |log: &Path| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(log).unwrap();
+        let mut rows: Vec<Vec<String>> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                [0, 1, 4, 5, 6, 7, 8]
+                    .iter()
+                    .map(|&i| c[i].to_string())
+                    .collect()
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let args = |log: &Path| -> Vec<String> {
+        [
+            "-j2",
+            "--timeout",
+            "1",
+            "--joblog",
+            s(log),
+            "eval",
+            ":::",
+            "echo hi",
+            "exit 3",
+            "kill -9 $$",
+            "no-such-command-zz",
+            "sleep 9",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let ours_log = dir.join("ours");
+    let ours_args = args(&ours_log);
+    let out = pool(&ours_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let ours = rows(&ours_log);
+    let col =
+        |seq: &str, i: usize| -> String { ours.iter().find(|r| r[0] == seq).unwrap()[i].clone() };
+    assert_eq!(
+        (col("1", 3), col("1", 4)),
+        ("3".into(), "0".into()),
+        "echo hi: 3 bytes"
+    );
+    assert_eq!(col("2", 4), "3");
+    assert_eq!((col("3", 4), col("3", 5)), ("0".into(), "9".into()));
+    assert_eq!(col("4", 4), "127");
+    assert_eq!((col("5", 4), col("5", 5)), ("-1".into(), "15".into()));
+    let theirs_log = dir.join("theirs");
+    let theirs_args = args(&theirs_log);
+    if let Some(theirs) = gnu(
+        &theirs_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+    ) {
+        assert_eq!(theirs.code, 4, "{}", theirs.stderr);
+        assert_eq!(ours, rows(&theirs_log));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The same sequence of runs with `--resume`/`--resume-failed` as GNU parallel: which jobs run
 /// again, what they print, the exit codes.
 #[test]
