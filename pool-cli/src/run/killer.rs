@@ -54,8 +54,18 @@ pub struct Killer {
 }
 
 impl Killer {
-    /// Sends `signal` to `pgid` at `at` (then SIGKILL `then_kill_after` later), setting `fired`.
-    pub fn schedule(
+    /// `--timeout`: SIGTERM to `pgid` at `at`, SIGKILL `grace` later; `fired` is set when the
+    /// SIGTERM goes.
+    pub fn timeout(&self, at: Instant, pgid: u32, grace: Duration, fired: Arc<AtomicBool>) {
+        self.schedule(at, pgid, libc::SIGTERM, Some(grace), Some(fired));
+    }
+
+    /// SIGKILL to `pgid` at `at` (the end of a grace period).
+    pub fn kill_at(&self, at: Instant, pgid: u32) {
+        self.schedule(at, pgid, libc::SIGKILL, None, None);
+    }
+
+    fn schedule(
         &self,
         at: Instant,
         pgid: u32,

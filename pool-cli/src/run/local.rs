@@ -288,8 +288,7 @@ impl LocalExecutor {
             Stop::Kill => signal_group(pgid, libc::SIGKILL),
             Stop::Signal(signal) => {
                 signal_group(pgid, signal);
-                self.killer
-                    .schedule(Instant::now() + self.grace, pgid, libc::SIGKILL, None, None);
+                self.killer.kill_at(Instant::now() + self.grace, pgid);
             }
         }
     }
@@ -323,11 +322,15 @@ impl LocalExecutor {
         let mut threads = Vec::new();
         if let Some(out) = child.stdout.take() {
             let (printer, tag) = (printer.clone(), tag.clone());
-            threads.push(thread::spawn(move || forward(out, &printer, tag, true)));
+            threads.push(thread::spawn(move || {
+                forward(out, &printer, tag, Stream::Stdout)
+            }));
         }
         if let Some(err) = child.stderr.take() {
             let (printer, tag) = (printer.clone(), tag.clone());
-            threads.push(thread::spawn(move || forward(err, &printer, tag, false)));
+            threads.push(thread::spawn(move || {
+                forward(err, &printer, tag, Stream::Stderr)
+            }));
         }
         threads
     }
@@ -340,8 +343,15 @@ pub fn tag_of(values: &[Vec<u8>]) -> Vec<u8> {
     tag
 }
 
+/// Which of our streams a job's stream goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// Copies whole lines from `from` to our stdout or stderr as they arrive; returns bytes read.
-fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, stdout: bool) -> u64 {
+fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, to: Stream) -> u64 {
     const MAX_PARTIAL: usize = 1 << 20;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -352,10 +362,11 @@ fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, stdout:
             Some(tag) => tag_lines(bytes, tag, &mut start, w),
             None => w.write_all(bytes),
         };
-        if stdout {
-            let _ = printer.stdout(write);
-        } else {
-            printer.stderr(write);
+        match to {
+            Stream::Stdout => {
+                let _ = printer.stdout(write);
+            }
+            Stream::Stderr => printer.stderr(write),
         }
     };
     loop {
@@ -457,13 +468,8 @@ impl Executor for LocalExecutor {
         }
         let timed_out = Arc::new(AtomicBool::new(false));
         if let Some(limit) = job.timeout {
-            self.killer.schedule(
-                started + limit,
-                pgid,
-                libc::SIGTERM,
-                Some(self.grace),
-                Some(timed_out.clone()),
-            );
+            self.killer
+                .timeout(started + limit, pgid, self.grace, timed_out.clone());
         }
         let readers = self.forward_lines(job, &mut child);
         let waited = wait_exited(pgid);
