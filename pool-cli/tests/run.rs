@@ -1163,6 +1163,50 @@ fn a_second_ctrl_c_kills_at_once() {
     });
 }
 
+fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('T')
+    })
+}
+
+/// Ctrl-Z stops the jobs with `pool` (they are in their own process groups, which the
+/// terminal's SIGTSTP does not reach); `fg` (SIGCONT) resumes them.
+#[test]
+fn ctrl_z_suspends_the_jobs_and_fg_resumes_them() {
+    let dir = scratch("tstp");
+    let pids = dir.join("pids");
+    let job = format!("echo $$ >> {}; sleep 1.5; echo done {{}}", s(&pids));
+    let child = start_group(
+        env!("CARGO_BIN_EXE_pool"),
+        &["-k", "-j2", &job, ":::", "a", "b"],
+    );
+    watchdog(Duration::from_secs(60), move || {
+        wait_for_lines(&pids, 2);
+        signal_group(child.id(), libc::SIGTSTP);
+        let jobs = pids_in(&pids);
+        let t0 = Instant::now();
+        while !(stopped(child.id() as i32) && jobs.iter().all(|&p| stopped(p))) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "not all stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Well past the jobs' 1.5 s: still there, still stopped.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            jobs.iter().all(|&p| stopped(p)),
+            "a job went on while suspended"
+        );
+        signal_group(child.id(), libc::SIGCONT);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done a\ndone b\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// SIGHUP: no new jobs, the running one finishes and is printed.
 #[test]
 fn sighup_lets_running_jobs_finish() {

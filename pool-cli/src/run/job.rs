@@ -105,4 +105,10 @@ pub trait Executor: Send + Sync {
 
     /// Stops every running job, and every job started from now on.
     fn stop_running(&self, how: Stop);
+
+    /// Ctrl-Z: suspends every running job (an executor that cannot does nothing).
+    fn suspend_running(&self) {}
+
+    /// `fg`/`bg` after Ctrl-Z: resumes every running job.
+    fn resume_running(&self) {}
 }

@@ -509,6 +509,18 @@ impl Executor for LocalExecutor {
         })
     }
 
+    fn suspend_running(&self) {
+        for &pgid in self.running().groups.keys() {
+            signal_group(pgid, libc::SIGTSTP);
+        }
+    }
+
+    fn resume_running(&self) {
+        for &pgid in self.running().groups.keys() {
+            signal_group(pgid, libc::SIGCONT);
+        }
+    }
+
     fn stop_running(&self, how: Stop) {
         let mut running = self.running();
         running.stopping = Some(how);

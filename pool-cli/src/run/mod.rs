@@ -69,7 +69,8 @@ that provably need no shell are executed directly. A job's output is printed who
 Exit code: the number of failed jobs (at most 101); with --halt ...,fail=1 the failing job's own
 code; with --halt ...% the percentage that failed; 255 when stopped by SIGINT/SIGTERM (the
 signal goes to every job's process group, SIGKILL follows after --grace; a second Ctrl-C kills
-at once). SIGHUP: no new jobs, the running ones finish. A closed stdout stops the run quietly.
+at once). SIGHUP: no new jobs, the running ones finish. Ctrl-Z suspends the jobs with pool;
+fg resumes them. A closed stdout stops the run quietly.
 
 Examples:
   pool run -k -j4 'gzip -9 {}' ::: *.log

@@ -2,7 +2,8 @@
 //! signal arrived. It starts jobs while a slot is free (reading inputs lazily), retries, applies
 //! `--halt`, prints outputs (in input order with `-k`), writes the joblog, and stops the run on
 //! SIGINT/SIGTERM (the signal to every job's group, SIGKILL after `--grace`, a second one kills
-//! at once; exit 255), SIGHUP (no new jobs; running ones finish) and a closed stdout (running
+//! at once; exit 255), SIGHUP (no new jobs; running ones finish), SIGTSTP/SIGCONT (Ctrl-Z and
+//! `fg`: the jobs are suspended and resumed with us) and a closed stdout (running
 //! jobs ended, quietly).
 //!
 //! Jobs run on futurepool's thread pool, one worker per slot, each blocking in
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futurepool_threads::ThreadPool;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 
 use super::input::{InputError, Inputs, Values};
 use super::job::{Executor, Finished, JobError, JobSpec, Stop};
@@ -134,8 +135,9 @@ pub fn run(
     printer: Arc<Printer>,
 ) -> Result<u8> {
     let (tx, rx) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("installing signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT])
+            .context("installing signal handlers")?;
     let signal_handle = signals.handle();
     let signal_tx = tx.clone();
     let signal_thread = thread::Builder::new()
@@ -249,6 +251,16 @@ pub fn run(
                 submit(&pool, &s.executor, &tx, spec, 1)?;
                 running += 1;
             }
+            Event::Signal(SIGTSTP) => {
+                // Ctrl-Z: the jobs (in their own process groups, which the terminal does not
+                // reach) stop with us, as GNU parallel does; then we stop.
+                s.executor.suspend_running();
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::STOP,
+                );
+            }
+            Event::Signal(SIGCONT) => s.executor.resume_running(),
             Event::Signal(SIGHUP) => {
                 if s.stopping == Stopping::No {
                     s.stopping = Stopping::Soon;
