@@ -427,10 +427,10 @@ impl Shared {
             match result {
                 Ok(entries) => {
                     pause = Duration::from_millis(20);
-                    for entry in entries {
+                    for _ in &entries {
                         self.take_slot();
-                        self.handle(&mut link, entry);
                     }
+                    self.handle(&mut link, entries);
                 }
                 Err(e) if link::is_no_group(&e) => {
                     // Redis lost the group (a restart without persistence): make it again.
@@ -448,8 +448,74 @@ impl Shared {
         }
     }
 
-    /// One delivered entry: start it (or refuse it, or skip it) — its slot is taken.
-    fn handle(self: &Arc<Self>, link: &mut Link, entry: StreamId) {
+    /// Delivered entries, each holding a slot: decoded and checked, started in one pipelined
+    /// round trip of start scripts, then launched (or refused, or skipped).
+    fn handle(self: &Arc<Self>, link: &mut Link, entries: Vec<StreamId>) {
+        let mut ready = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(task) = self.check(link, entry) {
+                ready.push(task);
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let keys = &self.keys;
+        let started: Vec<Vec<u8>> = ready
+            .iter()
+            .map(|(_, msg, _)| {
+                wire::to_bytes(&ReplyMsg {
+                    seq: msg.seq,
+                    agent: self.name.clone(),
+                    kind: ReplyKind::Started,
+                })
+            })
+            .collect();
+        let results = link.run_retrying(
+            Some(Instant::now() + self.lease),
+            || !self.stopping(),
+            |c| {
+                let mut pipe = redis::pipe();
+                for ((entry, msg, _), started) in ready.iter().zip(&started) {
+                    pipe.invoke_script(
+                        scripts::start()
+                            .key(keys.tasks())
+                            .key(keys.running())
+                            .key(keys.cancel(&msg.task))
+                            .key(keys.reply(&msg.client))
+                            .arg(entry)
+                            .arg(&msg.task)
+                            .arg(&self.name)
+                            .arg(msg.max_attempts)
+                            .arg(started)
+                            .arg(msg.reply_ttl_ms),
+                    );
+                }
+                scripts::pipelined(c, scripts::start(), &pipe)
+            },
+        );
+        let results: Vec<(i64, u32)> = match results {
+            Ok(results) => results,
+            Err(e) => {
+                // Left pending: reclaimed after the lease by whichever agent is alive then.
+                log::warn!(
+                    "futurepool-redis: agent {} cannot start tasks: {e}",
+                    self.name
+                );
+                for _ in &ready {
+                    self.release_slot();
+                }
+                return;
+            }
+        };
+        for ((entry, msg, report), result) in ready.into_iter().zip(results) {
+            self.launch(link, entry, msg, report, result);
+        }
+    }
+
+    /// Decodes an entry and checks its function's signature; `None` if it was dropped or
+    /// refused (its slot is then released or its refusal reported).
+    fn check(&self, link: &mut Link, entry: StreamId) -> Option<(String, TaskMsg, Report)> {
         let msg = match entry.map.get(wire::FIELD) {
             Some(Value::BulkString(bytes)) => wire::from_bytes::<TaskMsg>(bytes),
             _ => Err("no message field".to_string()),
@@ -474,7 +540,7 @@ impl Shared {
                         .query::<()>(c)
                 });
                 self.release_slot();
-                return;
+                return None;
             }
         };
         let arg_blob = match &msg.arg {
@@ -495,35 +561,23 @@ impl Shared {
         if let Some(why) = refusal(&msg, signature(&msg.function), &self.name) {
             report.outcome = RemoteOutcome::Broken(why);
             self.report(report);
-            return;
+            return None;
         }
-        let started = wire::to_bytes(&ReplyMsg {
-            seq: msg.seq,
-            agent: self.name.clone(),
-            kind: ReplyKind::Started,
-        });
-        let keys = &self.keys;
-        let start = link.run_retrying(
-            Some(Instant::now() + self.lease),
-            || !self.stopping(),
-            |c| {
-                scripts::start()
-                    .key(keys.tasks())
-                    .key(keys.running())
-                    .key(keys.cancel(&msg.task))
-                    .key(keys.reply(&msg.client))
-                    .arg(&entry.id)
-                    .arg(&msg.task)
-                    .arg(&self.name)
-                    .arg(msg.max_attempts)
-                    .arg(&started)
-                    .arg(msg.reply_ttl_ms)
-                    .invoke::<(i64, u32)>(c)
-            },
-        );
-        let attempt = match start {
-            Ok((1, attempt)) => attempt,
-            Ok((2, delivered)) => {
+        Some((entry.id, msg, report))
+    }
+
+    /// Acts on a start script's answer: run the task, fail it (attempts exhausted), or skip it.
+    fn launch(
+        self: &Arc<Self>,
+        link: &mut Link,
+        entry: String,
+        msg: TaskMsg,
+        mut report: Report,
+        started: (i64, u32),
+    ) {
+        let attempt = match started {
+            (1, attempt) => attempt,
+            (2, delivered) => {
                 report.attempt = delivered;
                 report.outcome = RemoteOutcome::WorkerLost(format!(
                     "task {} was delivered {delivered} times and the agent running it was lost \
@@ -534,18 +588,8 @@ impl Shared {
                 self.report(report);
                 return;
             }
-            Ok(_) => {
+            _ => {
                 // Cancelled before it started, or another agent owns it now.
-                self.release_slot();
-                return;
-            }
-            Err(e) => {
-                // Left pending: reclaimed after the lease by whichever agent is alive then.
-                log::warn!(
-                    "futurepool-redis: agent {} cannot start {}: {e}",
-                    self.name,
-                    msg.task
-                );
                 self.release_slot();
                 return;
             }
@@ -596,7 +640,7 @@ impl Shared {
         self.inflight().insert(
             msg.task.clone(),
             InFlight {
-                entry: entry.id.clone(),
+                entry,
                 future: None,
                 killed: false,
             },
@@ -665,7 +709,7 @@ impl Shared {
     fn reply_loop(self: Arc<Self>, rx: mpsc::Receiver<Report>) {
         let mut link = Link::new(self.client.clone(), Duration::ZERO);
         loop {
-            let report = match rx.recv_timeout(Duration::from_millis(100)) {
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(report) => report,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if self.stopping() && self.inflight().is_empty() {
@@ -675,75 +719,106 @@ impl Shared {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
-            self.send_report(&mut link, report);
-            self.release_slot();
+            // Whatever else is ready goes in the same round trip.
+            let mut batch = vec![first];
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(report) => batch.push(report),
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len();
+            self.send_reports(&mut link, batch);
+            for _ in 0..n {
+                self.release_slot();
+            }
         }
     }
 
-    fn send_report(&self, link: &mut Link, mut report: Report) {
+    /// Sends outcomes to their clients in one pipeline of finish scripts (large results are
+    /// stored in their own keys first), retrying through Redis outages.
+    fn send_reports(&self, link: &mut Link, mut batch: Vec<Report>) {
         let keys = &self.keys;
-        if let RemoteOutcome::Returned(Payload::Inline(bytes)) = &report.outcome {
-            if bytes.len() >= wire::BLOB_FROM {
-                let key = keys.blob(&report.task, &format!("result{}", report.attempt));
-                let bytes = std::mem::take(match &mut report.outcome {
-                    RemoteOutcome::Returned(Payload::Inline(b)) => b,
-                    _ => unreachable!("matched above"),
-                });
-                let stored = link.run_retrying(
-                    None,
-                    || true,
-                    |c| {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(&bytes)
-                            .arg("PX")
-                            .arg(report.reply_ttl_ms)
-                            .query::<()>(c)
-                    },
-                );
-                report.outcome = match stored {
-                    Ok(()) => RemoteOutcome::Returned(Payload::Stored(key)),
-                    Err(e) => RemoteOutcome::Broken(format!("cannot store the result: {e}")),
-                };
+        for report in &mut batch {
+            let RemoteOutcome::Returned(Payload::Inline(bytes)) = &mut report.outcome else {
+                continue;
+            };
+            if bytes.len() < wire::BLOB_FROM {
+                continue;
             }
+            let key = keys.blob(&report.task, &format!("result{}", report.attempt));
+            let bytes = std::mem::take(bytes);
+            let ttl = report.reply_ttl_ms;
+            let stored = link.run_retrying(
+                None,
+                || true,
+                |c| {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&bytes)
+                        .arg("PX")
+                        .arg(ttl)
+                        .query::<()>(c)
+                },
+            );
+            report.outcome = match stored {
+                Ok(()) => RemoteOutcome::Returned(Payload::Stored(key)),
+                Err(e) => RemoteOutcome::Broken(format!("cannot store the result: {e}")),
+            };
         }
-        let msg = wire::to_bytes(&ReplyMsg {
-            seq: report.seq,
-            agent: self.name.clone(),
-            kind: ReplyKind::Done {
-                attempt: report.attempt,
-                outcome: report.outcome,
-            },
-        });
-        let blob = report
-            .arg_blob
-            .clone()
-            .unwrap_or_else(|| keys.blob(&report.task, "arg"));
+        let messages: Vec<(Vec<u8>, String)> = batch
+            .iter_mut()
+            .map(|report| {
+                let outcome = std::mem::replace(&mut report.outcome, RemoteOutcome::Cancelled);
+                let msg = wire::to_bytes(&ReplyMsg {
+                    seq: report.seq,
+                    agent: self.name.clone(),
+                    kind: ReplyKind::Done {
+                        attempt: report.attempt,
+                        outcome,
+                    },
+                });
+                let blob = report
+                    .arg_blob
+                    .clone()
+                    .unwrap_or_else(|| keys.blob(&report.task, "arg"));
+                (msg, blob)
+            })
+            .collect();
         let sent = link.run_retrying(
             None,
             || true,
             |c| {
-                scripts::finish()
-                    .key(keys.tasks())
-                    .key(keys.running())
-                    .key(keys.reply(&report.client))
-                    .key(&blob)
-                    .arg(&report.entry)
-                    .arg(&report.task)
-                    .arg(&self.name)
-                    .arg(&msg)
-                    .arg(report.reply_ttl_ms)
-                    .invoke::<i64>(c)
+                let mut pipe = redis::pipe();
+                for (report, (msg, blob)) in batch.iter().zip(&messages) {
+                    pipe.invoke_script(
+                        scripts::finish()
+                            .key(keys.tasks())
+                            .key(keys.running())
+                            .key(keys.reply(&report.client))
+                            .key(blob)
+                            .arg(&report.entry)
+                            .arg(&report.task)
+                            .arg(&self.name)
+                            .arg(msg)
+                            .arg(report.reply_ttl_ms),
+                    )
+                    .ignore();
+                }
+                scripts::pipelined::<()>(c, scripts::finish(), &pipe)
             },
         );
         if let Err(e) = sent {
             log::error!(
-                "futurepool-redis: agent {} could not report task {}: {e}",
+                "futurepool-redis: agent {} could not report {} tasks: {e}",
                 self.name,
-                report.task
+                batch.len()
             );
         }
-        self.inflight().remove(&report.task);
+        let mut inflight = self.inflight();
+        for report in &batch {
+            inflight.remove(&report.task);
+        }
     }
 
     /// Heartbeats and kill requests; ends with the replier.

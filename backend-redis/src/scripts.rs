@@ -142,3 +142,19 @@ script!(cancel, CANCEL);
 script!(heartbeat, HEARTBEAT);
 script!(missing, MISSING);
 script!(drop_if_empty, DROP_IF_EMPTY);
+
+/// Runs a pipeline of invocations of `script`, loading the script first if the server does not
+/// have it (after a restart): `EVALSHA` in a pipeline does not fall back by itself.
+pub(crate) fn pipelined<T: redis::FromRedisValue>(
+    conn: &mut redis::Connection,
+    script: &Script,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<T> {
+    match pipe.query(conn) {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            script.load(conn)?;
+            pipe.query(conn)
+        }
+        other => other,
+    }
+}
