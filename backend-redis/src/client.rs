@@ -978,13 +978,21 @@ impl Shared {
             if !dropped && self.lock().pending.is_empty() {
                 // Nothing unfinished: leave no key behind (a late duplicate reply recreates the
                 // stream with an expiry).
-                dropped = link
-                    .run(|c| {
-                        scripts::drop_if_empty()
-                            .key(&self.reply_key)
-                            .invoke::<i64>(c)
-                    })
-                    .is_ok();
+                match link.run(|c| {
+                    scripts::drop_if_empty()
+                        .key(&self.reply_key)
+                        .invoke::<i64>(c)
+                }) {
+                    Ok(deleted) => {
+                        dropped = true;
+                        if deleted == 1 {
+                            // A reply from now on starts a new stream, whose ids may be lower
+                            // than the last one read (same millisecond): read it from the start.
+                            last = "0-0".to_string();
+                        }
+                    }
+                    Err(_) => dropped = false,
+                }
             }
         }
         let _ = link.run(|c| redis::cmd("DEL").arg(&self.reply_key).query::<()>(c));
