@@ -99,3 +99,49 @@ fn result_then_submit_reuses_the_worker() {
         assert_eq!(pool.stats().live_threads, 1);
     });
 }
+
+/// Two submitters at once vs a worker going to sleep: every task runs (a lost wake-up shows as
+/// a loom deadlock), and no more threads start than allowed.
+#[test]
+fn two_submitters_vs_a_sleeping_worker() {
+    // Three threads and the worker's sleep protocol: two preemptions keep the search in
+    // seconds rather than tens of minutes, and still cover a submitter preempted between its
+    // push and its read of `sleepers` while the other submits and the worker falls asleep.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        assert_eq!(pool.submit(|| 0).unwrap().result(), Ok(&0));
+        let other = {
+            let pool = pool.clone();
+            thread::spawn(move || *pool.submit(|| 1).unwrap().result().unwrap())
+        };
+        assert_eq!(pool.submit(|| 2).unwrap().result(), Ok(&2));
+        assert_eq!(other.join().unwrap(), 1);
+        assert!(pool.stats().live_threads <= 1);
+    });
+}
+
+/// Shutdown racing the first submission, on a pool with no thread yet: an accepted task runs,
+/// a refused one does not, and no thread outlives the second `shutdown(wait=true)`.
+#[test]
+fn shutdown_vs_first_submission() {
+    loom::model(|| {
+        let pool = Arc::new(ThreadPool::new(1).unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            thread::spawn(move || {
+                pool.submit(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+                .is_ok()
+            })
+        };
+        pool.shutdown(Shutdown::new());
+        let accepted = submitter.join().unwrap();
+        pool.shutdown(Shutdown::new());
+        assert_eq!(ran.load(Ordering::SeqCst), usize::from(accepted));
+        assert_eq!(pool.stats().live_threads, 0);
+    });
+}

@@ -2,7 +2,9 @@
 //!
 //! Contenders of one comparison run in turns (A B C A B C …) so that a machine that drifts
 //! (another tenant, thermal limits) does not bias one side; each figure is the median of the
-//! repetitions after one warm-up round.
+//! repetitions after one warm-up round. Each round's peer time divided by ours in the same round
+//! is one *pair ratio*; a comparison reports the median pair ratio, its spread (min–max) and in
+//! how many pairs we were ahead, so a lead inside the noise shows as one.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -27,19 +29,65 @@ impl<'a> Contender<'a> {
 #[derive(Clone, Debug)]
 pub struct Figure {
     pub name: String,
-    /// `None`: skipped.
+    /// Nanoseconds per operation, one per round in run order; `None`: skipped.
     pub samples: Option<Vec<f64>>,
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn median_of(v: &[f64]) -> f64 {
+    let v = sorted(v);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 impl Figure {
     pub fn median(&self) -> Option<f64> {
-        self.samples.as_ref().map(|s| s[s.len() / 2])
+        self.samples
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(median_of)
     }
     pub fn min(&self) -> Option<f64> {
-        self.samples.as_ref().map(|s| s[0])
+        self.samples
+            .as_deref()
+            .and_then(|s| sorted(s).first().copied())
     }
     pub fn max(&self) -> Option<f64> {
-        self.samples.as_ref().map(|s| s[s.len() - 1])
+        self.samples
+            .as_deref()
+            .and_then(|s| sorted(s).last().copied())
+    }
+}
+
+/// A peer against ours over the interleaved rounds: each round's peer time / our time.
+#[derive(Clone, Debug)]
+pub struct PairRatios {
+    /// One ratio per round, in run order; above 1 means we were faster in that round.
+    pub ratios: Vec<f64>,
+}
+
+impl PairRatios {
+    pub fn median(&self) -> f64 {
+        median_of(&self.ratios)
+    }
+    pub fn min(&self) -> f64 {
+        sorted(&self.ratios)[0]
+    }
+    pub fn max(&self) -> f64 {
+        *sorted(&self.ratios).last().unwrap()
+    }
+    /// Rounds in which we were faster.
+    pub fn wins(&self) -> usize {
+        self.ratios.iter().filter(|r| **r > 1.0).count()
     }
 }
 
@@ -51,6 +99,17 @@ pub struct Comparison {
     /// What one operation is ("task", "round trip", …).
     pub unit: String,
     pub figures: Vec<Figure>,
+}
+
+impl Comparison {
+    /// The pair ratios of `peer` (an index into `figures`) against ours (the first figure);
+    /// `None` if either was skipped.
+    pub fn pair_ratios(&self, peer: usize) -> Option<PairRatios> {
+        let ours = self.figures.first()?.samples.as_ref()?;
+        let theirs = self.figures.get(peer)?.samples.as_ref()?;
+        let ratios: Vec<f64> = theirs.iter().zip(ours).map(|(t, o)| t / o).collect();
+        (!ratios.is_empty()).then_some(PairRatios { ratios })
+    }
 }
 
 /// Runs the contenders interleaved: one warm-up round, then `reps` rounds.
@@ -80,10 +139,7 @@ pub fn compare(
         .zip(samples)
         .map(|(c, s)| Figure {
             name: c.name.clone(),
-            samples: s.map(|mut v| {
-                v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-                v
-            }),
+            samples: s,
         })
         .collect();
     let cmp = Comparison {
@@ -107,20 +163,29 @@ fn human_ns(ns: f64) -> String {
     }
 }
 
-/// Prints a comparison: per contender the median per operation, the rate, the min–max spread
-/// and the ratio to ours (how many times slower the peer is: above 1 means we are faster).
+/// Prints a comparison: per contender the median per operation, the rate, the min–max spread,
+/// and for each peer its pair ratios to ours (how many times slower the peer was in the same
+/// round: above 1 means we were faster): median, min–max, and the rounds we won.
 pub fn print_comparison(cmp: &Comparison) {
     println!(
-        "\n{} — {} (median per {}, spread min–max, ratio = peer / ours)",
+        "\n{} — {} (median per {}, spread min–max; ratio = peer / ours per interleaved round: \
+         median [min–max], rounds won)",
         cmp.group, cmp.name, cmp.unit
     );
-    let ours = cmp.figures.first().and_then(Figure::median);
-    for f in &cmp.figures {
+    for (i, f) in cmp.figures.iter().enumerate() {
         match (f.median(), f.min(), f.max()) {
             (Some(m), Some(lo), Some(hi)) => {
-                let ratio = match ours {
-                    Some(o) if f.name != cmp.figures[0].name => format!("{:>7.2}×", m / o),
-                    _ => "    ours".into(),
+                let ratio = match (i, cmp.pair_ratios(i)) {
+                    (0, _) => "    ours".into(),
+                    (_, Some(r)) => format!(
+                        "{:>6.2}× [{:.2}–{:.2}] {}/{}",
+                        r.median(),
+                        r.min(),
+                        r.max(),
+                        r.wins(),
+                        r.ratios.len()
+                    ),
+                    (_, None) => String::new(),
                 };
                 println!(
                     "  {:<36} {:>11}  {:>14}/s  [{} – {}]  {}",
@@ -172,72 +237,56 @@ pub fn cpython(script: &std::path::Path, workers: usize, case: &str) -> Option<f
         .ok()
 }
 
-/// The comparisons as JSON (hand-written: the bench crate needs no serde).
+/// The comparisons as JSON, through serde_json: per figure the median, min, max and the samples
+/// in run order; per peer its pair ratios (median, min, max, rounds won).
 pub fn to_json(machine: &str, comparisons: &[Comparison], notes: &[(String, String)]) -> String {
-    let mut j = String::new();
-    let _ = write!(
-        j,
-        "{{\n  \"machine\": {},\n  \"comparisons\": [",
-        quote(machine)
-    );
-    for (i, c) in comparisons.iter().enumerate() {
-        let _ = write!(
-            j,
-            "{}\n    {{\"group\": {}, \"name\": {}, \"unit\": {}, \"figures\": [",
-            if i > 0 { "," } else { "" },
-            quote(&c.group),
-            quote(&c.name),
-            quote(&c.unit)
-        );
-        for (k, f) in c.figures.iter().enumerate() {
-            let _ = write!(
-                j,
-                "{}\n      {{\"name\": {}, ",
-                if k > 0 { "," } else { "" },
-                quote(&f.name)
-            );
-            match (&f.samples, f.median(), f.min(), f.max()) {
-                (Some(s), Some(m), Some(lo), Some(hi)) => {
-                    let _ = write!(
-                        j,
-                        "\"median_ns\": {m:.1}, \"min_ns\": {lo:.1}, \"max_ns\": {hi:.1}, \"samples\": {}}}",
-                        s.len()
-                    );
-                }
-                _ => j.push_str("\"skipped\": true}"),
-            }
-        }
-        j.push_str("]}");
-    }
-    j.push_str("\n  ],\n  \"notes\": {");
-    for (i, (k, v)) in notes.iter().enumerate() {
-        let _ = write!(
-            j,
-            "{}\n    {}: {}",
-            if i > 0 { "," } else { "" },
-            quote(k),
-            quote(v)
-        );
-    }
-    j.push_str("\n  }\n}\n");
-    j
-}
-
-fn quote(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            '\n' => q.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(q, "\\u{:04x}", c as u32);
-            }
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
+    use serde_json::{json, Map, Value};
+    let comparisons: Vec<Value> = comparisons
+        .iter()
+        .map(|c| {
+            let figures: Vec<Value> = c
+                .figures
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match (&f.samples, f.median(), f.min(), f.max()) {
+                    (Some(s), Some(m), Some(lo), Some(hi)) => {
+                        let mut v = json!({
+                            "name": f.name,
+                            "median_ns": m,
+                            "min_ns": lo,
+                            "max_ns": hi,
+                            "samples_ns": s,
+                        });
+                        if let (true, Some(r)) = (i > 0, c.pair_ratios(i)) {
+                            v["pair_ratio"] = json!({
+                                "median": r.median(),
+                                "min": r.min(),
+                                "max": r.max(),
+                                "rounds_won": r.wins(),
+                                "rounds": r.ratios.len(),
+                                "ratios": r.ratios,
+                            });
+                        }
+                        v
+                    }
+                    _ => json!({ "name": f.name, "skipped": true }),
+                })
+                .collect();
+            json!({ "group": c.group, "name": c.name, "unit": c.unit, "figures": figures })
+        })
+        .collect();
+    let notes: Map<String, Value> = notes
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut text = serde_json::to_string_pretty(&json!({
+        "machine": machine,
+        "comparisons": comparisons,
+        "notes": notes,
+    }))
+    .expect("plain JSON values serialize");
+    text.push('\n');
+    text
 }
 
 /// An SVG chart of every comparison: one row per peer, a bar for how many times slower (right,

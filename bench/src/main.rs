@@ -47,12 +47,14 @@ fn main() -> Result<()> {
             "--only" => {
                 only = Some(
                     it.next()
-                        .context("--only threads|scaling|procs|cli")?
+                        .context("--only threads|goal|scaling|procs|cli")?
                         .clone(),
                 )
             }
             other => {
-                bail!("unknown option `{other}` (try --quick, --only threads|scaling|procs|cli)")
+                bail!(
+                    "unknown option `{other}` (try --quick, --only threads|goal|scaling|procs|cli)"
+                )
             }
         }
     }
@@ -81,6 +83,9 @@ fn main() -> Result<()> {
     let mut comparisons = Vec::new();
     if wants("threads") {
         comparisons.extend(threads::run(&sizes, reps, &python));
+    }
+    if only.as_deref() == Some("goal") {
+        comparisons.extend(threads::goal(reps.max(9)));
     }
     if wants("scaling") {
         comparisons.extend(threads::scaling(

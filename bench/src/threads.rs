@@ -311,6 +311,55 @@ pub fn scaling(reps: usize, max_tasks: usize) -> Vec<Comparison> {
     out
 }
 
+/// Issue 14's thread-pool goal, on its own: submit-all of 10⁵ no-op tasks then collect, and
+/// the round trip on an idle pool, with 1 and 2 threads, against `rayon::spawn` + `oneshot` and
+/// the crossbeam boxed-closure pool + `oneshot` (each peer pays for a oneshot per task, as we
+/// pay for a future). `cargo xtask bench --only goal`.
+pub fn goal(reps: usize) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for w in [1, 2] {
+        let ours = ThreadPool::new(w).unwrap();
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(w)
+            .build()
+            .unwrap();
+        let crossbeam = CrossbeamPool::new(w);
+        let n = 100_000;
+        out.push(compare(
+            "thread pool goal",
+            &format!("submit {n} no-op tasks, then collect, {w} thread(s)"),
+            "task",
+            reps,
+            vec![
+                Contender::new(format!("futurepool ThreadPool({w})"), || {
+                    ours_throughput(&ours, n)
+                }),
+                Contender::new("rayon::spawn + oneshot", || rayon_throughput(&rayon, n)),
+                Contender::new("crossbeam boxed-closure pool + oneshot", || {
+                    crossbeam_throughput(&crossbeam, n)
+                }),
+            ],
+        ));
+        let n = 20_000;
+        out.push(compare(
+            "thread pool goal",
+            &format!("round trip on an idle pool ({n} in a row), {w} thread(s)"),
+            "round trip",
+            reps,
+            vec![
+                Contender::new(format!("futurepool ThreadPool({w})"), || {
+                    ours_round_trip(&ours, n)
+                }),
+                Contender::new("rayon::spawn + oneshot", || rayon_round_trip(&rayon, n)),
+                Contender::new("crossbeam boxed-closure pool + oneshot", || {
+                    crossbeam_round_trip(&crossbeam, n)
+                }),
+            ],
+        ));
+    }
+    out
+}
+
 /// Child-process mode: `map` over an endless input with a bounded look-ahead, consuming `n`
 /// items; prints the growth of peak RSS in bytes (it must not grow with `n`).
 pub fn map_memory(n: usize) {
