@@ -216,10 +216,11 @@ impl Shared {
         stop: Option<&StopCell>,
     ) -> Encoded {
         // The task's clock starts when its worker is ready, not while one is being started.
+        let mut arg = Some(arg);
         self.with_worker(name, stop, |p| {
             p.call(
                 name,
-                arg.clone(),
+                &mut arg,
                 timeout.and_then(|t| Instant::now().checked_add(t)),
             )
         })

@@ -325,10 +325,15 @@ impl WorkerProcess {
     }
 
     /// Runs `task` on `arg`; past `deadline` the worker is killed.
+    ///
+    /// `arg` is taken (and so freed, if nobody else holds it) once the request is sent, before
+    /// the reply is waited for: a large argument and a large result are not held together. It
+    /// is left in place when the worker was found dead before receiving any of it
+    /// ([`CallError::NotStarted`]), for the next worker.
     pub(crate) fn call(
         &mut self,
         task: &str,
-        arg: Bytes,
+        arg: &mut Option<Bytes>,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
         let id = self.next_id;
@@ -336,9 +341,13 @@ impl WorkerProcess {
         let request = Request::Run {
             id,
             task: task.to_string(),
-            arg,
+            arg: arg.clone().expect("an argument to send"),
         };
-        self.send(&request.frame(), deadline)?;
+        let frame = request.frame();
+        drop(request);
+        self.send(&frame, deadline)?;
+        drop(frame);
+        *arg = None;
         match self.receive(deadline)? {
             Reply::Done { id: got, outcome } if got == id => {
                 self.tasks_run += 1;

@@ -17,14 +17,14 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::wire::Outcome;
+use crate::wire::{Bytes, Outcome};
 
 /// One registered function. Made by [`register!`](crate::register); not for direct use.
 #[doc(hidden)]
 pub struct Entry {
     name: fn() -> &'static str,
     signature: fn() -> Signature,
-    call: fn(&[u8]) -> Outcome,
+    call: fn(Bytes) -> Outcome,
 }
 
 impl Entry {
@@ -32,7 +32,7 @@ impl Entry {
     pub const fn new(
         name: fn() -> &'static str,
         signature: fn() -> Signature,
-        call: fn(&[u8]) -> Outcome,
+        call: fn(Bytes) -> Outcome,
     ) -> Entry {
         Entry {
             name,
@@ -141,13 +141,16 @@ where
 
 /// Decodes the argument, runs `f` catching a panic, encodes the result.
 #[doc(hidden)]
-pub fn call<F, A, R>(f: &F, arg: &[u8]) -> Outcome
+pub fn call<F, A, R>(f: &F, bytes: Bytes) -> Outcome
 where
     F: Fn(A) -> R,
     A: DeserializeOwned,
     R: Serialize,
 {
-    let arg: A = match crate::codec::decode(arg) {
+    let decoded = crate::codec::decode(&bytes);
+    // The encoded argument is not needed once decoded: a large one is freed before the call.
+    drop(bytes);
+    let arg: A = match decoded {
         Ok(a) => a,
         Err(e) => return Outcome::BadArgument(e.to_string()),
     };
@@ -167,7 +170,7 @@ where
     }
 }
 
-type Call = fn(&[u8]) -> Outcome;
+type Call = fn(Bytes) -> Outcome;
 
 /// Name → (signature, function), built once per process.
 fn table() -> &'static HashMap<&'static str, (Signature, Call)> {
@@ -181,7 +184,7 @@ fn table() -> &'static HashMap<&'static str, (Signature, Call)> {
 }
 
 /// Runs the registered function `name` on `arg`.
-pub(crate) fn run(name: &str, arg: &[u8]) -> Outcome {
+pub(crate) fn run(name: &str, arg: Bytes) -> Outcome {
     match table().get(name) {
         Some((_, call)) => call(arg),
         None => Outcome::UnknownTask(name.to_string()),

@@ -216,15 +216,15 @@ fn serve(sock: OwnedFd) -> Result<(), String> {
             }
             Request::Init {
                 task: Some((name, arg)),
-            } => Reply::Initialized(registry::run(&name, &arg)),
+            } => Reply::Initialized(registry::run(&name, arg)),
             Request::Run { id, task, arg } => Reply::Done {
                 id,
-                outcome: registry::run(&task, &arg),
+                outcome: registry::run(&task, arg),
             },
             Request::RunChunk { id, task, args } => Reply::ChunkDone {
                 id,
                 outcomes: args
-                    .iter()
+                    .into_iter()
                     .map(|arg| match arg {
                         Some(arg) => registry::run(&task, arg),
                         None => Outcome::BadArgument("did not serialize".into()),

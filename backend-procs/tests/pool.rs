@@ -478,7 +478,8 @@ fn serialization_failures_fail_only_their_future() {
         let undecodable = pool.submit(make_undecodable, ()).unwrap();
         match undecodable.result() {
             Err(FutureError::Codec(why)) => {
-                assert!(why.contains("refuses to deserialize"), "{why}")
+                // postcard drops a type's own error message; the type is named instead.
+                assert!(why.contains("Undecodable"), "{why}")
             }
             other => panic!("{other:?}"),
         }

@@ -1,5 +1,5 @@
 //! The messages on the task and reply streams: the only types of this crate that derive
-//! `Serialize`. Each stream entry carries one message, bincode-encoded, in one field.
+//! `Serialize`. Each stream entry carries one message, postcard-encoded, in one field.
 //!
 //! The task's own argument and result are bytes already encoded with the process pool's codec
 //! (`futurepool_procs::__private::codec`): the agent passes them through without knowing their
@@ -90,14 +90,14 @@ pub(crate) enum RemoteOutcome {
     Chunk(Vec<RemoteOutcome>),
 }
 
-/// `value` as bincode bytes (infallible for these types).
+/// `value` as bytes, with the process pool's codec (postcard; infallible for these types).
 pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serialize(value).expect("wire messages always serialize")
+    futurepool_procs::__private::codec::encode(value).expect("wire messages always serialize")
 }
 
 /// A message back from bytes; `Err` describes the bytes.
 pub(crate) fn from_bytes<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
-    bincode::deserialize(bytes)
+    futurepool_procs::__private::codec::decode(bytes)
         .map_err(|e| format!("malformed message ({} bytes): {e}", bytes.len()))
 }
 

@@ -4,6 +4,7 @@
 //! Output: a table per comparison on stdout, and `target/bench/results.json`.
 
 mod cli;
+mod codec;
 mod harness;
 mod procs;
 mod threads;
@@ -31,6 +32,10 @@ fn main() -> Result<()> {
         let mib = args.get(pos + 1).context("--payload MIB")?.parse()?;
         let (vec, buf) = procs::payload_round_trip(mib);
         println!("{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s");
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--codec") {
+        codec::run();
         return Ok(());
     }
     if let Some(pos) = args.iter().position(|a| a == "--queued-memory") {

@@ -23,7 +23,7 @@ pub fn echo(bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The same with `serde_bytes`: bincode then copies the bytes whole instead of one by one.
+/// The same with `serde_bytes`: the codec then copies the bytes whole instead of one by one.
 pub fn echo_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
     bytes
 }
