@@ -255,6 +255,22 @@ fn jobs_forms_like_gnu_parallel() {
     assert_eq!(slots("3", 6), 3);
 }
 
+/// Regression: with more slots than inputs, the input reader could end (all inputs sent)
+/// while the scheduler was still asking for more; the failed request was taken for the end of
+/// the inputs and the run ended before starting the jobs already read (exit 0, no output).
+#[test]
+fn more_slots_than_inputs_runs_every_input() {
+    for _ in 0..40 {
+        let out = pool(&["-k", "-j", "1000", "echo", ":::", "a", "b", "c"]);
+        assert_eq!(
+            (out.code, out.text().as_str()),
+            (0, "a\nb\nc\n"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn help_tells_placeholders_quoting_sources_and_exit_codes() {
     let out = run_with(

@@ -196,7 +196,8 @@ pub fn run(
             && (!s.plan.keep_order || seq + requested < s.next_to_print + s.plan.hold_window)
         {
             if want_tx.send(()).is_err() {
-                exhausted = true;
+                // The reader has ended, after sending its last answer (no more inputs, or an
+                // error): that answer is still on its way and ends the inputs.
                 break;
             }
             requested += 1;
