@@ -46,6 +46,9 @@ pub struct AgentOptions {
     /// The agent's name in the consumer group (must be unique). Default: host, pid and a
     /// random suffix.
     pub name: Option<String>,
+    /// For `rediss://`: the CA certificate (PEM) the server's certificate must chain to,
+    /// instead of the bundled web PKI roots.
+    pub tls_root_certificate: Option<Vec<u8>>,
 }
 
 impl Default for AgentOptions {
@@ -55,6 +58,7 @@ impl Default for AgentOptions {
             slots: None,
             lease: Duration::from_secs(10),
             name: None,
+            tls_root_certificate: None,
         }
     }
 }
@@ -86,6 +90,12 @@ impl AgentOptions {
     /// The agent's name.
     pub fn name(mut self, name: impl Into<String>) -> AgentOptions {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The private CA for `rediss://` (see the field).
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> AgentOptions {
+        self.tls_root_certificate = Some(pem.into());
         self
     }
 }
@@ -219,7 +229,8 @@ impl Agent {
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let shown = link::shown(url);
-        let client = redis::Client::open(url).map_err(|e| AgentError::Url(e.to_string()))?;
+        let client = link::open(url, options.tls_root_certificate.as_deref())
+            .map_err(|e| AgentError::Url(e.to_string()))?;
         let name = options.name.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())

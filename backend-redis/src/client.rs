@@ -45,6 +45,7 @@ pub struct Builder {
     cancel_kills_running: bool,
     max_workers: usize,
     watchdog_interval: Duration,
+    tls_root_certificate: Option<Vec<u8>>,
 }
 
 /// Why a [`RedisPool`] could not be made.
@@ -86,6 +87,7 @@ impl Builder {
             cancel_kills_running: false,
             max_workers: 64,
             watchdog_interval: Duration::from_secs(5),
+            tls_root_certificate: None,
         }
     }
 
@@ -154,6 +156,13 @@ impl Builder {
         self
     }
 
+    /// For `rediss://`: the server's certificate must chain to this CA certificate (PEM)
+    /// instead of to the bundled web PKI roots (a private CA).
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Builder {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
     /// Connects (checking the URL, the credentials and that Redis answers) and starts the
     /// listener thread.
     pub fn connect(self) -> Result<RedisPool, ConnectError> {
@@ -174,8 +183,8 @@ impl Builder {
             ));
         }
         let shown = link::shown(&self.url);
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|e| ConnectError::Url(e.to_string()))?;
+        let client = link::open(&self.url, self.tls_root_certificate.as_deref())
+            .map_err(|e| ConnectError::Url(e.to_string()))?;
         let mut submit = Link::new(client.clone(), Duration::ZERO);
         let id = link::random_id();
         let reply_key = keys.reply(&id);

@@ -81,6 +81,26 @@ impl Link {
     }
 }
 
+/// A client for `url`; with `root_certificate` (PEM), a `rediss://` server's certificate must
+/// chain to it instead of to the bundled web PKI roots.
+pub(crate) fn open(url: &str, root_certificate: Option<&[u8]>) -> RedisResult<Client> {
+    if url.starts_with("rediss:") {
+        // rustls needs a process-wide crypto provider; `Err` means one is installed already
+        // (by this program or another library), which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    match root_certificate {
+        None => Client::open(url),
+        Some(pem) => Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+    }
+}
+
 /// Errors worth a reconnect and a retry: the network, a restarting or loading server, a
 /// failover in progress.
 pub(crate) fn is_transient(e: &RedisError) -> bool {

@@ -22,6 +22,8 @@ pub struct LocalServer {
     child: Option<Child>,
     dir: PathBuf,
     aof: bool,
+    /// More `redis-server` arguments (a TLS port, …).
+    extra: Vec<String>,
 }
 
 impl LocalServer {
@@ -34,6 +36,13 @@ impl LocalServer {
     /// Starts a server; with `aof`, every write is fsynced to an append-only file first
     /// (`appendfsync always`), so a SIGKILL and a [`restart`](Self::restart) lose nothing.
     pub fn start_with(aof: bool) -> io::Result<LocalServer> {
+        LocalServer::start_with_args(aof, &[])
+    }
+
+    /// Starts a server with more `redis-server` arguments (for example a TLS port and its
+    /// certificate files). It still listens on its private Unix socket, which the readiness
+    /// check uses.
+    pub fn start_with_args(aof: bool, extra: &[&str]) -> io::Result<LocalServer> {
         let n = SERVERS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "futurepool-redis-{}-{n}-{}",
@@ -46,6 +55,7 @@ impl LocalServer {
             child: None,
             dir,
             aof,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn()?;
         Ok(server)
@@ -88,7 +98,8 @@ impl LocalServer {
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
             .args(["--appendfsync", "always", "--appendonly"])
-            .arg(if self.aof { "yes" } else { "no" });
+            .arg(if self.aof { "yes" } else { "no" })
+            .args(&self.extra);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

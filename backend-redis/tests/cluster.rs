@@ -609,3 +609,126 @@ fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
         assert!(wrong.to_string().contains("cannot use Redis"), "{wrong}");
     });
 }
+
+/// Makes a CA and a certificate for 127.0.0.1 signed by it in `dir`; `false` without openssl.
+fn make_certificates(dir: &std::path::Path) -> bool {
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !openssl(&["version"]) {
+        return false;
+    }
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    for args in [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=futurepool test CA",
+        ][..],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ] {
+        assert!(openssl(args), "openssl {args:?} failed");
+    }
+    true
+}
+
+#[test]
+fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
+    watchdog(LIMIT, || {
+        let certs = Server::start(); // only for its private directory
+        let dir = certs.scratch("");
+        if !make_certificates(&dir) {
+            eprintln!("note: openssl is not installed; the TLS test is skipped");
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        let path = |name: &str| dir.join(name).display().to_string();
+        let server = futurepool_redis::LocalServer::start_with_args(
+            false,
+            &[
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &path("server.crt"),
+                "--tls-key-file",
+                &path("server.key"),
+                "--tls-ca-cert-file",
+                &path("ca.crt"),
+                "--tls-auth-clients",
+                "no",
+            ],
+        )
+        .unwrap();
+        let url = format!("rediss://127.0.0.1:{port}/");
+        let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+        let mut agents = Agents {
+            children: Vec::new(),
+        };
+        agents.add_with_ca(&url, "tls", 1, LEASE, Some(&dir.join("ca.crt")));
+        let pool = RedisPool::builder(&url)
+            .queue("tls")
+            .tls_root_certificate(ca)
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 11).unwrap().result(), Ok(&121));
+        // The bundled web PKI roots do not know this CA: a clear error, no connection.
+        let err = RedisPool::builder(&url).queue("tls").connect().unwrap_err();
+        assert!(err.to_string().contains("cannot use Redis"), "{err}");
+        drop(pool);
+        drop(agents);
+        drop(server);
+    });
+}

@@ -84,6 +84,19 @@ impl Agents {
 
     /// One more agent.
     pub fn add(&mut self, url: &str, queue: &str, slots: usize, lease: Duration) -> u32 {
+        self.add_with_ca(url, queue, slots, lease, None)
+    }
+
+    /// One more agent, trusting this CA certificate file for `rediss://`.
+    pub fn add_with_ca(
+        &mut self,
+        url: &str,
+        queue: &str,
+        slots: usize,
+        lease: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> u32 {
+        let ca = ca.map(|p| p.display().to_string()).unwrap_or_default();
         let child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -94,7 +107,7 @@ impl Agents {
             ])
             .env(
                 AGENT_ENV,
-                format!("{url}\n{queue}\n{slots}\n{}", lease.as_millis()),
+                format!("{url}\n{queue}\n{slots}\n{}\n{ca}", lease.as_millis()),
             )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -133,10 +146,13 @@ pub fn agent_main() {
         return;
     };
     let parts: Vec<&str> = spec.split('\n').collect();
-    let options = futurepool_redis::AgentOptions::new()
+    let mut options = futurepool_redis::AgentOptions::new()
         .queue(parts[1])
         .slots(parts[2].parse().unwrap())
         .lease(Duration::from_millis(parts[3].parse().unwrap()));
+    if let Some(ca) = parts.get(4).filter(|p| !p.is_empty()) {
+        options = options.tls_root_certificate(std::fs::read(ca).unwrap());
+    }
     let err = futurepool_redis::serve(parts[0], options);
     eprintln!("agent: {err:?}");
     std::process::exit(3);
