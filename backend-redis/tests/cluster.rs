@@ -64,6 +64,13 @@ fn die_on_first(d: Delivery<u64>) -> (u32, u64, String) {
     (d.attempt, d.arg * 2, d.task_id)
 }
 
+/// Runs for `ms`, appending to the log first; reports the attempt it ran in.
+fn long_task(d: Delivery<(String, u64)>) -> u32 {
+    append(&d.arg.0);
+    std::thread::sleep(Duration::from_millis(d.arg.1));
+    d.attempt
+}
+
 /// Kills its own agent every time.
 fn always_kill_agent(_: u64) -> u64 {
     kill_my_agent()
@@ -112,6 +119,7 @@ futurepool_procs::register!(
     log_and_abort,
     log_run,
     die_on_first,
+    long_task,
     always_kill_agent,
     big,
     checksum
@@ -216,6 +224,8 @@ fn values_errors_and_panics_come_back_typed() {
         assert_eq!(pool.submit(checksum, arg).unwrap().result(), Ok(&expected));
         let back = pool.submit(big, 2 << 20).unwrap();
         assert_eq!(back.result().unwrap(), &big(2 << 20));
+        // The payload keys were taken and deleted.
+        assert_eq!(server.keys("fp:{typed}:blob:*"), Vec::<String>::new());
         // Generic code takes the pool.
         fn total<X: Submit<futurepool_procs::Remote<fn(u64) -> u64, u64, u64>>>(_: &X) {}
         let _ = total::<RedisPool>;
@@ -325,6 +335,28 @@ fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
         // Reclaimed after the lease (plus the reclaim scan's half lease), not much later.
         let took = started.elapsed();
         assert!(took < LEASE * 2 + Duration::from_secs(5), "{took:?}");
+    });
+}
+
+#[test]
+fn a_task_running_longer_than_the_lease_is_not_redelivered() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "long", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("long")
+            .connect()
+            .unwrap();
+        let log = server.scratch("long.log");
+        let ms = 4 * LEASE.as_millis() as u64;
+        let f = pool
+            .submit_delivery(long_task, (log.display().to_string(), ms))
+            .unwrap();
+        // Its agent lives and heartbeats: no other agent takes it (Celery's visibility timeout
+        // would have run it again after the timeout).
+        assert_eq!(f.result(), Ok(&1));
+        let runs = std::fs::read_to_string(&log).unwrap().lines().count();
+        assert_eq!(runs, 1);
     });
 }
 
