@@ -109,3 +109,15 @@ pub mod __private {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+// What the pool promises to other threads, checked at compile time: a pool, its builder, its
+// map iterator's errors and its snapshots can be shared and sent (a pool is commonly put in an
+// `Arc` or a `static` and submitted to from many threads).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<ProcessPool>();
+    send_sync::<Builder>();
+    send_sync::<BuildError>();
+    send_sync::<Stats>();
+    send_sync::<WithTaskTimeout<'static>>();
+};
