@@ -657,15 +657,22 @@ fn a_background_child_holding_stdout_does_not_keep_us_waiting() {
     let pids = dir.join("pids");
     let cmd = format!("sleep 30 & echo $! > {}; echo started {{}}", s(&pids));
     watchdog(Duration::from_secs(60), move || {
-        let t0 = Instant::now();
-        let out = pool(&[&cmd, ":::", "x"]);
-        let took = t0.elapsed();
-        kill_leftovers(&pids_in(&pids));
-        assert_eq!((out.code, out.text().as_str()), (0, "started x\n"));
-        assert!(
-            took < Duration::from_secs(20),
-            "waited for the background child"
-        );
+        // Spooled output, and --line-buffer's pipes (as GNU parallel, which does not wait either).
+        for mode in ["--group", "--line-buffer"] {
+            let t0 = Instant::now();
+            let out = pool(&[mode, &cmd, ":::", "x"]);
+            let took = t0.elapsed();
+            kill_leftovers(&pids_in(&pids));
+            assert_eq!(
+                (out.code, out.text().as_str()),
+                (0, "started x\n"),
+                "{mode}"
+            );
+            assert!(
+                took < Duration::from_secs(20),
+                "{mode}: waited for the background child"
+            );
+        }
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
@@ -1101,10 +1108,15 @@ fn sigint_and_sigterm_stop_every_job() {
                 std::thread::sleep(Duration::from_millis(300));
                 let survivors: Vec<i32> = all.iter().copied().filter(|&p| alive(p)).collect();
                 kill_leftovers(&all);
-                assert!(
-                    survivors.is_empty(),
-                    "{program} {signal}: survivors {survivors:?}"
-                );
+                if ours {
+                    assert!(
+                        survivors.is_empty(),
+                        "signal {signal}: survivors {survivors:?}"
+                    );
+                } else if !survivors.is_empty() {
+                    // GNU parallel's own kill sequence is not what this test checks.
+                    eprintln!("note: GNU parallel left {survivors:?} after signal {signal}");
+                }
                 assert_eq!(out.status.code(), Some(255), "{program} {signal}");
                 if ours {
                     let log = std::fs::read_to_string(&log).unwrap();

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -313,26 +314,34 @@ impl LocalExecutor {
         }
     }
 
-    /// Starts `--line-buffer` forwarding threads for the child's pipes.
-    fn forward_lines(&self, job: &JobSpec, child: &mut Child) -> Vec<JoinHandle<u64>> {
+    /// Starts `--line-buffer` forwarding threads for the child's pipes; dropping the returned
+    /// stop handle makes them take what is already in the pipes and end (the job is over even
+    /// if a background child of it keeps the pipes open).
+    fn forward_lines(
+        &self,
+        job: &JobSpec,
+        child: &mut Child,
+    ) -> io::Result<(Vec<JoinHandle<u64>>, Option<OwnedFd>)> {
         let Capture::Lines { printer, tag } = &self.capture else {
-            return Vec::new();
+            return Ok((Vec::new(), None));
         };
+        let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let stop_read = Arc::new(stop_read);
         let tag = tag.then(|| tag_of(&job.values));
         let mut threads = Vec::new();
         if let Some(out) = child.stdout.take() {
-            let (printer, tag) = (printer.clone(), tag.clone());
+            let (printer, tag, stop) = (printer.clone(), tag.clone(), stop_read.clone());
             threads.push(thread::spawn(move || {
-                forward(out, &printer, tag, Stream::Stdout)
+                forward(out, &stop, &printer, tag, Stream::Stdout)
             }));
         }
         if let Some(err) = child.stderr.take() {
-            let (printer, tag) = (printer.clone(), tag.clone());
+            let (printer, tag, stop) = (printer.clone(), tag.clone(), stop_read.clone());
             threads.push(thread::spawn(move || {
-                forward(err, &printer, tag, Stream::Stderr)
+                forward(err, &stop, &printer, tag, Stream::Stderr)
             }));
         }
-        threads
+        Ok((threads, Some(stop_write)))
     }
 }
 
@@ -350,9 +359,19 @@ enum Stream {
     Stderr,
 }
 
-/// Copies whole lines from `from` to our stdout or stderr as they arrive; returns bytes read.
-fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, to: Stream) -> u64 {
+/// Copies whole lines from `from` to our stdout or stderr as they arrive, until `from` ends or
+/// `stop` is closed (then what is already in the pipe is taken, and no more); returns bytes read.
+fn forward(
+    mut from: impl Read + AsFd,
+    stop: &OwnedFd,
+    printer: &Printer,
+    tag: Option<Vec<u8>>,
+    to: Stream,
+) -> u64 {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     const MAX_PARTIAL: usize = 1 << 20;
+    /// After the stop: at most this much more (a background child may never stop writing).
+    const MAX_DRAIN: u64 = 1 << 20;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0u64;
@@ -369,7 +388,33 @@ fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, to: Str
             Stream::Stderr => printer.stderr(write),
         }
     };
+    let mut drained: Option<u64> = None;
     loop {
+        let readable = {
+            let mut fds = [
+                PollFd::new(&from, PollFlags::IN),
+                PollFd::new(stop, PollFlags::IN),
+            ];
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let watched = if drained.is_some() { 1 } else { 2 };
+            let timeout = drained.is_some().then_some(&zero);
+            match poll(&mut fds[..watched], timeout) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+            if drained.is_none() && !fds[1].revents().is_empty() {
+                drained = Some(0);
+                continue;
+            }
+            !fds[0].revents().is_empty()
+        };
+        if !readable {
+            break; // Draining, and nothing more is there.
+        }
         let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -377,6 +422,12 @@ fn forward(mut from: impl Read, printer: &Printer, tag: Option<Vec<u8>>, to: Str
             Err(_) => break,
         };
         total += n as u64;
+        if let Some(d) = &mut drained {
+            *d += n as u64;
+            if *d > MAX_DRAIN {
+                break;
+            }
+        }
         pending.extend_from_slice(&buf[..n]);
         let cut = match pending.iter().rposition(|&b| b == b'\n') {
             Some(i) => i + 1,
@@ -471,8 +522,18 @@ impl Executor for LocalExecutor {
             self.killer
                 .timeout(started + limit, pgid, self.grace, timed_out.clone());
         }
-        let readers = self.forward_lines(job, &mut child);
+        let (readers, stop_readers) = match self.forward_lines(job, &mut child) {
+            Ok(r) => r,
+            Err(e) => {
+                self.running().groups.remove(&pgid);
+                self.killer.forget(pgid);
+                signal_group(pgid, libc::SIGKILL);
+                let _ = child.wait();
+                return Err(JobError::Start(e));
+            }
+        };
         let waited = wait_exited(pgid);
+        drop(stop_readers);
         let runtime = started.elapsed();
         self.running().groups.remove(&pgid);
         self.killer.forget(pgid);
