@@ -1040,10 +1040,9 @@ fn memory_stays_flat_whatever_a_job_prints() {
 
 // ---- signals and a closed stdout --------------------------------------------------------------
 
-/// Starts `pool run` (or GNU parallel) in its own process group, as a shell starts a foreground
-/// job; each job records its shell's pid and its background child's pid in `pids`.
+/// Starts `pool run` (or GNU parallel) in its own session, and so its own process group, as a
+/// terminal's foreground job is: a signal to the group is what Ctrl-C sends.
 fn start_group(program: &str, args: &[&str]) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
     if program == "parallel" {
         cmd.arg("--will-cite");
@@ -1051,11 +1050,23 @@ fn start_group(program: &str, args: &[&str]) -> std::process::Child {
         cmd.arg("run");
     }
     cmd.args(args)
-        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    in_own_session(&mut cmd);
     cmd.spawn().unwrap()
+}
+
+fn in_own_session(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
 }
 
 fn wait_for_lines(path: &Path, n: usize) {
@@ -1135,18 +1146,16 @@ fn sigint_and_sigterm_stop_every_job() {
 /// Ctrl-C while stdin (still open) has no more inputs to give: the run stops at once.
 #[test]
 fn ctrl_c_while_waiting_for_more_input() {
-    use std::os::unix::process::CommandExt;
     let dir = scratch("int-stdin");
     let pids = dir.join("pids");
     let job = format!("echo $$ >> {}; sleep 30 # {{}}", s(&pids));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pool"))
-        .args(["run", "-j4", &job])
-        .process_group(0)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pool"));
+    cmd.args(["run", "-j4", &job])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    in_own_session(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"a\nb\n").unwrap();
     watchdog(Duration::from_secs(60), move || {
