@@ -211,6 +211,60 @@ fn replacement_strings_as_in_gnu_parallel() {
     );
 }
 
+/// Awkward values (quotes, `$`, globs, dashes, empty, slashes, tabs, non-ASCII) through every
+/// replacement string, against GNU parallel.
+#[test]
+fn awkward_values_through_every_replacement_string_as_in_gnu_parallel() {
+    let values = [
+        "a b",
+        "it's",
+        "back\\slash",
+        "$HOME",
+        "*",
+        "-n",
+        "",
+        "ü.tar.gz",
+        "dir/sub/f.x",
+        "\"q\"",
+        "a;b",
+        "~",
+        ".hidden",
+        "/",
+        "x/",
+        "tab\tt",
+        "a..b",
+        "..",
+    ];
+    let templates = [
+        "echo {}",
+        "echo {.}",
+        "echo {/}",
+        "echo {//}",
+        "echo {/.}",
+        "echo x{}x",
+        "printf '%s|' {} {.} {/} {//} {/.}",
+        "printf '[%s]\\n'",
+        "echo {1} {-1} {1/}",
+    ];
+    for template in templates {
+        let mut args = vec!["-k", "-j1", template, ":::"];
+        args.extend(values);
+        let ours = pool(&args);
+        assert_eq!(ours.code, 0, "{template}: {}", ours.stderr);
+        match gnu(&args, b"") {
+            Some(theirs) => assert_eq!(
+                (ours.code, ours.text()),
+                (theirs.code, theirs.text()),
+                "{template}"
+            ),
+            None => assert!(
+                ours.text().lines().count() >= values.len() - 1,
+                "{template}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn stdin_inputs_are_bytes_lines_or_nul_separated() {
     same_as_gnu(&["-k", "echo", "x{}x"], b"a\n\nb\n", "xax\nxx\nxbx\n", 0);
@@ -1010,6 +1064,7 @@ fn dry_run_prints_quoted_commands() {
 #[test]
 fn memory_stays_flat_whatever_a_job_prints() {
     watchdog(Duration::from_secs(120), || {
+        #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
         let mut child = pool_cmd(&["head -c 300000000 /dev/zero # {}", ":::", "x"])
             .stdout(Stdio::piped())
             .spawn()
@@ -1024,17 +1079,18 @@ fn memory_stays_flat_whatever_a_job_prints() {
             }
             total += n as u64;
         }
-        let status = child.wait().unwrap();
-        assert!(status.success());
         assert_eq!(total, 300_000_000);
+        let mut status = 0;
         // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: getrusage writes into the struct we own; RUSAGE_CHILDREN is valid.
-        unsafe {
-            libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        }
+        // SAFETY: wait4 on our own child, not yet reaped (`Child` was never waited); both
+        // pointers are to locals that outlive the call.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        assert_eq!(pid, child.id() as i32);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        // ru_maxrss: the largest of pool and the jobs it waited for, in KiB.
         let peak_mib = usage.ru_maxrss / 1024;
-        assert!(peak_mib < 64, "peak RSS of a child: {peak_mib} MiB");
+        assert!(peak_mib < 64, "peak RSS of pool run: {peak_mib} MiB");
     });
 }
 
