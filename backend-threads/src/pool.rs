@@ -39,7 +39,7 @@ use futurepool_core::{
 };
 
 use crate::scope::Scope;
-use crate::task::{self, BoxedTask};
+use crate::task::{BoxedTask, QueuedTask};
 
 /// Spin rounds a worker does before sleeping: about 50 µs of spinning and yielding here.
 const WORKER_SPIN_STEPS: u32 = 40;
@@ -113,7 +113,7 @@ struct Shared {
 
 /// Everything under the pool's lock.
 struct State {
-    queue: VecDeque<BoxedTask<'static>>,
+    queue: VecDeque<QueuedTask>,
     /// Threads started (or reserved for starting) and not yet exited.
     live: usize,
     /// Live threads between tasks (spinning or sleeping).
@@ -311,11 +311,9 @@ impl ThreadPool {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let (future, promise) = Future::pending();
-        Shared::push(
-            &self.shared,
-            Box::new(task::ClosureTask { body: f, promise }),
-        )?;
+        // One allocation: the closure lives in the future's own memory.
+        let (future, task) = Future::with_task(f);
+        Shared::push(&self.shared, QueuedTask::Cell(task))?;
         Ok(future)
     }
 
@@ -399,13 +397,13 @@ impl ThreadPool {
     }
 
     pub(crate) fn push_scoped(&self, task: BoxedTask<'static>) -> Result<(), SubmitError> {
-        Shared::push(&self.shared, task)
+        Shared::push(&self.shared, QueuedTask::Boxed(task))
     }
 }
 
 impl Shared {
     /// Queues `task`, starting or waking a worker as needed (see the module docs).
-    fn push(this: &Arc<Self>, task: BoxedTask<'static>) -> Result<(), SubmitError> {
+    fn push(this: &Arc<Self>, task: QueuedTask) -> Result<(), SubmitError> {
         let mut state = this.state.lock();
         if let Some(why) = &state.broken {
             return Err(SubmitError::Broken(why.clone()));
@@ -504,7 +502,7 @@ impl Shared {
     /// Called when a task's closure has returned, before its future completes: takes the next
     /// queued task (the worker stays busy), or counts the worker idle. One lock per task, as
     /// when the next task is taken in `next_task`.
-    fn finish_task(&self) -> Option<BoxedTask<'static>> {
+    fn finish_task(&self) -> Option<QueuedTask> {
         let mut state = self.state.lock();
         let task = state.queue.pop_front();
         match task {
@@ -518,7 +516,7 @@ impl Shared {
     /// broken). `after_task`: the caller just skipped a cancelled task, so it counts as idle
     /// again now (a new thread was counted idle when it was reserved; a finished task counted
     /// it in `finish_task`). It counts as busy once a task is returned.
-    fn next_task(&self, after_task: bool) -> Option<BoxedTask<'static>> {
+    fn next_task(&self, after_task: bool) -> Option<QueuedTask> {
         let mut state = self.state.lock();
         if after_task {
             state.idle += 1;

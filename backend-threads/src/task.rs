@@ -2,12 +2,14 @@
 //! trait so the queue holds tasks of every result type.
 //!
 //! Names, one family: a core [`Job`](futurepool_core::Job) is a callable an executor can run on
-//! many inputs; a *task* is one queued run of a closure ([`Task`] the trait, [`ClosureTask`] the
-//! one implementation, [`BoxedTask`] what the queue holds).
+//! many inputs; a *task* is one queued run of a closure. The queue holds [`QueuedTask`]s: a core
+//! [`TaskRef`] (the closure in its future's own allocation: `submit`'s one allocation per task),
+//! or a [`BoxedTask`] ([`Task`] the trait, [`ClosureTask`] its implementation) for a scoped
+//! task, whose borrowing closure cannot live in a `'static` future.
 
 use std::sync::Arc;
 
-use futurepool_core::{FutureError, Promise};
+use futurepool_core::{FutureError, Promise, TaskRef};
 
 /// What the pool's queue holds.
 pub(crate) trait Task: Send {
@@ -47,5 +49,41 @@ where
 
     fn fail(self: Box<Self>, why: Arc<str>) {
         let _ = self.promise.set_outcome(Err(FutureError::Broken(why)));
+    }
+}
+
+/// What the pool's queue holds; see the module docs.
+pub(crate) enum QueuedTask {
+    /// `submit`: one allocation, shared with the future.
+    Cell(TaskRef),
+    /// `scope`'s tasks.
+    Boxed(BoxedTask<'static>),
+}
+
+impl QueuedTask {
+    /// See [`Task::run`].
+    pub(crate) fn run(self, finishing: &mut dyn FnMut()) {
+        match self {
+            QueuedTask::Cell(task) => {
+                task.run(finishing);
+            }
+            QueuedTask::Boxed(task) => task.run(finishing),
+        }
+    }
+
+    /// See [`Task::cancel`].
+    pub(crate) fn cancel(self) {
+        match self {
+            QueuedTask::Cell(task) => task.cancel(),
+            QueuedTask::Boxed(task) => task.cancel(),
+        }
+    }
+
+    /// See [`Task::fail`].
+    pub(crate) fn fail(self, why: Arc<str>) {
+        match self {
+            QueuedTask::Cell(task) => task.fail(why),
+            QueuedTask::Boxed(task) => task.fail(why),
+        }
     }
 }

@@ -272,3 +272,18 @@ fn await_by_value_vs_lent_callback_handle() {
         assert_eq!(outcome, Ok("v".to_string()));
     });
 }
+
+/// A task run by a worker (`Future::with_task`, the closure in the future's own memory) racing
+/// a cancel and the drop of the last future handle: the task either runs or is skipped, never
+/// both, and the closure's cell is never touched by two threads at once.
+#[test]
+fn task_run_vs_cancel_and_drop() {
+    loom::model(|| {
+        let (future, task) = F::with_task(|| Ok(1));
+        let worker = thread::spawn(move || task.run(&mut || {}));
+        let cancelled = future.cancel();
+        drop(future);
+        let ran = worker.join().unwrap();
+        assert_ne!(cancelled, ran);
+    });
+}

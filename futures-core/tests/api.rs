@@ -531,3 +531,79 @@ fn cancel_hook_is_dropped_at_completion() {
     assert!(!f.cancel());
     assert_eq!(f.result(), Ok(&3));
 }
+
+/// `Future::with_task`: the closure lives in the future's allocation (inline up to three words,
+/// boxed beyond); it runs once, is dropped unrun by cancel, fail or a dropped `TaskRef`, and a
+/// panic fails only its future.
+#[test]
+fn with_task_runs_or_drops_its_closure_exactly_once() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+
+    // Small (inline) and large (boxed) closures both run once and drop their captures.
+    let small = Counted(drops.clone());
+    let (f, task) = Future::<u32>::with_task(move || {
+        let _keep = &small;
+        Ok(1)
+    });
+    assert!(task.run(&mut || {}));
+    assert_eq!(f.result(), Ok(&1));
+    let big = (Counted(drops.clone()), [7u64; 8]);
+    let (g, task) = Future::<u64>::with_task(move || {
+        let (_keep, numbers) = &big;
+        Ok(numbers.iter().sum::<u64>())
+    });
+    assert!(thread::spawn(move || task.run(&mut || {})).join().unwrap());
+    assert_eq!(g.result(), Ok(&56));
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+
+    // Cancelled, failed, dropped: never run, captures dropped at once.
+    let c = Counted(drops.clone());
+    let (f, task) = Future::<u32>::with_task(move || -> Result<u32, std::convert::Infallible> {
+        let _keep = &c;
+        unreachable!("cancelled")
+    });
+    task.cancel();
+    assert_eq!(f.result(), Err(FutureError::Cancelled));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    let c = Counted(drops.clone());
+    let (f, task) = Future::<u32>::with_task(move || -> Result<u32, std::convert::Infallible> {
+        let _keep = &c;
+        unreachable!("failed")
+    });
+    task.fail("pool broke".into());
+    assert!(matches!(f.result(), Err(FutureError::Broken(why)) if &*why == "pool broke"));
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+    let c = Counted(drops.clone());
+    let (f, task) = Future::<u32>::with_task(move || -> Result<u32, std::convert::Infallible> {
+        let _keep = &c;
+        unreachable!("dropped")
+    });
+    drop(task);
+    assert!(matches!(f.result(), Err(FutureError::Broken(_))));
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+
+    // A cancelled future's task is skipped; a panic fails only its future.
+    let (f, task) = Future::<u32>::with_task(|| unreachable!("skipped"));
+    assert!(f.cancel());
+    assert!(!task.run(&mut || panic!("not called for a skipped task")));
+    let (f, task) = Future::<u32, String>::with_task(|| panic!("boom"));
+    let mut before = 0;
+    assert!(task.run(&mut || before += 1));
+    assert_eq!(before, 1);
+    assert!(matches!(f.result(), Err(FutureError::Panicked(p)) if p.message() == "boom"));
+    // A future dropped before its task runs: the task still runs, nobody reads it.
+    let c = Counted(drops.clone());
+    let (f, task) = Future::<u32>::with_task(move || {
+        let _keep = &c;
+        Ok(3)
+    });
+    drop(f);
+    assert!(task.run(&mut || {}));
+    assert_eq!(drops.load(Ordering::SeqCst), 6);
+}
