@@ -11,12 +11,13 @@
 //! * `pool worker --broker URL` — an agent that runs `pool run --broker URL`'s jobs, on any
 //!   number of machines sharing one Redis.
 //!
-//! * `pool wc` — the guide's concurrent file processor: per-file lines, words, characters and
-//!   bytes identical to GNU `wc -lwmc` (C.UTF-8), on threads or processes.
+//! * `pool wc` — the guide's concurrent file processor: GNU `wc` (C.UTF-8) in counts, columns,
+//!   widths, order and quoting, directories walked, on threads or processes.
 //!
 //! * `pool fetch` — the guide's web scraper done properly: reqwest (rustls), per-URL status,
-//!   bytes and time as they complete, errors per URL, timeouts, retries with backoff, a
-//!   redirect limit and a per-host connection limit; streamed bodies.
+//!   bytes, type, final URL and time as they complete, errors per URL (classified by type), one
+//!   deadline per request, retries with backoff, a redirect limit, a per-host connection
+//!   limit, headers, and bodies streamed to disk (`-o`, `-O`, `--output-dir`).
 //!
 //! Bad input (an unknown flag, a zero count) gets a one-line error and exit code 2.
 
@@ -47,7 +48,7 @@ enum Command {
     /// Run a command for each input in parallel (GNU parallel / xargs -P).
     #[command(after_help = run::AFTER_HELP)]
     Run(run::Args),
-    /// Count lines, words, characters and bytes per file, exactly like GNU `wc -lwmc`.
+    /// Count lines, words, characters, bytes (and the longest line) per file, exactly as GNU `wc`.
     Wc(wc::Args),
     /// Fetch URLs concurrently: status, size and time per URL as they complete.
     Fetch(fetch::Args),

@@ -572,3 +572,40 @@ fn sigterm_while_counting_leaves_no_worker() {
         );
     });
 }
+
+/// `--json`: one object per file with the selected counts, the total last; the same counts on
+/// the process backend, `-L` included.
+#[test]
+fn json_has_the_selected_counts_on_both_backends() {
+    let dir = scratch("json");
+    let a = dir.join("a.txt");
+    let b = dir.join("b.txt");
+    std::fs::write(&a, "one two\n\u{65e5}\u{672c}\tx\n").unwrap();
+    std::fs::write(&b, "three\n").unwrap();
+    for backend in ["threads", "processes"] {
+        let got = ours(
+            &[
+                OsStr::new("--json"),
+                OsStr::new("-lwL"),
+                OsStr::new("--backend"),
+                OsStr::new(backend),
+                a.as_os_str(),
+                b.as_os_str(),
+            ],
+            None,
+        );
+        assert_eq!(got.code, 0, "{}", got.err);
+        assert_eq!(
+            got.text(),
+            format!(
+                "{{\"path\":\"{}\",\"lines\":2,\"words\":4,\"max_line_length\":9}}\n\
+                 {{\"path\":\"{}\",\"lines\":1,\"words\":1,\"max_line_length\":5}}\n\
+                 {{\"path\":\"total\",\"lines\":3,\"words\":5,\"max_line_length\":9}}\n",
+                a.display(),
+                b.display()
+            ),
+            "{backend}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
