@@ -90,7 +90,7 @@ const BATCH_BYTES: u64 = 4 << 20;
 
 /// The operands as NUL-separated names from `--files0-from`, and whether they streamed in
 /// from something other than a regular file (GNU then sizes columns at width 1).
-fn files0(from: &OsStr, entries: &mut Vec<Entry>, filter: &Filter) -> Result<bool> {
+fn files0(from: &OsStr, plan: &mut Plan<'_>, filter: &Filter) -> Result<bool> {
     let (bytes, streamed) = if from.as_bytes() == b"-" {
         let mut buf = Vec::new();
         io::stdin().lock().read_to_end(&mut buf)?;
@@ -114,16 +114,16 @@ fn files0(from: &OsStr, entries: &mut Vec<Entry>, filter: &Filter) -> Result<boo
     for (i, name) in names.into_iter().enumerate() {
         let shown = quote::quote(from.as_bytes());
         if name.is_empty() {
-            entries.push(Entry::Invalid {
+            plan.push(Entry::Invalid {
                 message: format!("{shown}:{}: invalid zero-length file name", i + 1),
             });
         } else if from.as_bytes() == b"-" && name == b"-" {
-            entries.push(Entry::Failed {
+            plan.push(Entry::Failed {
                 name: OsString::from("-"),
                 why: "when reading file names from stdin, no file name of '-' allowed".into(),
             });
         } else {
-            walk::expand(OsStr::from_bytes(name), filter, entries);
+            walk::expand(OsStr::from_bytes(name), filter, &mut |e| plan.push(e));
         }
     }
     Ok(streamed)
@@ -172,6 +172,73 @@ enum Step {
     Entry(usize),
 }
 
+/// The entries in order and the steps that count them: files are batched and submitted as
+/// the walk finds them.
+struct Plan<'a> {
+    args: &'a Args,
+    /// Whether the batches measure line widths (`-L`).
+    widths: bool,
+    pools: Pools,
+    entries: Vec<Entry>,
+    steps: Vec<Step>,
+    /// The files of the batch being gathered: `entries[pending..]`, and their bytes.
+    pending: usize,
+    pending_bytes: u64,
+    /// The first submission that failed (the pool could not start, say).
+    error: Option<anyhow::Error>,
+}
+
+impl Plan<'_> {
+    fn push(&mut self, entry: Entry) {
+        let size = match &entry {
+            Entry::Input {
+                source: Source::File(_),
+                size,
+            } => size.unwrap_or(0),
+            _ => {
+                self.flush();
+                self.steps.push(Step::Entry(self.entries.len()));
+                self.entries.push(entry);
+                self.pending = self.entries.len();
+                return;
+            }
+        };
+        self.entries.push(entry);
+        self.pending_bytes += size;
+        if self.entries.len() - self.pending >= BATCH_FILES || self.pending_bytes >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Submits the files gathered so far as one batch.
+    fn flush(&mut self) {
+        let range = self.pending..self.entries.len();
+        self.pending = self.entries.len();
+        self.pending_bytes = 0;
+        if range.is_empty() || self.error.is_some() {
+            return;
+        }
+        let names = self.entries[range.clone()]
+            .iter()
+            .map(|e| match e {
+                Entry::Input {
+                    source: Source::File(path),
+                    ..
+                } => path.as_os_str().as_bytes().to_vec(),
+                _ => unreachable!("a batch holds files only"),
+            })
+            .collect();
+        let batch = Batch {
+            names,
+            widths: self.widths,
+        };
+        match self.pools.submit(self.args, batch) {
+            Ok(future) => self.steps.push(Step::Batch(range, future)),
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
 pub fn run(args: &Args) -> Result<ExitCode> {
     let mut columns = Columns {
         lines: args.lines,
@@ -199,7 +266,16 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         };
     }
     let filter = Filter::new(&args.glob).map_err(UsageError)?;
-    let mut entries = Vec::new();
+    let mut plan = Plan {
+        args,
+        widths: columns.max_line,
+        pools: Pools::default(),
+        entries: Vec::new(),
+        steps: Vec::new(),
+        pending: 0,
+        pending_bytes: 0,
+        error: None,
+    };
     let mut streamed = false;
     match &args.files0_from {
         Some(_) if !args.paths.is_empty() => {
@@ -209,64 +285,33 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             ))
             .into())
         }
-        Some(from) => streamed = files0(from, &mut entries, &filter)?,
-        None if args.paths.is_empty() && !io::stdin().is_terminal() => entries.push(Entry::Input {
+        Some(from) => streamed = files0(from, &mut plan, &filter)?,
+        None if args.paths.is_empty() && !io::stdin().is_terminal() => plan.push(Entry::Input {
             source: Source::Stdin { named: false },
             size: walk::stdin_size(),
         }),
-        None if args.paths.is_empty() => walk::expand(OsStr::new("."), &filter, &mut entries),
+        None if args.paths.is_empty() => {
+            walk::expand(OsStr::new("."), &filter, &mut |e| plan.push(e))
+        }
         None => {
             for operand in &args.paths {
-                walk::expand(operand, &filter, &mut entries);
+                walk::expand(operand, &filter, &mut |e| plan.push(e));
             }
         }
     }
+    plan.flush();
+    if let Some(e) = plan.error.take() {
+        return Err(e);
+    }
+    // The pool outlives the loop below that reads the futures.
+    let Plan {
+        entries,
+        steps,
+        pools,
+        ..
+    } = plan;
     let width = print::width(&entries, &columns, streamed);
     let operands = entries.iter().filter(|e| e.is_operand()).count();
-
-    // The pool outlives the loop below that reads the futures.
-    let mut pools = Pools::default();
-    let mut steps = Vec::new();
-    let mut i = 0;
-    while i < entries.len() {
-        if !matches!(
-            &entries[i],
-            Entry::Input {
-                source: Source::File(_),
-                ..
-            }
-        ) {
-            steps.push(Step::Entry(i));
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut bytes = 0;
-        let mut names = Vec::new();
-        while i < entries.len()
-            && names.len() < BATCH_FILES
-            && (names.is_empty() || bytes < BATCH_BYTES)
-        {
-            let Entry::Input {
-                source: Source::File(path),
-                size,
-            } = &entries[i]
-            else {
-                break;
-            };
-            bytes += size.unwrap_or(0);
-            names.push(path.as_os_str().as_bytes().to_vec());
-            i += 1;
-        }
-        let future = pools.submit(
-            args,
-            Batch {
-                names,
-                widths: columns.max_line,
-            },
-        )?;
-        steps.push(Step::Batch(start..i, future));
-    }
 
     let mut printer = Printer::new(args.json, width, columns);
     let mut total = Counts::default();

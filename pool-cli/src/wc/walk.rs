@@ -100,10 +100,11 @@ impl Filter {
     }
 }
 
-/// Expands one operand into entries, appended to `out` in order.
-pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
+/// Expands one operand into entries, handed to `out` in order (as they are found, so that
+/// counting starts while a large tree is still being walked).
+pub fn expand(operand: &OsStr, filter: &Filter, out: &mut dyn FnMut(Entry)) {
     if operand.as_bytes() == b"-" {
-        out.push(Entry::Input {
+        out(Entry::Input {
             source: Source::Stdin { named: true },
             size: stdin_size(),
         });
@@ -113,7 +114,7 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            out.push(Entry::Failed {
+            out(Entry::Failed {
                 name: operand.to_os_string(),
                 why: describe(&e),
             });
@@ -121,7 +122,7 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
         }
     };
     if !meta.is_dir() {
-        out.push(Entry::Input {
+        out(Entry::Input {
             source: Source::File(path.to_path_buf()),
             size: meta.is_file().then_some(meta.len()),
         });
@@ -147,7 +148,7 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
                     (None, Some(io)) => describe(io),
                     (None, None) => e.to_string(),
                 };
-                out.push(Entry::Failed { name, why });
+                out(Entry::Failed { name, why });
                 continue;
             }
         };
@@ -159,7 +160,7 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
             continue;
         }
         if let Some(what) = special(&ft) {
-            out.push(Entry::Skipped {
+            out(Entry::Skipped {
                 name: entry.path().as_os_str().to_os_string(),
                 what,
             });
@@ -170,14 +171,14 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut Vec<Entry>) {
         let size = match entry.metadata() {
             Ok(m) => m.len(),
             Err(e) => {
-                out.push(Entry::Failed {
+                out(Entry::Failed {
                     name: entry.path().as_os_str().to_os_string(),
                     why: e.io_error().map_or_else(|| e.to_string(), describe),
                 });
                 continue;
             }
         };
-        out.push(Entry::Input {
+        out(Entry::Input {
             source: Source::File(entry.into_path()),
             size: Some(size),
         });
