@@ -507,6 +507,8 @@ impl Executor for LocalExecutor {
             }
             Err(e) => return Err(JobError::Start(e)),
         };
+        // Our copies of the child's stdout/stderr handles: closed now, not at the job's end.
+        drop(cmd);
         let pgid = child.id();
         let stopped = Arc::new(AtomicBool::new(false));
         {
