@@ -903,7 +903,12 @@ impl Shared {
         loop {
             let (empty, next_deadline) = {
                 let state = self.lock();
-                let next = state.pending.values().filter_map(|p| p.deadline).min();
+                // Only a pool with a deadline pays for the scan.
+                let next = if self.options.deadline.is_some() {
+                    state.pending.values().filter_map(|p| p.deadline).min()
+                } else {
+                    None
+                };
                 (state.pending.is_empty(), next)
             };
             if empty && self.closing.load(Ordering::Acquire) {
@@ -1100,6 +1105,9 @@ impl Shared {
 
     /// Fails the futures past their client-side deadline and cancels their tasks.
     fn expire_deadlines(&self, link: &mut Link) {
+        if self.options.deadline.is_none() {
+            return;
+        }
         let now = Instant::now();
         let expired: Vec<Pending> = {
             let mut state = self.lock();
