@@ -1324,6 +1324,41 @@ fn sighup_lets_running_jobs_finish() {
     });
 }
 
+/// `nohup pool run …`: a SIGHUP ignored when pool started stays ignored — every job runs.
+#[test]
+fn an_ignored_sighup_stays_ignored() {
+    let dir = scratch("nohup");
+    let started = dir.join("started");
+    let job = format!("echo $$ >> {}; sleep 0.5; echo done {{}}", s(&started));
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+        .args([
+            env!("CARGO_BIN_EXE_pool"),
+            "run",
+            "-k",
+            "-j1",
+            &job,
+            ":::",
+            "a",
+            "b",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    watchdog(Duration::from_secs(60), move || {
+        wait_for_lines(&started, 1);
+        // SAFETY: kill(2) on our child's pid (sh exec'd pool, same pid).
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGHUP);
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done a\ndone b\n");
+        assert_eq!(out.status.code(), Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// `pool run … | head -1`: once stdout is closed, no new jobs, the running ones ended, quiet.
 #[test]
 fn closed_stdout_stops_the_run_quietly() {

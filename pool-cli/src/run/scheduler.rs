@@ -135,9 +135,14 @@ pub fn run(
     printer: Arc<Printer>,
 ) -> Result<u8> {
     let (tx, rx) = mpsc::channel::<Event>();
+    // A signal ignored when we started stays ignored, for us and the jobs (`nohup pool run …`
+    // keeps running through a hangup; `pool run … &` in a script is not stopped by Ctrl-C).
+    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT]
+        .into_iter()
+        .filter(|&signal| !ignored_at_start(signal))
+        .collect();
     let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT])
-            .context("installing signal handlers")?;
+        signal_hook::iterator::Signals::new(handled).context("installing signal handlers")?;
     let signal_handle = signals.handle();
     let signal_tx = tx.clone();
     let signal_thread = thread::Builder::new()
@@ -330,6 +335,17 @@ pub fn run(
         ));
     }
     Ok(s.tally.exit_code())
+}
+
+/// Whether `signal`'s disposition is "ignore" (inherited from whoever started us).
+fn ignored_at_start(signal: i32) -> bool {
+    // SAFETY: `sigaction` is plain data, all-zero is a valid value; sigaction(2) with a null
+    // new action only reads the current one into `old`, which we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 fn submit(
