@@ -323,7 +323,7 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> Sink for Typed<T, E> {
 
     fn finish(&self, outcome: Resolved) {
         let outcome = match outcome {
-            Resolved::One(Ok(bytes)) => (self.decode)(&bytes),
+            Resolved::One(Ok(bytes)) => decode_guarded(|| (self.decode)(&bytes)),
             Resolved::One(Err(e)) => Err(e.map_raised(|never| match never {})),
             Resolved::Many(_) => Err(FutureError::Broken(
                 "an agent answered a single task with a chunk".into(),
@@ -353,7 +353,7 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Sink for Chunk<R> {
             Resolved::Many(items) if items.len() == self.items => Ok(items
                 .into_iter()
                 .map(|item| match item {
-                    Ok(bytes) => decode_plain::<R>(&bytes),
+                    Ok(bytes) => decode_guarded(|| decode_plain::<R>(&bytes)),
                     Err(e) => Err(e),
                 })
                 .collect()),
@@ -372,6 +372,18 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Sink for Chunk<R> {
         };
         let _ = self.promise.set_outcome(outcome);
     }
+}
+
+/// Runs a result's decoding (the user's `Deserialize`, which may panic) so that a panic fails
+/// that future instead of the listener thread, which every other future of the pool needs.
+fn decode_guarded<T, E>(decode: impl FnOnce() -> Outcome<T, E>) -> Outcome<T, E> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+        let panic = Panic::from_payload(payload);
+        Err(codec_error(
+            "the result",
+            &format!("decoding panicked: {panic}"),
+        ))
+    })
 }
 
 fn codec_error<E>(what: &str, e: &dyn fmt::Display) -> FutureError<E> {

@@ -95,7 +95,9 @@ pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     futurepool_procs::__private::codec::encode(value).expect("wire messages always serialize")
 }
 
-/// A message back from bytes; `Err` describes the bytes.
+/// A message back from bytes; `Err` describes the bytes. Anyone who can write a stream can
+/// put bytes there: the codec (postcard) checks a length field against the bytes left before
+/// taking them, so a hostile length is an error, never an allocation.
 pub(crate) fn from_bytes<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
     futurepool_procs::__private::codec::decode(bytes)
         .map_err(|e| format!("malformed message ({} bytes): {e}", bytes.len()))
@@ -122,6 +124,16 @@ mod tests {
             ReplyKind::Done { attempt: 2, outcome: RemoteOutcome::Returned(Payload::Inline(b)) } if b == [1, 2, 3]
         ));
         assert!(from_bytes::<ReplyMsg>(&[0xff; 3]).is_err());
+        // seq 1, then an agent name whose length claims 2^64 - 1 bytes: refused, not allocated.
+        let hostile = [
+            1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, b'a',
+        ];
+        assert!(from_bytes::<ReplyMsg>(&hostile).is_err());
+        // The same for a task's argument bytes.
+        let mut task = vec![0x05, b'c', b':', b'1', b'1', 0x01, b'c', 1];
+        task.extend([0xff; 9]);
+        task.push(0x01);
+        assert!(from_bytes::<TaskMsg>(&task).is_err());
     }
 }
 
