@@ -188,20 +188,25 @@ impl Builder {
         let mut submit = Link::new(client.clone(), Duration::ZERO);
         let id = link::random_id();
         let reply_key = keys.reply(&id);
-        // Checks the connection, the credentials, and the rights on the queue's keys.
+        let client_key = keys.client(&id);
+        // Checks the connection, the credentials, and the rights on the queue's keys; the
+        // client key tells agents this client is alive.
         submit
             .run(|c| {
                 redis::cmd("PING").query::<()>(c)?;
                 redis::cmd("EXISTS").arg(keys.tasks()).query::<()>(c)?;
-                redis::cmd("PEXPIRE")
-                    .arg(&reply_key)
-                    .arg(self.reply_ttl.as_millis() as u64)
+                redis::cmd("SET")
+                    .arg(&client_key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(millis(self.reply_ttl))
                     .query::<()>(c)
             })
             .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
         let shared = Arc::new(Shared {
             keys,
             reply_key,
+            client_key,
             id,
             shown,
             client,
@@ -250,6 +255,8 @@ struct Shared {
     /// This client's id and reply stream.
     id: String,
     reply_key: String,
+    /// This client's liveness key.
+    client_key: String,
     /// The URL with the password masked.
     shown: String,
     client: redis::Client,
@@ -991,9 +998,17 @@ impl Shared {
             if now >= next_refresh {
                 next_refresh = now + refresh_every;
                 let _ = link.run(|c| {
-                    redis::cmd("PEXPIRE")
+                    redis::pipe()
+                        .cmd("PEXPIRE")
                         .arg(&self.reply_key)
                         .arg(ttl)
+                        .ignore()
+                        .cmd("SET")
+                        .arg(&self.client_key)
+                        .arg(1)
+                        .arg("PX")
+                        .arg(ttl)
+                        .ignore()
                         .query::<()>(c)
                 });
             }
@@ -1021,7 +1036,12 @@ impl Shared {
                 }
             }
         }
-        let _ = link.run(|c| redis::cmd("DEL").arg(&self.reply_key).query::<()>(c));
+        let _ = link.run(|c| {
+            redis::cmd("DEL")
+                .arg(&self.client_key)
+                .arg(&self.reply_key)
+                .query::<()>(c)
+        });
     }
 
     fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {

@@ -43,6 +43,12 @@ impl Keys {
         format!("{}reply:{client}", self.prefix)
     }
 
+    /// A client's liveness: set while its pool lives (refreshed with the reply stream's
+    /// expiry, deleted when the pool is done). Agents write replies only while it exists.
+    pub(crate) fn client(&self, client: &str) -> String {
+        format!("{}client:{client}", self.prefix)
+    }
+
     /// Marks a task cancelled after an agent read it but before it started.
     pub(crate) fn cancel(&self, task: &str) -> String {
         format!("{}cancel:{task}", self.prefix)
@@ -75,6 +81,7 @@ mod tests {
             k.tasks(),
             k.running(),
             k.reply("c1"),
+            k.client("c1"),
             k.cancel("c1:7"),
             k.control("a1"),
             k.blob("c1:7", "arg"),

@@ -8,8 +8,9 @@ use redis::Script;
 
 /// Starts a delivered task unless it was cancelled or is no longer this agent's.
 ///
-/// KEYS: tasks stream, running hash, cancel key, client reply stream.
+/// KEYS: tasks stream, running hash, cancel key, client reply stream, client key.
 /// ARGV: entry id, task id, agent, max attempts, `Started` message, reply TTL (ms).
+/// The `Started` message is written only while the client lives.
 /// Returns `{0, n}` skip (cancelled, or claimed by another agent), `{1, n}` run attempt `n`,
 /// `{2, n}` fail: delivered `n` times, more than max attempts.
 const START: &str = r"
@@ -28,18 +29,24 @@ if attempt > tonumber(ARGV[4]) then
   return {2, attempt}
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'm', ARGV[5])
-redis.call('PEXPIRE', KEYS[4], ARGV[6])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('XADD', KEYS[4], '*', 'm', ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+end
 return {1, attempt}
 ";
 
 /// Reports a task's outcome and removes the task.
 ///
-/// KEYS: tasks stream, running hash, client reply stream, argument blob key.
+/// KEYS: tasks stream, running hash, client reply stream, argument blob key, client key.
 /// ARGV: entry id, task id, agent, `Done` message, reply TTL (ms).
+/// The reply is written only while the client lives (a duplicate after its pool is done, or a
+/// reply to a client gone longer than the reply TTL, leaves no key behind).
 const FINISH: &str = r"
-redis.call('XADD', KEYS[3], '*', 'm', ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('XADD', KEYS[3], '*', 'm', ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end

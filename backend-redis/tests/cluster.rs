@@ -71,6 +71,21 @@ fn long_task(d: Delivery<(String, u64)>) -> u32 {
     d.attempt
 }
 
+/// Logs its agent's pid, runs for `ms`, and reports the attempt it ran in.
+fn logged_run(d: Delivery<(String, u64)>) -> u32 {
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&d.arg.0)
+            .unwrap();
+        writeln!(f, "{}", std::os::unix::process::parent_id()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(d.arg.1));
+    d.attempt
+}
+
 /// Kills its own agent every time.
 fn always_kill_agent(_: u64) -> u64 {
     kill_my_agent()
@@ -120,6 +135,7 @@ futurepool_procs::register!(
     log_run,
     die_on_first,
     long_task,
+    logged_run,
     always_kill_agent,
     big,
     checksum
@@ -361,6 +377,53 @@ fn a_task_running_longer_than_the_lease_is_not_redelivered() {
 }
 
 #[test]
+fn an_agent_cut_off_longer_than_the_lease_runs_its_task_twice_and_the_first_result_wins() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "partition", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("partition")
+            .connect()
+            .unwrap();
+        let log = server.scratch("partition.log");
+        let ms = 2 * LEASE.as_millis() as u64;
+        let f = pool
+            .submit_delivery(logged_run, (log.display().to_string(), ms))
+            .unwrap();
+        let lines = || {
+            std::fs::read_to_string(&log)
+                .map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert!(eventually(Duration::from_secs(30), || !lines().is_empty()));
+        let first: i32 = lines()[0].parse().unwrap();
+        // The agent stops answering (its worker runs on): a partition longer than the lease.
+        // SAFETY: kill(2) has no memory-safety preconditions; `first` is one of this test's
+        // agents, alive (it just wrote its pid).
+        unsafe { libc::kill(first, libc::SIGSTOP) };
+        assert!(
+            eventually(Duration::from_secs(30), || lines().len() == 2),
+            "another agent reclaimed the task"
+        );
+        // SAFETY: as above.
+        unsafe { libc::kill(first, libc::SIGCONT) };
+        // Attempt 1 finishes first (its worker never stopped): its result wins, attempt 2's
+        // is dropped as a duplicate.
+        assert_eq!(f.result(), Ok(&1));
+        assert_eq!(pool.submit(square, 8).unwrap().result(), Ok(&64));
+        pool.shutdown(Shutdown::new());
+        // The duplicate's reply came and went: nothing of the pool is left.
+        std::thread::sleep(Duration::from_millis(ms + 500));
+        assert!(eventually(Duration::from_secs(30), || leftovers(
+            &server,
+            "partition"
+        )
+        .is_empty()));
+        assert_eq!(lines().len(), 2, "at-least-once: it ran twice");
+    });
+}
+
+#[test]
 fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
     watchdog(LIMIT, || {
         let server = Server::start();
@@ -587,7 +650,7 @@ fn __vanishing_client() {
         .reply_ttl(Duration::from_secs(1))
         .connect()
         .unwrap();
-    let f = pool.submit(sleep_ms, 500).unwrap();
+    let f = pool.submit(sleep_ms, 300).unwrap();
     assert!(eventually(Duration::from_secs(30), || f.running()));
     // SAFETY: kill(2) has no memory-safety preconditions; this process kills itself.
     unsafe {
