@@ -609,3 +609,62 @@ fn json_has_the_selected_counts_on_both_backends() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Random mixes of ASCII, controls, multibyte characters (wide, combining, spaces,
+/// unprintable) and invalid or cut sequences: every count, `-L` included, as GNU's.
+#[test]
+fn random_bytes_match_gnu_wc() {
+    let pieces: [&[u8]; 24] = [
+        b"a",
+        b" ",
+        b"\t",
+        b"\n",
+        b"\r",
+        b"\x0b",
+        b"\x0c",
+        b"\x01",
+        b"\x7f",
+        b"\0",
+        "\u{e9}".as_bytes(),
+        "\u{65e5}".as_bytes(),
+        "\u{a0}".as_bytes(),
+        "\u{3000}".as_bytes(),
+        "\u{2028}".as_bytes(),
+        "\u{1F600}".as_bytes(),
+        "\u{301}".as_bytes(),
+        b"\xff",
+        b"\xc3",
+        b"\xe2\x82",
+        b"\xf4\x90\x80\x80",
+        b"\xed\xa0\x80",
+        b"xyzw ",
+        b"longer words here ",
+    ];
+    let dir = scratch("random");
+    // A fixed xorshift sequence: the same files every run.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut args: Vec<OsString> = vec!["-lwmcL".into()];
+    for k in 0..40 {
+        let len = next() % 5000;
+        let bytes: Vec<u8> = (0..len)
+            .flat_map(|_| {
+                pieces[(next() % pieces.len() as u64) as usize]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let path = dir.join(format!("r{k:02}"));
+        std::fs::write(&path, bytes).unwrap();
+        args.push(path.into_os_string());
+    }
+    let expected = gnu(&args, None);
+    assert_eq!(expected.code, 0);
+    assert_eq!(ours(&args, None), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}

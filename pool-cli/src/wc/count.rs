@@ -95,6 +95,7 @@ enum Class {
     Other,
 }
 
+#[inline]
 fn class(c: u32) -> Class {
     if c < 0x80 {
         return match c as u8 {
@@ -178,6 +179,7 @@ fn width(c: u32) -> u64 {
     }
 }
 
+#[inline]
 fn decode(buf: &[u8]) -> Decoded {
     let lead = buf[0];
     let (len, min, init) = match lead {
@@ -254,10 +256,13 @@ impl Counter {
         let n = buf.len();
         let mut stop = n;
         while i < n {
+            // How many ASCII bytes from `i` on to take one at a time.
+            let mut ascii = usize::from(buf[i] < 0x80);
             // Eight plain-ASCII bytes (printable or separators, no controls) at once.
             if let Some(block) = buf.get(i..i + 8) {
                 let x = u64::from_le_bytes(block.try_into().expect("8 bytes"));
-                if x & HIGH == 0 {
+                let high = x & HIGH;
+                if high == 0 {
                     let printable = ge(x, 0x21) & !ge(x, 0x7f);
                     let separator = (ge(x, 0x09) & !ge(x, 0x0e)) | (ge(x, 0x20) & !ge(x, 0x21));
                     if printable | separator == HIGH {
@@ -271,17 +276,24 @@ impl Counter {
                         i += 8;
                         continue;
                     }
+                    // Control bytes among them: all eight one at a time.
+                    ascii = 8;
+                } else {
+                    // The ASCII bytes before the first non-ASCII one, without retrying a block
+                    // at each of them.
+                    ascii = (high.trailing_zeros() / 8) as usize;
                 }
             }
-            let b = buf[i];
-            let t = ASCII[b as usize];
-            if t != NON_ASCII {
-                chars += 1;
-                lines += u64::from(t == NEWLINE);
-                let separates = t >= SEPARATOR;
-                words += u64::from(in_word && separates);
-                in_word = (in_word || t == PRINT) && !separates;
-                i += 1;
+            if ascii > 0 {
+                for &b in &buf[i..i + ascii] {
+                    let t = ASCII[b as usize];
+                    chars += 1;
+                    lines += u64::from(t == NEWLINE);
+                    let separates = t >= SEPARATOR;
+                    words += u64::from(in_word && separates);
+                    in_word = (in_word || t == PRINT) && !separates;
+                }
+                i += ascii;
                 continue;
             }
             match decode(&buf[i..]) {
