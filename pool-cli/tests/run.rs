@@ -283,8 +283,10 @@ fn stdin_inputs_are_bytes_lines_or_nul_separated() {
     }
 }
 
+/// `-j +N`, `-N`, `N%`, `0` and `N` as GNU parallel's manual defines them, from this machine's
+/// CPU count (not compared with GNU parallel itself, which counts CPUs its own way).
 #[test]
-fn jobs_forms_like_gnu_parallel() {
+fn jobs_forms_follow_gnu_parallels_rules() {
     let cores = std::thread::available_parallelism().unwrap().get();
     // The highest job slot seen is the number of jobs at once.
     let slots = |j: &str, jobs: usize| -> usize {
