@@ -98,7 +98,7 @@ impl Builder {
     }
 
     /// Every task may run this long once an agent started it; past it the agent kills it and
-    /// the future fails with [`FutureError::TimedOut`]. [`RedisPool::submit_timeout`] sets one
+    /// the future fails with [`FutureError::TimedOut`]. [`RedisPool::with_task_timeout`] sets one
     /// task's.
     pub fn task_timeout(mut self, timeout: Duration) -> Builder {
         self.task_timeout = Some(timeout);
@@ -290,6 +290,8 @@ struct Pending {
     blob: Option<String>,
     /// Consecutive watchdog rounds that did not find the task.
     missing: u8,
+    /// The listener looks for this future's cancellation (no done-callback does).
+    swept: bool,
 }
 
 /// What an agent's outcome becomes on the client: one task's encoded value or failure, or a
@@ -307,6 +309,8 @@ trait Sink: Send + Sync {
     fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>);
     /// Completes the future from the agent's outcome.
     fn finish(&self, outcome: Resolved);
+    /// Whether the future was cancelled (by its user, or by a map being dropped).
+    fn cancelled(&self) -> bool;
     /// Completes the future with a failure of the whole task.
     fn fail(&self, error: FutureError<Infallible>) {
         self.finish(Resolved::One(Err(error)));
@@ -326,6 +330,10 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> Sink for Typed<T, E> {
 
     fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) {
         self.promise.set_cancel_hook(hook);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.promise.cancelled()
     }
 
     fn finish(&self, outcome: Resolved) {
@@ -353,6 +361,10 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Sink for Chunk<R> {
 
     fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) {
         self.promise.set_cancel_hook(hook);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.promise.cancelled()
     }
 
     fn finish(&self, outcome: Resolved) {
@@ -448,25 +460,14 @@ impl RedisPool {
         )
     }
 
-    /// Like [`submit`](Self::submit), with this task's own run-time limit.
-    pub fn submit_timeout<F, A, R>(
-        &self,
-        f: F,
-        arg: A,
-        timeout: Duration,
-    ) -> Result<Future<R>, SubmitError>
-    where
-        F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize,
-        R: DeserializeOwned + Send + Sync + 'static,
-    {
-        self.submit_typed::<F, R, Infallible>(
-            signature_of(&f),
-            &arg,
-            Some(timeout),
-            false,
-            decode_plain::<R>,
-        )
+    /// The pool's submits with this per-task run-time limit (enforced by the agent, which kills
+    /// the task's worker process past it: [`FutureError::TimedOut`]), as the process pool's
+    /// `with_task_timeout`.
+    pub fn with_task_timeout(&self, timeout: Duration) -> WithTaskTimeout<'_> {
+        WithTaskTimeout {
+            pool: self,
+            timeout,
+        }
     }
 
     /// Runs a registered fallible function: its `Err(e)` comes back typed as
@@ -519,6 +520,22 @@ impl RedisPool {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
+        self.submit_watched::<F, T, E>(signature, arg, timeout, delivery, decode, Watch::Callback)
+    }
+
+    fn submit_watched<F: 'static, T, E>(
+        &self,
+        signature: Signature,
+        arg: &impl Serialize,
+        timeout: Option<Duration>,
+        delivery: bool,
+        decode: fn(&[u8]) -> Outcome<T, E>,
+        watch: Watch,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
         check_named::<F>(signature)?;
         let arg = match codec::encode(arg) {
             Ok(bytes) => bytes,
@@ -534,7 +551,7 @@ impl RedisPool {
         let mut futures = self.shared.submit_batch(
             vec![task],
             |promise, _| Arc::new(Typed { promise, decode }),
-            Watch::Callback,
+            watch,
         )?;
         Ok(futures.pop().expect("one task in, one future out").1)
     }
@@ -620,6 +637,65 @@ impl RedisPool {
     /// How many of this pool's tasks are unfinished.
     pub fn unfinished(&self) -> usize {
         self.shared.lock().pending.len()
+    }
+}
+
+/// What [`RedisPool::with_task_timeout`] returns: the pool's submits, each task with the given
+/// run-time limit.
+#[derive(Clone, Copy, Debug)]
+pub struct WithTaskTimeout<'a> {
+    pool: &'a RedisPool,
+    timeout: Duration,
+}
+
+impl WithTaskTimeout<'_> {
+    /// [`RedisPool::submit`] with this timeout.
+    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.pool.submit_typed::<F, R, Infallible>(
+            signature_of(&f),
+            &arg,
+            Some(self.timeout),
+            false,
+            decode_plain::<R>,
+        )
+    }
+
+    /// [`RedisPool::submit_fallible`] with this timeout.
+    pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
+    where
+        F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
+        A: Serialize,
+        T: DeserializeOwned + Send + Sync + 'static,
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.pool.submit_typed::<F, T, E>(
+            signature_of(&f),
+            &arg,
+            Some(self.timeout),
+            false,
+            decode_fallible::<T, E>,
+        )
+    }
+
+    /// [`RedisPool::submit_delivery`] with this timeout.
+    pub fn submit_delivery<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        F: Fn(Delivery<A>) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.pool.submit_typed::<F, R, Infallible>(
+            signature_of(&f),
+            &arg,
+            Some(self.timeout),
+            true,
+            decode_plain::<R>,
+        )
     }
 }
 
@@ -711,6 +787,7 @@ impl Shared {
                 deadline,
                 blob,
                 missing: 0,
+                swept: watch == Watch::Sweep,
             });
         }
         {
@@ -919,6 +996,7 @@ impl Shared {
         let mut next_watch = Instant::now() + self.options.watchdog_interval;
         let mut pause = Duration::from_millis(20);
         let mut dropped = false;
+        let mut next_sweep = Instant::now();
         loop {
             let (empty, next_deadline) = {
                 let state = self.lock();
@@ -995,6 +1073,10 @@ impl Shared {
             }
             self.expire_deadlines(&mut link);
             let now = Instant::now();
+            if now >= next_sweep {
+                next_sweep = now + SWEEP_EVERY;
+                self.sweep_cancelled(&mut link);
+            }
             if now >= next_refresh {
                 next_refresh = now + refresh_every;
                 let _ = link.run(|c| {
@@ -1135,6 +1217,33 @@ impl Shared {
         }
     }
 
+    /// Takes the cancelled [`Watch::Sweep`] futures' tasks off the queue (or has their agents
+    /// kill them if they started meanwhile).
+    fn sweep_cancelled(&self, link: &mut Link) {
+        let cancelled: Vec<Pending> = {
+            let mut state = self.lock();
+            let seqs: Vec<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.swept && p.sink.cancelled())
+                .map(|(&s, _)| s)
+                .collect();
+            let taken = seqs
+                .iter()
+                .filter_map(|s| state.pending.remove(s))
+                .collect();
+            if state.pending.is_empty() {
+                self.idle.notify_all();
+            }
+            taken
+        };
+        for pending in cancelled {
+            if let Some(entry) = &pending.entry {
+                self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
+            }
+        }
+    }
+
     /// Fails the futures past their client-side deadline and cancels their tasks.
     fn expire_deadlines(&self, link: &mut Link) {
         if self.options.deadline.is_none() {
@@ -1250,7 +1359,14 @@ enum Watch {
     /// The owner calls `cancelled_by_user` itself (the map's futures, which the map moves its
     /// values out of: a callback's lent handle would stop that).
     Owner,
+    /// The listener notices the cancellation within [`SWEEP_EVERY`] (futures handed to generic
+    /// code — the core's `Map` moves values out, which a callback's lent handle would stop —
+    /// an agent that starts the task meanwhile is told to kill it).
+    Sweep,
 }
+
+/// How often the listener looks for cancelled [`Watch::Sweep`] futures.
+const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
@@ -1293,12 +1409,13 @@ where
 {
     fn submit_job(&self, _job: &Remote<F, A, R>, input: A) -> Result<Future<R>, SubmitError> {
         let timeout = self.shared.options.task_timeout;
-        self.submit_typed::<F, R, Infallible>(
+        self.submit_watched::<F, R, Infallible>(
             remote_signature::<F, A, R>(),
             &input,
             timeout,
             false,
             decode_plain::<R>,
+            Watch::Sweep,
         )
     }
 
@@ -1308,12 +1425,13 @@ where
         input: A,
         timeout: Duration,
     ) -> Result<Future<R>, SubmitError> {
-        self.submit_typed::<F, R, Infallible>(
+        self.submit_watched::<F, R, Infallible>(
             remote_signature::<F, A, R>(),
             &input,
             Some(timeout),
             false,
             decode_plain::<R>,
+            Watch::Sweep,
         )
     }
 

@@ -52,7 +52,7 @@ pub use futurepool_core::{
 pub use futurepool_procs::{remote, Remote};
 
 pub use crate::agent::{serve, Agent, AgentError, AgentOptions};
-pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap};
+pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap, WithTaskTimeout};
 pub use crate::server::LocalServer;
 pub use crate::wire::Delivery;
 

@@ -526,6 +526,34 @@ fn cancel_queued_running_and_with_kill() {
 }
 
 #[test]
+fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "generic", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("generic")
+            .connect()
+            .unwrap();
+        let busy = pool.submit(sleep_ms, 1500).unwrap();
+        assert!(eventually(Duration::from_secs(30), || busy.running()));
+        let log = server.scratch("generic.log");
+        let path = log.display().to_string();
+        // The core's map (generic code) queues 5 tasks behind the busy one, then is dropped.
+        let map = Submit::map(
+            &pool,
+            futurepool_redis::remote(log_run),
+            vec![path; 5],
+            MapOptions::new().buffersize(5),
+        )
+        .unwrap();
+        drop(map);
+        assert_eq!(busy.result(), Ok(&1500));
+        assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+        assert!(!log.exists(), "no task of the dropped map ran");
+    });
+}
+
+#[test]
 fn deadlines_and_task_timeouts() {
     watchdog(LIMIT, || {
         let server = Server::start();
@@ -536,9 +564,15 @@ fn deadlines_and_task_timeouts() {
             .unwrap();
         // The agent kills a task past its own timeout.
         let hung = pool
-            .submit_timeout(sleep_ms, 60_000, Duration::from_millis(300))
+            .with_task_timeout(Duration::from_millis(300))
+            .submit(sleep_ms, 60_000)
             .unwrap();
         assert_eq!(hung.result(), Err(FutureError::TimedOut));
+        let fallible = pool
+            .with_task_timeout(Duration::from_secs(60))
+            .submit_fallible(parse, "9".to_string())
+            .unwrap();
+        assert_eq!(fallible.result(), Ok(&9));
         // A client-side deadline holds even with no agent serving the queue at all.
         let lonely = RedisPool::builder(server.url())
             .queue("nobody-serves-this")
