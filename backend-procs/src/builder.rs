@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,7 +13,7 @@ use serde::Serialize;
 #[cfg(doc)]
 use futurepool_core::FutureError;
 
-use crate::manager::Shared;
+use crate::manager::{Shared, Slots};
 use crate::pool::ProcessPool;
 use crate::registry;
 
@@ -202,7 +202,10 @@ impl Builder {
                 max_message_size: self.max_message_size,
                 broken: Mutex::new(None),
                 live: Arc::new(Mutex::new(HashMap::new())),
-                processes: Mutex::new(HashMap::new()),
+                max_workers: workers,
+                processes: Mutex::new(Slots::default()),
+                returned: Condvar::new(),
+                shut_down: AtomicBool::new(false),
                 started: AtomicUsize::new(0),
             }),
         })

@@ -12,9 +12,8 @@ use std::convert::Infallible;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, ThreadId};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futurepool_core::{FutureError, Panic};
@@ -46,10 +45,29 @@ pub(crate) struct Shared {
     pub(crate) broken: Mutex<Option<Arc<str>>>,
     /// Every live worker (idle or busy), by pid, with a way to signal it.
     pub(crate) live: Arc<Mutex<HashMap<u32, Killer>>>,
-    /// Idle worker processes, by the manager thread that owns them.
-    pub(crate) processes: Mutex<HashMap<ThreadId, Tracked>>,
+    /// The most worker processes alive at once.
+    pub(crate) max_workers: usize,
+    /// Idle worker processes, and how many exist (idle, busy or starting).
+    pub(crate) processes: Mutex<Slots>,
+    /// Signalled when a process goes back to `processes` or a slot frees up.
+    pub(crate) returned: Condvar,
+    /// Set by `shutdown`: `apply` refuses new work.
+    pub(crate) shut_down: AtomicBool,
     /// Processes started so far.
     pub(crate) started: AtomicUsize,
+}
+
+/// The pool's worker processes as a resource: whoever runs a call (a manager thread for a
+/// submitted task, or the caller of `apply`) checks an idle process out, or starts one while
+/// fewer than `max_workers` exist, or waits for one to come back.
+#[derive(Default)]
+pub(crate) struct Slots {
+    /// Idle processes, the most recently used last (it is taken first: its pages are warm).
+    idle: Vec<Tracked>,
+    /// Processes that exist: idle, busy or being started.
+    alive: usize,
+    /// After `shutdown(wait)`/drop: a process checked back in is ended instead of kept.
+    closed: bool,
 }
 
 /// A worker process and the pool-wide table of live workers it is listed in.
@@ -136,31 +154,71 @@ impl Shared {
         }
     }
 
-    /// Runs `call` on this manager thread's worker process, starting one if needed. A process
-    /// found dead before it received the task (killed while idle) is replaced and the task
-    /// goes to the new one; a process that died during the call, timed out or reached
-    /// `max_tasks_per_child` is ended and reaped here.
+    /// A process to run a call on: an idle one, or a new one while fewer than `max_workers`
+    /// exist, or the next one to come back.
+    fn check_out(&self) -> Result<Tracked, FutureError<Infallible>> {
+        {
+            let mut slots = lock(&self.processes);
+            loop {
+                if let Some(tracked) = slots.idle.pop() {
+                    return Ok(tracked);
+                }
+                if slots.alive < self.max_workers {
+                    slots.alive += 1;
+                    break;
+                }
+                slots = self.returned.wait(slots).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        self.start_worker().inspect_err(|_| self.release())
+    }
+
+    /// Puts a healthy process back for the next call (or ends it after shutdown).
+    fn check_in(&self, tracked: Tracked) {
+        let mut slots = lock(&self.processes);
+        if slots.closed {
+            drop(slots);
+            drop(tracked);
+            self.release();
+            return;
+        }
+        slots.idle.push(tracked);
+        drop(slots);
+        self.returned.notify_one();
+    }
+
+    /// Frees the slot of a process that was ended (or never started).
+    fn release(&self) {
+        lock(&self.processes).alive -= 1;
+        self.returned.notify_one();
+    }
+
+    /// Ends a process (exit or kill, then reap) and frees its slot.
+    fn discard(&self, tracked: Tracked) {
+        drop(tracked);
+        self.release();
+    }
+
+    /// Runs `call` on a worker process, starting one if needed. A process found dead before
+    /// it received the task (killed while idle) is replaced and the task goes to the new one;
+    /// a process that died during the call, timed out or reached `max_tasks_per_child` is
+    /// ended and reaped here.
     pub(crate) fn with_worker<T>(
         &self,
         name: &str,
         stop: Option<&StopCell>,
         mut call: impl FnMut(&mut WorkerProcess) -> Result<T, CallError>,
     ) -> Result<T, FutureError<Infallible>> {
-        let me = thread::current().id();
         let mut attempt = 0;
         loop {
             attempt += 1;
             if let Some(why) = self.broken() {
                 return Err(FutureError::Broken(why));
             }
-            let taken = lock(&self.processes).remove(&me);
-            let mut tracked = match taken {
-                Some(tracked) => tracked,
-                None => self.start_worker()?,
-            };
+            let mut tracked = self.check_out()?;
             if tracked.process.has_exited() {
                 // Died while idle (the OOM killer's favourite): the task has not started.
-                drop(tracked);
+                self.discard(tracked);
                 if attempt < ATTEMPTS {
                     continue;
                 }
@@ -171,7 +229,7 @@ impl Shared {
             }
             if let Some(stop) = stop {
                 if !stop.attach(tracked.process.killer()) {
-                    lock(&self.processes).insert(me, tracked);
+                    self.check_in(tracked);
                     return Err(FutureError::Cancelled);
                 }
             }
@@ -183,9 +241,9 @@ impl Shared {
                     .max_tasks_per_child
                     .is_none_or(|n| tracked.process.tasks_run < n.get());
             if keep {
-                lock(&self.processes).insert(me, tracked);
+                self.check_in(tracked);
             } else {
-                drop(tracked); // exit (or kill) and reap the process now
+                self.discard(tracked); // exit (or kill) and reap the process now
             }
             if stopped {
                 // Killed on request (its worker was ended and reaped above).
@@ -247,8 +305,20 @@ impl Shared {
 
     /// Ends (and reaps) every idle process.
     pub(crate) fn end_idle_processes(&self) {
-        let idle: Vec<Tracked> = lock(&self.processes).drain().map(|(_, t)| t).collect();
+        let idle: Vec<Tracked> = {
+            let mut slots = lock(&self.processes);
+            let idle: Vec<Tracked> = slots.idle.drain(..).collect();
+            slots.alive -= idle.len();
+            idle
+        };
         drop(idle);
+        self.returned.notify_all();
+    }
+
+    /// Ends every idle process, and from now on every process checked back in.
+    pub(crate) fn close(&self) {
+        lock(&self.processes).closed = true;
+        self.end_idle_processes();
     }
 
     /// Sends `signal` to every live worker, idle or busy.

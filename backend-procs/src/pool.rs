@@ -95,6 +95,54 @@ impl ProcessPool {
         })
     }
 
+    /// Python's `multiprocessing.Pool.apply(f, (arg,))`: runs the registered function `f(arg)`
+    /// in a worker process and waits for it **on the calling thread**. No future and no manager
+    /// thread stand between the caller and the worker: the caller sends the task to an idle
+    /// worker and reads the reply itself, so a round trip costs two wake-ups (the worker's and
+    /// the caller's), as over a bare pipe, instead of four through `submit(..)?.result()`. It
+    /// takes an idle worker, or starts one while fewer than `max_workers` exist, or waits for
+    /// one to come back; the pool's `task_timeout` applies.
+    ///
+    /// Fails as `submit(f, arg)` and `result()` would: refused (unregistered, shut down,
+    /// broken), [`FutureError::WorkerLost`], [`FutureError::TimedOut`],
+    /// [`FutureError::Panicked`], [`FutureError::Codec`].
+    ///
+    /// ```
+    /// # use futurepool_procs::ProcessPool;
+    /// fn square(x: u64) -> u64 { x * x }
+    /// futurepool_procs::register!(square);
+    ///
+    /// fn main() {
+    ///     futurepool_procs::init();
+    ///     let pool = ProcessPool::new(2).unwrap();
+    ///     assert_eq!(pool.apply(square, 12), Ok(144));
+    /// }
+    /// ```
+    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Outcome<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        self.apply_inner(f, arg, self.shared.task_timeout)
+    }
+
+    fn apply_inner<F, A, R>(&self, f: F, arg: A, timeout: Option<Duration>) -> Outcome<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        if self.shared.shut_down.load(Ordering::Acquire) {
+            return Err(FutureError::ShutDown);
+        }
+        self.check_remote(&f)?;
+        let name = registry::name_of(&f);
+        let arg = self.encode(&arg)?;
+        let bytes = self.shared.run(name, arg, timeout, None)?;
+        crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+    }
+
     /// The pool's submits with a timeout of their own for each task they submit (instead of
     /// the pool's [`Builder::task_timeout`]): past it the worker is killed and replaced and
     /// the future fails with [`FutureError::TimedOut`] (pebble's `schedule(timeout=)`).
@@ -376,9 +424,10 @@ impl ProcessPool {
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every
     /// running task finished and every worker process has exited and been reaped.
     pub fn shutdown(&self, options: Shutdown) {
+        self.shared.shut_down.store(true, Ordering::Release);
         self.threads.shutdown(options);
         if options.wait {
-            self.shared.end_idle_processes();
+            self.shared.close();
         }
     }
 
@@ -480,6 +529,16 @@ impl WithTaskTimeout<'_> {
         R: DeserializeOwned + Send + Sync + 'static,
     {
         self.pool.submit_value(f, arg, Some(self.timeout))
+    }
+
+    /// [`ProcessPool::apply`] with this timeout.
+    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Outcome<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        self.pool.apply_inner(f, arg, Some(self.timeout))
     }
 
     /// [`ProcessPool::submit_fallible`] with this timeout.

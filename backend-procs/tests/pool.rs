@@ -762,3 +762,52 @@ fn submit_encoded_runs_a_function_by_name() {
         ));
     });
 }
+
+// ---- apply: the caller's own round trip -----------------------------------------------------------
+
+/// `multiprocessing.Pool.apply`: the result on the calling thread, with the same failures as a
+/// submitted task, and the same workers (no extra processes).
+#[test]
+fn apply_runs_on_the_callers_thread_with_the_pools_workers() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        assert_eq!(pool.apply(square, 9), Ok(81));
+        assert!(matches!(
+            pool.apply(explode, "boom".into()),
+            Err(FutureError::Panicked(p)) if p.message() == "boom"
+        ));
+        assert!(
+            matches!(pool.apply(exit_with, 3), Err(FutureError::WorkerLost(w)) if w.contains("code 3"))
+        );
+        assert_eq!(
+            pool.with_task_timeout(Duration::from_millis(300))
+                .apply(sleep_ms, 60_000),
+            Err(FutureError::TimedOut)
+        );
+        assert!(matches!(
+            pool.apply(not_registered, 1),
+            Err(FutureError::Broken(why)) if why.contains("not registered")
+        ));
+        // Many callers and submitted tasks share at most max_workers processes.
+        let futures: Vec<_> = (0..20u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        thread::scope(|s| {
+            for t in 0..4u64 {
+                let pool = &pool;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        assert_eq!(pool.apply(square, t * 100 + i), Ok((t * 100 + i).pow(2)));
+                    }
+                });
+            }
+        });
+        for (i, f) in futures.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&((i * i) as u64)));
+        }
+        assert!(pool.worker_pids().len() <= 2, "{:?}", pool.worker_pids());
+        pool.shutdown(Shutdown::new());
+        assert_eq!(pool.apply(square, 2), Err(FutureError::ShutDown));
+        assert!(pool.worker_pids().is_empty());
+    });
+}

@@ -67,6 +67,14 @@ fn ours_round_trip(pool: &ProcessPool, n: usize) -> Option<f64> {
     per(start, n)
 }
 
+fn ours_apply_round_trip(pool: &ProcessPool, n: usize) -> Option<f64> {
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        assert_eq!(pool.apply(noop, i), Ok(i));
+    }
+    per(start, n)
+}
+
 fn ours_throughput(pool: &ProcessPool, n: usize) -> Option<f64> {
     let start = Instant::now();
     let futures: Vec<_> = (0..n as u64)
@@ -257,6 +265,9 @@ pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
         vec![
             Contender::new(format!("futurepool ProcessPool({w})"), || {
                 ours_round_trip(&pool, n)
+            }),
+            Contender::new(format!("futurepool ProcessPool({w}).apply"), || {
+                ours_apply_round_trip(&pool, n)
             }),
             Contender::new("ipc-channel raw ping-pong (floor)", || ping.run(n)),
             Contender::new(format!("procspawn Pool({w})"), || {

@@ -122,6 +122,9 @@ pub fn parent_program(mode: &str) {
     } else if mode.ends_with("abort") {
         std::process::abort();
     } else {
+        std::panic::set_hook(Box::new(|_| {
+            eprintln!("(the parent program panics on purpose: its worker must die with it)")
+        }));
         panic!("the parent program panics");
     }
 }
