@@ -68,6 +68,8 @@ pub(crate) struct Slots {
     alive: usize,
     /// After `shutdown(wait)`/drop: a process checked back in is ended instead of kept.
     closed: bool,
+    /// Callers waiting in `check_out` (no wake-up system call when there are none).
+    waiting: usize,
 }
 
 /// A worker process and the pool-wide table of live workers it is listed in.
@@ -167,7 +169,9 @@ impl Shared {
                     slots.alive += 1;
                     break;
                 }
+                slots.waiting += 1;
                 slots = self.returned.wait(slots).unwrap_or_else(|p| p.into_inner());
+                slots.waiting -= 1;
             }
         }
         self.start_worker().inspect_err(|_| self.release())
@@ -183,14 +187,22 @@ impl Shared {
             return;
         }
         slots.idle.push(tracked);
+        let wake = slots.waiting > 0;
         drop(slots);
-        self.returned.notify_one();
+        if wake {
+            self.returned.notify_one();
+        }
     }
 
     /// Frees the slot of a process that was ended (or never started).
     fn release(&self) {
-        lock(&self.processes).alive -= 1;
-        self.returned.notify_one();
+        let mut slots = lock(&self.processes);
+        slots.alive -= 1;
+        let wake = slots.waiting > 0;
+        drop(slots);
+        if wake {
+            self.returned.notify_one();
+        }
     }
 
     /// Ends a process (exit or kill, then reap) and frees its slot.

@@ -82,7 +82,9 @@ pub fn bytes_of(n: usize) -> Vec<u8> {
 
 futurepool_procs::register!(send_raw, fork_then_abort, sleep_ms, square, echo, bytes_of);
 
-/// `true` once `pid` has ended (gone, or a zombie nobody has reaped yet).
+/// `true` once `pid` has ended: gone, or a zombie nobody has reaped yet whose other threads
+/// have exited too. (A killed process's leader shows `Z` while its other threads are still
+/// exiting; its pidfd turns readable, and its socket closes, only once the last one is gone.)
 pub fn is_dead(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
@@ -91,7 +93,10 @@ pub fn is_dead(pid: u32) -> bool {
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().next())
                 .unwrap_or("");
-            state == "Z" || state == "X"
+            let threads = fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            (state == "Z" || state == "X") && threads <= 1
         }
     }
 }
