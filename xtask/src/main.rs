@@ -253,6 +253,19 @@ fn ci() -> Result<()> {
         "runtimes",
     ]);
     run("the stream feature on tokio and smol", stream)?;
+    let mut stream_clippy = cargo();
+    stream_clippy.args([
+        "clippy",
+        "-p",
+        "futurepool-core",
+        "--features",
+        "stream",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("clippy with the stream feature", stream_clippy)?;
     loom(&[])?;
     let mut clippy = cargo();
     clippy.args([
