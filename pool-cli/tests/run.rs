@@ -154,6 +154,14 @@ fn input_sources_combine_as_in_gnu_parallel() {
         0,
     );
     same_as_gnu(
+        &[
+            "-k", "--link", "echo", ":::", "a", "b", "c", ":::", "1", "2",
+        ],
+        b"",
+        "a 1\nb 2\nc 1\n",
+        0,
+    );
+    same_as_gnu(
         &["-k", "echo", "::::", "-", ":::", "1"],
         b"a\nb\n",
         "a 1\nb 1\n",

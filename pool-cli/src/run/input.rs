@@ -1,7 +1,8 @@
 //! Input sources: `:::` arguments, `::::` files, their linked forms `:::+`/`::::+`, `-a FILE`
 //! and stdin, combined as GNU parallel combines them (the cartesian product of the sources,
 //! first source outermost; a linked source pairs up with the one before it, the shorter one
-//! deciding the length), split into columns by `--colsep`. Values are bytes from the OS to the
+//! deciding the length; with `--link` every source pairs up, the shorter ones wrapping around),
+//! split into columns by `--colsep`. Values are bytes from the OS to the
 //! command line: nothing here assumes UTF-8.
 //!
 //! A single file or stdin source is read lazily, one record per job started, so `yes | pool run`
@@ -157,6 +158,15 @@ pub struct Format {
     pub colsep: Option<Regex>,
 }
 
+/// How several sources make jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// Every combination (`:::+`/`::::+` sources paired with the one before).
+    Product,
+    /// `--link`: every source paired up, the shorter ones wrapping around.
+    LinkAll,
+}
+
 /// The jobs' values, in GNU parallel's order, with the total when it is known in advance.
 pub struct Inputs {
     iter: Box<dyn Iterator<Item = Result<Values, InputError>> + Send>,
@@ -173,7 +183,11 @@ impl fmt::Debug for Inputs {
 
 impl Inputs {
     /// Opens the sources (stdin when there are none).
-    pub fn open(sources: &[Source], format: &Format) -> Result<Inputs, InputError> {
+    pub fn open(
+        sources: &[Source],
+        format: &Format,
+        combine: Combine,
+    ) -> Result<Inputs, InputError> {
         let stdin = Source {
             origin: Origin::File(PathBuf::from("-")),
             linked: false,
@@ -206,6 +220,7 @@ impl Inputs {
         }
         // Several sources: read them all, pair the linked ones, multiply the groups.
         let mut groups: Vec<Vec<Values>> = Vec::new();
+        let mut all = Vec::new();
         for source in sources {
             let values: Vec<Vec<u8>> = match &source.origin {
                 Origin::Args(args) => args.clone(),
@@ -213,6 +228,10 @@ impl Inputs {
                     Records::open(path, format.terminator)?.collect::<Result<_, _>>()?
                 }
             };
+            if combine == Combine::LinkAll {
+                all.push(values);
+                continue;
+            }
             match groups.last_mut() {
                 Some(group) if source.linked => {
                     group.truncate(values.len());
@@ -222,6 +241,20 @@ impl Inputs {
                 }
                 _ => groups.push(values.into_iter().map(|v| vec![v]).collect()),
             }
+        }
+        if combine == Combine::LinkAll {
+            // `--link`: one group; the shorter sources wrap around to the longest's length.
+            let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+            let rows = if all.iter().any(Vec::is_empty) {
+                0
+            } else {
+                longest
+            };
+            groups.push(
+                (0..rows)
+                    .map(|i| all.iter().map(|v| v[i % v.len()].clone()).collect())
+                    .collect(),
+            );
         }
         let total = groups
             .iter()
@@ -360,12 +393,16 @@ mod tests {
     }
 
     fn jobs(line: &str) -> Vec<String> {
+        jobs_with(line, Combine::Product)
+    }
+
+    fn jobs_with(line: &str, combine: Combine) -> Vec<String> {
         let cl = CommandLine::parse(&words(line), &[]).unwrap();
         let format = Format {
             terminator: b'\n',
             colsep: None,
         };
-        Inputs::open(&cl.sources, &format)
+        Inputs::open(&cl.sources, &format, combine)
             .unwrap()
             .map(|v| {
                 let v = v.unwrap();
@@ -384,6 +421,11 @@ mod tests {
         assert_eq!(jobs("echo ::: a b c :::+ 1 2"), ["a 1", "b 2"]);
         assert_eq!(jobs("echo ::: a b :::+ 1 2 ::: x"), ["a 1 x", "b 2 x"]);
         assert_eq!(jobs("echo ::: a ::: "), Vec::<String>::new());
+        // `parallel -k --link echo ::: a b c ::: 1 2`
+        assert_eq!(
+            jobs_with("echo ::: a b c ::: 1 2", Combine::LinkAll),
+            ["a 1", "b 2", "c 1"]
+        );
     }
 
     #[test]

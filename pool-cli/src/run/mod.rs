@@ -40,7 +40,7 @@ use regex::bytes::Regex;
 pub use remote::DEFAULT_QUEUE;
 
 use crate::util::parse_seconds;
-use input::{CommandLine, Format, Inputs};
+use input::{Combine, CommandLine, Format, Inputs};
 use local::{Capture, LocalExecutor, Shell};
 use output::Printer;
 use policy::{Halt, Jobs};
@@ -53,6 +53,7 @@ Input sources (combined as GNU parallel does: every combination, first source ou
   ::: A B C          the words after it
   :::: FILE...       each file's lines, one source per file (`-` is stdin)
   :::+ / ::::+       linked to the source before: paired up, the shorter one decides
+  --link             every source paired up, the shorter ones wrapping around
   -a FILE            a file's lines (before any ::: source)
   (none)             stdin's lines; -0 splits on NUL instead of newline
   Inputs are bytes: non-UTF-8 passes through untouched.
@@ -123,6 +124,10 @@ pub struct Args {
     /// Inputs are separated by NUL, not newline.
     #[arg(short = '0', long = "null")]
     null: bool,
+    /// Pair the input sources up instead of combining every value of one with every value of
+    /// the others; shorter sources wrap around.
+    #[arg(long, alias = "xapply")]
+    link: bool,
     /// Split each input into columns {1}, {2}, … at this regular expression.
     #[arg(long, value_name = "REGEX")]
     colsep: Option<String>,
@@ -228,7 +233,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         terminator: if args.null { b'\0' } else { b'\n' },
         colsep,
     };
-    let mut inputs = Inputs::open(&command_line.sources, &format)?;
+    let combine = if args.link {
+        Combine::LinkAll
+    } else {
+        Combine::Product
+    };
+    let mut inputs = Inputs::open(&command_line.sources, &format, combine)?;
     if halt.is_some_and(|h| h.needs_total()) {
         inputs = inputs.collect_all()?;
     }
