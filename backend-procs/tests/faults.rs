@@ -153,9 +153,7 @@ fn a_worker_killed_while_idle_does_not_lose_the_next_task() {
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }
-        while !common::is_dead(pid) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        common::wait_exited(pid);
         assert_eq!(pool.submit(square, 8).unwrap().result(), Ok(&64));
         assert_eq!(pool.processes_started(), 2);
     });

@@ -146,9 +146,7 @@ fn faults(pool: &ProcessPool) {
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }
-        while !common::is_dead(pid) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        common::wait_exited(pid);
     }
     assert_eq!(pool.submit(id, 5).unwrap().result(), Ok(&5));
 }

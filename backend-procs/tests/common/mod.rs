@@ -133,3 +133,26 @@ pub fn parent_program(mode: &str) {
         panic!("the parent program panics");
     }
 }
+
+/// Waits until our own child `pid` has exited as far as `waitid` (and so a pidfd) can tell —
+/// every thread of it gone — without reaping it: the pool reaps its workers itself.
+pub fn wait_exited(pid: u32) {
+    loop {
+        // SAFETY: `waitid` writes only into the zeroed `siginfo_t` we pass; WNOWAIT leaves the
+        // child to be reaped by its owner, WNOHANG makes this a poll.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == 0 && info.si_pid() != 0
+        };
+        if exited {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
