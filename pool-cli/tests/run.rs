@@ -1182,8 +1182,15 @@ fn sigint_and_sigterm_stop_every_job() {
                 }
                 let out = child.wait_with_output().unwrap();
                 let all = pids_in(&pids);
-                std::thread::sleep(Duration::from_millis(300));
-                let survivors: Vec<i32> = all.iter().copied().filter(|&p| alive(p)).collect();
+                // Signals take a moment to land on a loaded machine: give ours up to 10 s (GNU
+                // parallel, which may leave some, 300 ms as before).
+                let grace = if ours { 10_000 } else { 300 };
+                let gone_by = std::time::Instant::now() + Duration::from_millis(grace);
+                let mut survivors: Vec<i32> = all.iter().copied().filter(|&p| alive(p)).collect();
+                while !survivors.is_empty() && std::time::Instant::now() < gone_by {
+                    std::thread::sleep(Duration::from_millis(50));
+                    survivors.retain(|&p| alive(p));
+                }
                 kill_leftovers(&all);
                 if ours {
                     assert!(
