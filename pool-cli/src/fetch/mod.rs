@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use futurepool_threads::{as_completed, Future, ThreadPool};
 use reqwest::Url;
 
-use crate::util::{json_string, parse_seconds};
+use crate::util::parse_seconds;
 use crate::UsageError;
 use failure::{Failure, Kind, Limits};
 use get::{Fetched, HostLimits, Options};
@@ -144,26 +144,58 @@ fn line(f: &Fetched, json: bool) -> String {
             line + "\n"
         }
         (Err(e), false) => format!("❌ {}: {e}\n", f.url),
-        (Ok(r), true) => format!(
-            "{{\"url\":{},\"status\":{},\"bytes\":{},\"content_type\":{},\"final_url\":{},\"saved\":{},\"time\":{secs:.3},\"attempts\":{}}}\n",
-            json_string(&f.url),
-            r.status,
-            r.bytes,
-            r.content_type.as_deref().map_or("null".into(), json_string),
-            json_string(&r.final_url),
-            r.saved
-                .as_ref()
-                .map_or("null".into(), |p| json_string(&p.to_string_lossy())),
-            f.attempts
-        ),
-        (Err(e), true) => format!(
-            "{{\"url\":{},\"error\":{},\"kind\":{},\"time\":{secs:.3},\"attempts\":{}}}\n",
-            json_string(&f.url),
-            json_string(&e.detail),
-            json_string(e.kind.name()),
-            f.attempts
-        ),
+        (Ok(r), true) => json_line(&JsonOk {
+            url: &f.url,
+            status: r.status,
+            bytes: r.bytes,
+            content_type: r.content_type.as_deref(),
+            final_url: &r.final_url,
+            saved: r.saved.as_ref().map(|p| p.to_string_lossy()),
+            time: millis(secs),
+            attempts: f.attempts,
+        }),
+        (Err(e), true) => json_line(&JsonErr {
+            url: &f.url,
+            error: &e.detail,
+            kind: e.kind.name(),
+            time: millis(secs),
+            attempts: f.attempts,
+        }),
     }
+}
+
+/// A `--json` line for a fetched URL (fields in this order).
+#[derive(serde::Serialize)]
+struct JsonOk<'a> {
+    url: &'a str,
+    status: u16,
+    bytes: u64,
+    content_type: Option<&'a str>,
+    final_url: &'a str,
+    saved: Option<std::borrow::Cow<'a, str>>,
+    time: f64,
+    attempts: u32,
+}
+
+/// A `--json` line for a URL that failed.
+#[derive(serde::Serialize)]
+struct JsonErr<'a> {
+    url: &'a str,
+    error: &'a str,
+    kind: &'a str,
+    time: f64,
+    attempts: u32,
+}
+
+/// Seconds rounded to the millisecond, as the text shows them.
+fn millis(secs: f64) -> f64 {
+    (secs * 1000.0).round() / 1000.0
+}
+
+fn json_line(value: &impl serde::Serialize) -> String {
+    let mut line = serde_json::to_string(value).expect("plain data serializes");
+    line.push('\n');
+    line
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {

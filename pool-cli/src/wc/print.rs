@@ -106,14 +106,15 @@ impl Printer {
             (max_line, "max_line_length", c.max_line),
         ];
         if self.json {
-            let path = name.map_or("null".to_string(), |n| {
-                crate::util::json_string(&n.to_string_lossy())
-            });
-            line.extend_from_slice(format!("{{\"path\":{path}").as_bytes());
+            // An object with `path` first, then the selected counts in column order.
+            let mut object = serde_json::Map::new();
+            let path = name.map(|n| n.to_string_lossy().into_owned());
+            object.insert("path".into(), path.into());
             for (_, key, n) in fields.iter().filter(|f| f.0) {
-                line.extend_from_slice(format!(",\"{key}\":{n}").as_bytes());
+                object.insert((*key).into(), (*n).into());
             }
-            line.extend_from_slice(b"}\n");
+            serde_json::to_writer(&mut line, &object).expect("plain data serializes");
+            line.push(b'\n');
         } else {
             let w = self.width;
             for (i, (_, _, n)) in fields.iter().filter(|f| f.0).enumerate() {
