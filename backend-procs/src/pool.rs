@@ -213,14 +213,7 @@ impl ProcessPool {
         arg: Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<Future<Vec<u8>>, SubmitError> {
-        if self.shared.own_exe && !registry::is_registered(name) {
-            return Err(SubmitError::Rejected(
-                format!("function {name} is not registered in this executable").into(),
-            ));
-        }
-        if let Some(why) = self.shared.broken() {
-            return Err(SubmitError::Broken(why));
-        }
+        self.check_name(name)?;
         let name: Arc<str> = name.into();
         let arg = Bytes::new(arg);
         let timeout = timeout.or(self.shared.task_timeout);
@@ -369,6 +362,11 @@ impl ProcessPool {
                 .into(),
             ));
         }
+        self.check_name(name)
+    }
+
+    /// Refuses a name this executable does not register, and any task once the pool is broken.
+    fn check_name(&self, name: &str) -> Result<(), SubmitError> {
         if self.shared.own_exe && !registry::is_registered(name) {
             let short = name.rsplit("::").next().unwrap_or(name);
             return Err(SubmitError::Rejected(

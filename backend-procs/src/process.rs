@@ -29,6 +29,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -93,8 +94,8 @@ pub(crate) struct WorkerProcess {
     child: Child,
     /// The parent's end of the socket pair, non-blocking.
     sock: OwnedFd,
-    /// The child's pidfd, if the kernel has them.
-    pidfd: Option<OwnedFd>,
+    /// The child's pidfd, if the kernel has them; shared with its [`Killer`]s.
+    pidfd: Option<Arc<OwnedFd>>,
     /// The exit status once reaped.
     status: Option<ExitStatus>,
     max_message_size: u64,
@@ -206,7 +207,7 @@ impl WorkerProcess {
         drop(theirs);
         let pid = child.id();
         let pidfd = match Pid::from_raw(pid as i32).map(|p| pidfd_open(p, PidfdFlags::empty())) {
-            Some(Ok(fd)) => Some(fd),
+            Some(Ok(fd)) => Some(Arc::new(fd)),
             Some(Err(Errno::NOSYS)) | None => None,
             Some(Err(e)) => {
                 let mut child = child;
@@ -296,7 +297,7 @@ impl WorkerProcess {
     /// safely even after it has been reaped.
     pub(crate) fn killer(&self) -> Killer {
         Killer {
-            pidfd: self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok()),
+            pidfd: self.pidfd.clone(),
             pid: self.child.id(),
         }
     }
@@ -676,7 +677,7 @@ impl Drop for WorkerProcess {
 /// guarantees the worker is unreaped (see `StopCell`).
 #[derive(Debug)]
 pub(crate) struct Killer {
-    pidfd: Option<OwnedFd>,
+    pidfd: Option<Arc<OwnedFd>>,
     pid: u32,
 }
 
