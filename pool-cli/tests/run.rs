@@ -77,8 +77,28 @@ fn gnu(args: &[&str], stdin: &[u8]) -> Option<Out> {
         return None;
     }
     let mut cmd = Command::new("parallel");
+    // GNU parallel runs commands in the shell it was started from (found by walking up the
+    // process tree) unless PARALLEL_SHELL names one; ours uses $SHELL, else /bin/sh. Pin
+    // GNU parallel to ours so `echo -n` and the like mean the same on both sides whatever
+    // the test runner's environment (CI runs without SHELL, under bash).
+    cmd.env("PARALLEL_SHELL", our_shell());
     cmd.arg("--will-cite").args(args);
     Some(run_with(cmd, stdin))
+}
+
+/// The shell `pool run` uses here: `$SHELL` if it is an absolute path to a POSIX-family shell,
+/// else `/bin/sh` (as `Shell::from_env` decides).
+fn our_shell() -> PathBuf {
+    std::env::var_os("SHELL")
+        .map(PathBuf::from)
+        .filter(|p| {
+            p.is_absolute()
+                && matches!(
+                    p.file_name().and_then(|n| n.to_str()),
+                    Some("sh" | "bash" | "dash" | "ksh" | "mksh" | "zsh" | "ash" | "yash")
+                )
+        })
+        .unwrap_or_else(|| PathBuf::from("/bin/sh"))
 }
 
 /// Runs both; asserts the same stdout and exit code, and that ours is `expected` (GNU
@@ -414,7 +434,7 @@ fn commands_run_through_the_shell_as_in_gnu_parallel() {
     same_as_gnu(&["-k", "echo {} | tr a-z A-Z", ":::", "a"], b"", "A\n", 0);
     // The fast path (a plain program) sees what a shell would have given it.
     let ours = pool(&["-k", "printenv", ":::", "PWD", "SHLVL"]);
-    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    let shell = our_shell().to_string_lossy().into_owned();
     let via_shell = Command::new(&shell)
         .args(["-c", "printenv PWD; printenv SHLVL"])
         .output()
