@@ -183,6 +183,26 @@ impl<T, E> Inner<T, E> {
         }
     }
 
+    /// On a final future, blocks until no done-callbacks run with a lent handle (at once when
+    /// none do) and returns `true`: the handle count is then free of the lent handle. Returns
+    /// `false` at once when the calling thread is the one running the callbacks (a callback
+    /// taking its own future would otherwise wait for itself).
+    fn wait_lent_handle(&self) -> bool {
+        let mut waiters = self.waiters.lock();
+        if waiters.lender == Some(crate::loom::thread::current().id()) {
+            return false;
+        }
+        // `lender` is set under this lock in the same critical section that makes the state
+        // final, and cleared (after the lent handle is dropped) under it too, with a
+        // `notify_all` when anyone sleeps: no wake-up is lost between our check and the wait.
+        while waiters.lender.is_some() {
+            waiters.sleepers += 1;
+            waiters = self.finished.wait(waiters);
+            waiters.sleepers -= 1;
+        }
+        true
+    }
+
     /// The FINISHED step: from PENDING or RUNNING, stores `outcome` and notifies. Fails, giving
     /// the outcome back with the state seen, when the future is already final (the first
     /// outcome is kept).
@@ -282,7 +302,9 @@ impl<T, E> Inner<T, E> {
         let entries = mem::take(&mut waiters.entries);
         let hook = waiters.cancel_hook.take();
         let sleepers = waiters.sleepers;
-        waiters.lending = has_callbacks;
+        if has_callbacks {
+            waiters.lender = Some(crate::loom::thread::current().id());
+        }
         drop(waiters);
         drop(hook);
         if sleepers > 0 {
@@ -307,13 +329,19 @@ impl<T, E> Inner<T, E> {
                 run_callback(cb, &lent);
             }
             drop(lent);
-            // Wakers that found the lent handle in the way (see `Future::poll_take`).
+            // Wakers and blocked takers that found the lent handle in the way (see
+            // `Future::poll_take` and `Future::try_into_result`).
             let mut waiters = this.waiters.lock();
-            waiters.lending = false;
+            waiters.lender = None;
             for entry in mem::take(&mut waiters.entries) {
                 if let Entry::Waker { waker, .. } = entry {
                     wakers.push(waker);
                 }
+            }
+            let takers = waiters.sleepers;
+            drop(waiters);
+            if takers > 0 {
+                this.finished.notify_all();
             }
         }
         for waker in wakers {
@@ -538,13 +566,31 @@ impl<T, E> Future<T, E> {
     }
 
     /// Waits, then takes the outcome by value if this is the last handle to the future; otherwise
-    /// gives the handle back. Another handle includes one lent to a done-callback that is still
-    /// running.
+    /// gives the handle back. A handle lent to done-callbacks that are still running (on
+    /// another thread) does not count: this waits for them to finish. Called from a
+    /// done-callback of this same future, that lent handle does count (the callback holds it),
+    /// and the handle is given back.
     pub fn try_into_result(self) -> Result<Outcome<T, E>, Future<T, E>> {
-        match self.inner.wait_final(None) {
+        self.inner.wait_final(None);
+        let this = match self.take_final() {
+            Ok(outcome) => return Ok(outcome),
+            Err(this) => this,
+        };
+        if !this.inner.wait_lent_handle() {
+            return Err(this);
+        }
+        // The callbacks are done and their handle dropped before the lender was cleared under
+        // the lock `wait_lent_handle` took (or they never ran), so one more look is final.
+        this.take_final()
+    }
+
+    /// Takes the outcome of a final future by value if this is the last handle, without
+    /// waiting for anything.
+    fn take_final(self) -> Result<Outcome<T, E>, Future<T, E>> {
+        match self.inner.state() {
             CANCELLED => return Ok(Err(FutureError::Cancelled)),
             FINISHED => {}
-            _ => unreachable!("wait_final without a deadline returns a final state"),
+            _ => unreachable!("take_final on a future that is not final"),
         }
         // Acquire: pairs with the Release decrement in `Drop for Future`, so every other
         // handle's reads of the cell happen before our move.
@@ -632,23 +678,24 @@ impl<T, E> Future<T, E> {
         key: &mut Option<u32>,
         waker: &std::task::Waker,
     ) -> Result<Outcome<T, E>, Result<Self, Self>> {
-        let this = match self.try_into_result() {
+        let this = match self.take_final() {
             Ok(outcome) => return Ok(outcome),
             Err(this) => this,
         };
         let lending = {
             let mut waiters = this.inner.waiters.lock();
-            if waiters.lending {
+            let lending = waiters.lender.is_some();
+            if lending {
                 waiters.set_waker(key, waker);
             }
-            waiters.lending
+            lending
         };
         if lending {
             return Err(Ok(this));
         }
-        // The callbacks are done and their handle dropped before `lending` was cleared under
+        // The callbacks are done and their handle dropped before the lender was cleared under
         // the lock we just took, so one more look is final.
-        this.try_into_result().map_err(Err)
+        this.take_final().map_err(Err)
     }
 
     pub(crate) fn forget_waker(&self, key: u32) {

@@ -164,18 +164,37 @@ fn cancel_vs_complete_with_waiter() {
     });
 }
 
+/// Take-by-value racing a done-callback that holds the lent handle: the lent handle never makes
+/// the future look shared — the take waits for the callbacks to end (no lost wake-up: loom
+/// reports a deadlock if the clearing of the lender could be missed) and moves the value out,
+/// with no racy access to the cell. Before the wait, the take could get its handle back.
 #[test]
 fn take_by_value_vs_lent_callback_handle() {
     loom::model(|| {
         let (future, promise) = Future::<String, ()>::pending();
         future.add_done_callback(|f| assert_eq!(f.result().map(String::as_str), Ok("v")));
         let completer = thread::spawn(move || promise.set_result("v".to_string()).unwrap());
-        // Either we are the last handle and move the value out, or the callback still holds
-        // its lent handle and we get ours back; loom checks there is no racy cell access.
         match future.try_into_result() {
             Ok(outcome) => assert_eq!(outcome, Ok("v".to_string())),
-            Err(shared) => assert_eq!(shared.result().map(String::as_str), Ok("v")),
+            Err(_) => panic!("the callbacks' lent handle made the future look shared"),
         }
+        completer.join().unwrap();
+    });
+}
+
+/// A done-callback that takes its own future by value through a clone, racing the owner's
+/// take: the callback's thread is exempt from the wait (it would wait for itself: loom would
+/// report the deadlock) and gets its clone back; the owner still gets the value.
+#[test]
+fn callback_taking_its_own_future_vs_owner_take() {
+    loom::model(|| {
+        let (future, promise) = Future::<String, ()>::pending();
+        future.add_done_callback(|f| {
+            let back = f.clone().try_into_result();
+            assert!(back.is_err(), "the owner and the lent handle still exist");
+        });
+        let completer = thread::spawn(move || promise.set_result("v".to_string()).unwrap());
+        assert_eq!(future.try_into_result().ok(), Some(Ok("v".to_string())));
         completer.join().unwrap();
     });
 }

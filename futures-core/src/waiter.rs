@@ -17,6 +17,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::loom::thread::ThreadId;
 use crate::loom::{Arc, Condvar, Mutex};
 
 /// A FIFO of tokens shared by one `wait` or `as_completed` call and every future it waits on.
@@ -170,11 +171,12 @@ pub(crate) struct Waiters<C> {
     pub(crate) next_key: u32,
     /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
     pub(crate) cancel_hook: Option<Box<dyn FnOnce() + Send>>,
-    /// The future is final and its done-callbacks are running with a lent handle. Only then may
-    /// a waker be added to a final future (`Entry::Waker`, by an `.await` that wants the value
-    /// by value and found the lent handle in the way); the completion wakes those once the
-    /// callbacks are done and the lent handle is gone.
-    pub(crate) lending: bool,
+    /// The thread running the done-callbacks of a final future with a lent handle, while it
+    /// does. Only then may a waker be added to a final future (`Entry::Waker`, by an `.await`
+    /// that wants the value by value and found the lent handle in the way), or a blocking
+    /// take-by-value sleep on the future's condition variable; the completion wakes both once
+    /// the callbacks are done and the lent handle is gone.
+    pub(crate) lender: Option<ThreadId>,
 }
 
 impl<C> Waiters<C> {
@@ -184,7 +186,7 @@ impl<C> Waiters<C> {
             sleepers: 0,
             next_key: 0,
             cancel_hook: None,
-            lending: false,
+            lender: None,
         }
     }
 

@@ -82,6 +82,55 @@ fn result_by_reference_many_times_and_by_value() {
     assert_eq!(f.try_into_result().ok().unwrap(), Ok(vec![1, 2, 3]));
 }
 
+/// A done-callback still running with its lent handle does not make the owner's take-by-value
+/// fail as "shared": the future is finished and the owner holds the only handle of its own, so
+/// `try_into_result` waits for the callbacks to end and moves the value out (as `.await` does).
+/// Before the wait, this returned the handle back while the callback slept.
+#[test]
+fn take_by_value_waits_for_a_running_callback_s_lent_handle() {
+    struct NotClone(u8);
+    for _ in 0..3 {
+        let (f, p) = Future::<NotClone, ()>::pending();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        f.add_done_callback(move |f| {
+            assert_eq!(f.result().ok().map(|v| v.0), Some(5));
+            started_tx.send(()).unwrap();
+            thread::sleep(Duration::from_millis(200));
+        });
+        let completer = thread::spawn(move || p.set_result(NotClone(5)).ok().unwrap());
+        started_rx.recv().unwrap();
+        let taken = watchdog(LONG, move || {
+            f.try_into_result().ok().map(|o| o.ok().unwrap().0)
+        });
+        assert_eq!(
+            taken,
+            Some(5),
+            "the callback's lent handle made the future look shared"
+        );
+        completer.join().unwrap();
+    }
+}
+
+/// The exemption: a done-callback that takes its own future by value (through a clone) runs
+/// on the thread that lends the handle, so waiting for the lending to end would deadlock; it
+/// gets the handle back, as any shared future does.
+#[test]
+fn callback_taking_its_own_future_by_value_gets_the_handle_back() {
+    let seen = watchdog(LONG, || {
+        let (f, p) = Future::<u8, ()>::pending();
+        let (tx, rx) = std::sync::mpsc::channel();
+        f.add_done_callback(move |f| {
+            let shared = f.clone().try_into_result();
+            tx.send(shared.err().map(|f| *f.result().unwrap())).unwrap();
+        });
+        p.set_result(4).unwrap();
+        let seen = rx.recv().unwrap();
+        assert_eq!(f.try_into_result().ok(), Some(Ok(4)));
+        seen
+    });
+    assert_eq!(seen, Some(4));
+}
+
 #[test]
 fn zero_timeout_only_looks() {
     let (f, p) = Future::<u8>::pending();
