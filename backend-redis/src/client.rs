@@ -213,6 +213,9 @@ impl Builder {
             submit: Mutex::new(submit),
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
+            outbox: Mutex::new(Outbox::default()),
+            outbox_changed: Condvar::new(),
+            recorded: Condvar::new(),
             next_seq: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             options: self,
@@ -224,9 +227,24 @@ impl Builder {
                 .spawn(move || shared.listen())
                 .map_err(|e| ConnectError::Redis(format!("cannot start the listener: {e}")))?
         };
+        let sender = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("futurepool-redis-sender".into())
+                .spawn(move || shared.send_loop())
+        };
+        let sender = match sender {
+            Ok(sender) => sender,
+            Err(e) => {
+                shared.closing.store(true, Ordering::Release);
+                let _ = listener.join();
+                return Err(ConnectError::Redis(format!("cannot start the sender: {e}")));
+            }
+        };
         Ok(RedisPool {
             shared,
             listener: Mutex::new(Some(listener)),
+            sender: Mutex::new(Some(sender)),
         })
     }
 }
@@ -248,6 +266,7 @@ fn describe(e: &redis::RedisError) -> String {
 pub struct RedisPool {
     shared: Arc<Shared>,
     listener: Mutex<Option<JoinHandle<()>>>,
+    sender: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -260,16 +279,47 @@ struct Shared {
     /// The URL with the password masked.
     shown: String,
     client: redis::Client,
-    /// The connection submits and cancels use.
+    /// The connection `map`'s refills and cancels use.
     submit: Mutex<Link>,
     state: Mutex<State>,
     /// Notified when the last unfinished task of the pool finishes.
     idle: Condvar,
+    /// Single submits on their way to the stream: the sender thread adds whatever has queued
+    /// up in one pipelined round trip, so `submit` never waits for Redis.
+    outbox: Mutex<Outbox>,
+    /// Notified when the outbox gains tasks (the sender waits) or room (submitters wait), and
+    /// when the pool closes.
+    outbox_changed: Condvar,
+    /// Notified (with `state`) when the sender has recorded stream entry ids.
+    recorded: Condvar,
     next_seq: AtomicU64,
     /// Set by `shutdown(wait)` and drop: the listener exits once nothing is unfinished.
     closing: AtomicBool,
     options: Builder,
 }
+
+/// The single submits not yet added to the stream, oldest first.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Outgoing>,
+    /// The queued messages' bytes.
+    bytes: usize,
+}
+
+/// A task on its way to the stream.
+struct Outgoing {
+    seq: u64,
+    task: String,
+    msg: Vec<u8>,
+    /// The argument, when it is stored out of the stream: its key and bytes.
+    blob: Option<(String, Vec<u8>)>,
+}
+
+/// The outbox holds at most this many tasks or bytes; `submit` waits for room beyond them.
+const OUTBOX_TASKS: usize = 16_384;
+const OUTBOX_BYTES: usize = 64 << 20;
+/// At most this many tasks go in one pipeline.
+const SEND_BATCH: usize = 1_024;
 
 #[derive(Default)]
 struct State {
@@ -290,8 +340,6 @@ struct Pending {
     blob: Option<String>,
     /// Consecutive watchdog rounds that did not find the task.
     missing: u8,
-    /// The listener looks for this future's cancellation (no done-callback does).
-    swept: bool,
 }
 
 /// What an agent's outcome becomes on the client: one task's encoded value or failure, or a
@@ -307,10 +355,10 @@ trait Sink: Send + Sync {
     fn start(&self) -> bool;
     /// Installs the cancel hook of a running future.
     fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>);
+    /// Installs what `cancel()` asks while the future is pending.
+    fn arbiter(&self, arbiter: Box<dyn Fn() -> bool + Send + Sync>);
     /// Completes the future from the agent's outcome.
     fn finish(&self, outcome: Resolved);
-    /// Whether the future was cancelled (by its user, or by a map being dropped).
-    fn cancelled(&self) -> bool;
     /// Completes the future with a failure of the whole task.
     fn fail(&self, error: FutureError<Infallible>) {
         self.finish(Resolved::One(Err(error)));
@@ -332,8 +380,8 @@ impl<T: Send + Sync + 'static, E: Send + Sync + 'static> Sink for Typed<T, E> {
         self.promise.set_cancel_hook(hook);
     }
 
-    fn cancelled(&self) -> bool {
-        self.promise.cancelled()
+    fn arbiter(&self, arbiter: Box<dyn Fn() -> bool + Send + Sync>) {
+        self.promise.set_cancel_arbiter(arbiter);
     }
 
     fn finish(&self, outcome: Resolved) {
@@ -363,8 +411,8 @@ impl<R: DeserializeOwned + Send + Sync + 'static> Sink for Chunk<R> {
         self.promise.set_cancel_hook(hook);
     }
 
-    fn cancelled(&self) -> bool {
-        self.promise.cancelled()
+    fn arbiter(&self, arbiter: Box<dyn Fn() -> bool + Send + Sync>) {
+        self.promise.set_cancel_arbiter(arbiter);
     }
 
     fn finish(&self, outcome: Resolved) {
@@ -520,17 +568,16 @@ impl RedisPool {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        self.submit_watched::<F, T, E>(signature, arg, timeout, delivery, decode, Watch::Callback)
+        self.submit_one::<F, T, E>(signature, arg, timeout, delivery, decode)
     }
 
-    fn submit_watched<F: 'static, T, E>(
+    fn submit_one<F: 'static, T, E>(
         &self,
         signature: Signature,
         arg: &impl Serialize,
         timeout: Option<Duration>,
         delivery: bool,
         decode: fn(&[u8]) -> Outcome<T, E>,
-        watch: Watch,
     ) -> Result<Future<T, E>, SubmitError>
     where
         T: Send + Sync + 'static,
@@ -548,12 +595,8 @@ impl RedisPool {
             delivery,
             chunk: None,
         };
-        let mut futures = self.shared.submit_batch(
-            vec![task],
-            |promise, _| Arc::new(Typed { promise, decode }),
-            watch,
-        )?;
-        Ok(futures.pop().expect("one task in, one future out").1)
+        self.shared
+            .enqueue(task, |promise, _| Arc::new(Typed { promise, decode }))
     }
 
     /// Python's `map`: `f` over every input, outcomes in input order. Lazy, with at most
@@ -614,6 +657,12 @@ impl RedisPool {
         }
         if options.wait {
             self.shared.closing.store(true, Ordering::Release);
+            {
+                // Under the outbox's lock, so the sender cannot miss it between its check
+                // and its wait.
+                let _outbox = self.shared.outbox();
+                self.shared.outbox_changed.notify_all();
+            }
             let mut state = self.shared.lock();
             while !state.pending.is_empty() {
                 state = self
@@ -628,6 +677,10 @@ impl RedisPool {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+            let handle = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
@@ -725,25 +778,23 @@ impl Shared {
         self.submit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds tasks to the stream in one pipelined round trip (one more before it for their
-    /// large arguments) and returns their futures, in order.
-    fn submit_batch<T, E>(
-        self: &Arc<Self>,
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the future, the table entry and the stream message of each task.
+    fn prepare<T, E>(
+        &self,
         tasks: Vec<NewTask>,
         sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
-        watch: Watch,
-    ) -> Result<Vec<Submitted<T, E>>, SubmitError>
+    ) -> Vec<Prepared<T, E>>
     where
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
         let options = &self.options;
         let deadline = options.deadline.and_then(|d| Instant::now().checked_add(d));
-        let mut futures = Vec::with_capacity(tasks.len());
-        let mut seqs = Vec::with_capacity(tasks.len());
-        let mut entries = Vec::with_capacity(tasks.len());
-        let mut messages = Vec::with_capacity(tasks.len());
-        let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut prepared = Vec::with_capacity(tasks.len());
         for new in tasks {
             let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
             let task = format!("{}:{seq}", self.id);
@@ -758,12 +809,11 @@ impl Shared {
             } = new;
             let (arg, blob) = if arg.len() >= wire::BLOB_FROM {
                 let key = self.keys.blob(&task, "arg");
-                blobs.push((key.clone(), arg));
-                (Payload::Stored(key.clone()), Some(key))
+                (Payload::Stored(key.clone()), Some((key, arg)))
             } else {
                 (Payload::Inline(arg), None)
             };
-            messages.push(wire::to_bytes(&TaskMsg {
+            let msg = wire::to_bytes(&TaskMsg {
                 task: task.clone(),
                 client: self.id.clone(),
                 seq,
@@ -776,39 +826,74 @@ impl Shared {
                 reply_ttl_ms: millis(options.reply_ttl),
                 delivery,
                 chunk: chunk.is_some(),
-            }));
-            futures.push(future);
-            seqs.push(seq);
-            entries.push(Pending {
+            });
+            let pending = Pending {
                 sink,
-                task,
+                task: task.clone(),
                 entry: None,
                 started: false,
                 deadline,
-                blob,
+                blob: blob.as_ref().map(|(key, _)| key.clone()),
                 missing: 0,
-                swept: watch == Watch::Sweep,
+            };
+            prepared.push(Prepared {
+                future,
+                pending: Some(pending),
+                outgoing: Outgoing {
+                    seq,
+                    task,
+                    msg,
+                    blob,
+                },
             });
         }
-        {
-            // Listed before the XADD, so a reply that comes back at once finds its future.
-            let mut state = self.lock();
-            if state.shut_down {
-                return Err(SubmitError::ShutDown);
-            }
-            for (&seq, pending) in seqs.iter().zip(entries) {
-                state.pending.insert(seq, pending);
+        prepared
+    }
+
+    /// Lists the tasks in the table, before any reaches the stream (so a reply that comes
+    /// back at once finds its future). Each future's `cancel()` asks Redis, through
+    /// [`arbitrate`](Self::arbitrate), whether an agent has started its task.
+    fn list(
+        self: &Arc<Self>,
+        prepared: &mut [Prepared<impl Sized, impl Sized>],
+    ) -> Result<(), SubmitError> {
+        for p in prepared.iter() {
+            if let Some(pending) = &p.pending {
+                let weak = Arc::downgrade(self);
+                let seq = p.outgoing.seq;
+                pending.sink.arbiter(Box::new(move || {
+                    weak.upgrade().is_some_and(|shared| shared.arbitrate(seq))
+                }));
             }
         }
+        let mut state = self.lock();
+        if state.shut_down {
+            return Err(SubmitError::ShutDown);
+        }
+        for p in prepared {
+            if let Some(pending) = p.pending.take() {
+                state.pending.insert(p.outgoing.seq, pending);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds tasks to the stream in one pipelined round trip (one more before it for their
+    /// large arguments): their entry ids, in order.
+    fn add_to_stream(
+        &self,
+        link: &mut Link,
+        batch: &[Outgoing],
+    ) -> redis::RedisResult<Vec<String>> {
         let tasks_key = self.keys.tasks();
-        let payload_ttl = millis(options.payload_ttl);
-        let result = self.submit_link().run_retrying(
+        let payload_ttl = millis(self.options.payload_ttl);
+        link.run_retrying(
             Instant::now().checked_add(Duration::from_secs(10)),
             || true,
             |c| {
-                if !blobs.is_empty() {
+                if batch.iter().any(|o| o.blob.is_some()) {
                     let mut pipe = redis::pipe();
-                    for (key, bytes) in &blobs {
+                    for (key, bytes) in batch.iter().filter_map(|o| o.blob.as_ref()) {
                         pipe.cmd("SET")
                             .arg(key)
                             .arg(bytes)
@@ -819,56 +904,177 @@ impl Shared {
                     pipe.query::<()>(c)?;
                 }
                 let mut pipe = redis::pipe();
-                for msg in &messages {
+                for o in batch {
                     pipe.cmd("XADD")
                         .arg(&tasks_key)
                         .arg("*")
                         .arg(wire::FIELD)
-                        .arg(msg);
+                        .arg(&o.msg);
                 }
                 pipe.query::<Vec<String>>(c)
             },
+        )
+    }
+
+    /// Records the entry ids of tasks just added; returns those whose future was cancelled
+    /// (or timed out) while they were on their way, to be taken off the stream again.
+    fn record(
+        &self,
+        batch: &[Outgoing],
+        ids: Vec<String>,
+    ) -> Vec<(String, String, Option<String>)> {
+        let mut late = Vec::new();
+        {
+            let mut state = self.lock();
+            for (o, id) in batch.iter().zip(ids) {
+                match state.pending.get_mut(&o.seq) {
+                    Some(pending) => pending.entry = Some(id),
+                    None => late.push((
+                        o.task.clone(),
+                        id,
+                        o.blob.as_ref().map(|(key, _)| key.clone()),
+                    )),
+                }
+            }
+        }
+        self.recorded.notify_all();
+        late
+    }
+
+    /// Fails the listed tasks that could not be added to the stream.
+    fn unlist(&self, batch: &[Outgoing], e: &redis::RedisError) -> String {
+        let mut failed = Vec::new();
+        {
+            let mut state = self.lock();
+            for o in batch {
+                failed.extend(state.pending.remove(&o.seq));
+            }
+            if state.pending.is_empty() {
+                self.idle.notify_all();
+            }
+        }
+        let why = format!(
+            "cannot add the task to Redis at {}: {}",
+            self.shown,
+            describe(e)
         );
+        for pending in failed {
+            pending.sink.fail(FutureError::Broken(why.clone().into()));
+        }
+        why
+    }
+
+    /// Adds tasks to the stream in one pipelined round trip and returns their futures, in
+    /// order, once Redis has them (`map`'s refills).
+    fn submit_batch<T, E>(
+        self: &Arc<Self>,
+        tasks: Vec<NewTask>,
+        sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
+    ) -> Result<Vec<Submitted<T, E>>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let mut prepared = self.prepare(tasks, sink);
+        self.list(&mut prepared)?;
+        let (futures, batch): (Vec<_>, Vec<_>) =
+            prepared.into_iter().map(|p| (p.future, p.outgoing)).unzip();
+        let result = self.add_to_stream(&mut self.submit_link(), &batch);
         match result {
             Ok(ids) => {
-                {
-                    let mut state = self.lock();
-                    for (seq, id) in seqs.iter().zip(ids) {
-                        if let Some(pending) = state.pending.get_mut(seq) {
-                            pending.entry = Some(id);
-                        }
+                let late = self.record(&batch, ids);
+                if !late.is_empty() {
+                    let mut link = self.submit_link();
+                    for (task, entry, blob) in late {
+                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
                     }
                 }
-                if watch == Watch::Callback {
-                    for (future, &seq) in futures.iter().zip(&seqs) {
-                        let weak = Arc::downgrade(self);
-                        future.add_done_callback(move |f| {
-                            if f.cancelled() {
-                                if let Some(shared) = weak.upgrade() {
-                                    shared.cancelled_by_user(seq);
-                                }
-                            }
-                        });
-                    }
-                }
-                Ok(seqs.into_iter().zip(futures).collect())
+                Ok(batch.iter().map(|o| o.seq).zip(futures).collect())
             }
-            Err(e) => {
-                let mut state = self.lock();
-                for seq in &seqs {
-                    state.pending.remove(seq);
+            Err(e) => Err(SubmitError::Broken(self.unlist(&batch, &e).into())),
+        }
+    }
+
+    /// A single submit: listed at once and handed to the sender thread, which adds it to the
+    /// stream with whatever else was submitted meanwhile. `submit` returns without waiting
+    /// for Redis; a task Redis cannot take within 10 s fails its future with `Broken`.
+    fn enqueue<T, E>(
+        self: &Arc<Self>,
+        task: NewTask,
+        sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let mut prepared = self.prepare(vec![task], sink);
+        {
+            // Room first: a submitter far ahead of Redis waits here, not in memory.
+            let mut outbox = self.outbox();
+            while outbox.queue.len() >= OUTBOX_TASKS
+                || (outbox.bytes >= OUTBOX_BYTES && !outbox.queue.is_empty())
+            {
+                outbox = self
+                    .outbox_changed
+                    .wait(outbox)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        self.list(&mut prepared)?;
+        let Prepared {
+            future, outgoing, ..
+        } = prepared.pop().expect("one task in, one prepared out");
+        {
+            let mut outbox = self.outbox();
+            outbox.bytes += outgoing.msg.len();
+            outbox.queue.push_back(outgoing);
+        }
+        self.outbox_changed.notify_all();
+        Ok(future)
+    }
+
+    /// The sender thread: adds the outbox's tasks to the stream, a pipeline at a time, until
+    /// the pool closes with an empty outbox.
+    fn send_loop(self: Arc<Self>) {
+        let mut link = Link::new(self.client.clone(), Duration::ZERO);
+        loop {
+            let batch: Vec<Outgoing> = {
+                let mut outbox = self.outbox();
+                while outbox.queue.is_empty() {
+                    if self.closing.load(Ordering::Acquire) {
+                        return;
+                    }
+                    outbox = self
+                        .outbox_changed
+                        .wait(outbox)
+                        .unwrap_or_else(|p| p.into_inner());
                 }
-                if state.pending.is_empty() {
-                    self.idle.notify_all();
+                let n = outbox.queue.len().min(SEND_BATCH);
+                let batch: Vec<Outgoing> = outbox.queue.drain(..n).collect();
+                outbox.bytes -= batch.iter().map(|o| o.msg.len()).sum::<usize>();
+                batch
+            };
+            self.outbox_changed.notify_all();
+            // Tasks cancelled (or past their deadline) before they were sent stay out.
+            let batch: Vec<Outgoing> = {
+                let state = self.lock();
+                batch
+                    .into_iter()
+                    .filter(|o| state.pending.contains_key(&o.seq))
+                    .collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            match self.add_to_stream(&mut link, &batch) {
+                Ok(ids) => {
+                    for (task, entry, blob) in self.record(&batch, ids) {
+                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
+                    }
                 }
-                Err(SubmitError::Broken(
-                    format!(
-                        "cannot add the task to Redis at {}: {}",
-                        self.shown,
-                        describe(&e)
-                    )
-                    .into(),
-                ))
+                Err(e) => {
+                    self.unlist(&batch, &e);
+                }
             }
         }
     }
@@ -914,37 +1120,34 @@ impl Shared {
         }
     }
 
-    /// A user cancelled a pending future: take its task off the queue. If an agent started it
-    /// in the same instant (its `Started` message was still on its way), the agent kills it:
-    /// a `cancel()` that returned `true` never lets a task run to its end.
-    fn cancelled_by_user(&self, seq: u64) {
-        let Some(pending) = self.take(seq) else {
-            return;
-        };
-        if let Some(entry) = &pending.entry {
-            let mut link = self.submit_link();
-            self.cancel_script(
-                &mut link,
-                &pending.task,
-                entry,
-                pending.blob.as_deref(),
-                true,
-            );
-        }
-    }
-
     /// `cancel()` on a running future with `cancel_kills_running`: ask its agent to kill it;
     /// the agent's `Cancelled` reply completes the future.
     fn kill(&self, seq: u64) {
         let (task, entry) = {
-            let state = self.lock();
-            match state.pending.get(&seq) {
-                Some(Pending {
-                    task,
-                    entry: Some(entry),
-                    ..
-                }) => (task.clone(), entry.clone()),
-                _ => return,
+            // An agent can start a task before the sender has recorded its entry id: wait
+            // for it (the sender records ids as soon as Redis answers).
+            let limit = Instant::now() + Duration::from_secs(10);
+            let mut state = self.lock();
+            loop {
+                match state.pending.get(&seq) {
+                    Some(Pending {
+                        task,
+                        entry: Some(entry),
+                        ..
+                    }) => break (task.clone(), entry.clone()),
+                    Some(_) => {
+                        let left = limit.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return;
+                        }
+                        state = self
+                            .recorded
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    None => return,
+                }
             }
         };
         let mut link = self.submit_link();
@@ -953,6 +1156,28 @@ impl Shared {
 
     /// `shutdown(cancel_futures)`: cancels every task no agent has started.
     fn cancel_queued(&self) {
+        // Not yet sent: the sender leaves a task out (or takes it off the stream again) once
+        // its table entry is gone.
+        let unsent: Vec<Pending> = {
+            let mut state = self.lock();
+            let seqs: Vec<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| !p.started && p.entry.is_none())
+                .map(|(&seq, _)| seq)
+                .collect();
+            let taken = seqs
+                .iter()
+                .filter_map(|seq| state.pending.remove(seq))
+                .collect();
+            if state.pending.is_empty() {
+                self.idle.notify_all();
+            }
+            taken
+        };
+        for pending in unsent {
+            pending.sink.fail(FutureError::Cancelled);
+        }
         let queued: Vec<(u64, String, String, Option<String>)> = self
             .lock()
             .pending
@@ -996,7 +1221,6 @@ impl Shared {
         let mut next_watch = Instant::now() + self.options.watchdog_interval;
         let mut pause = Duration::from_millis(20);
         let mut dropped = false;
-        let mut next_sweep = Instant::now();
         loop {
             let (empty, next_deadline) = {
                 let state = self.lock();
@@ -1073,10 +1297,6 @@ impl Shared {
             }
             self.expire_deadlines(&mut link);
             let now = Instant::now();
-            if now >= next_sweep {
-                next_sweep = now + SWEEP_EVERY;
-                self.sweep_cancelled(&mut link);
-            }
             if now >= next_refresh {
                 next_refresh = now + refresh_every;
                 let _ = link.run(|c| {
@@ -1128,25 +1348,7 @@ impl Shared {
 
     fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {
         match msg.kind {
-            ReplyKind::Started => {
-                let sink = {
-                    let mut state = self.lock();
-                    let Some(pending) = state.pending.get_mut(&msg.seq) else {
-                        return;
-                    };
-                    pending.started = true;
-                    pending.sink.clone()
-                };
-                if sink.start() && self.options.cancel_kills_running {
-                    let weak: Weak<Shared> = Arc::downgrade(self);
-                    let seq = msg.seq;
-                    sink.on_cancel(Box::new(move || {
-                        if let Some(shared) = weak.upgrade() {
-                            shared.kill(seq);
-                        }
-                    }));
-                }
-            }
+            ReplyKind::Started => self.mark_started(msg.seq),
             ReplyKind::Done { attempt, outcome } => {
                 // The first result wins; a duplicate (a task that ran twice) finds nothing.
                 let Some(pending) = self.take(msg.seq) else {
@@ -1160,6 +1362,101 @@ impl Shared {
                 );
                 pending.sink.finish(outcome);
             }
+        }
+    }
+
+    /// An agent started the task: its future is running (once; the listener and `cancel()`'s
+    /// arbiter may both learn it).
+    fn mark_started(self: &Arc<Self>, seq: u64) {
+        let sink = {
+            let mut state = self.lock();
+            let Some(pending) = state.pending.get_mut(&seq) else {
+                return;
+            };
+            if pending.started {
+                return;
+            }
+            pending.started = true;
+            pending.sink.clone()
+        };
+        if sink.start() && self.options.cancel_kills_running {
+            let weak: Weak<Shared> = Arc::downgrade(self);
+            sink.on_cancel(Box::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.kill(seq);
+                }
+            }));
+        }
+    }
+
+    /// `cancel()` of a pending future: `true` if its task is now sure never to run. A task
+    /// still in the outbox is taken out; one on its way waits for its entry id; then Redis
+    /// decides, in the cancel script, atomically against an agent's start script. If an
+    /// agent has started it, the future is marked running (`cancel()` then goes on as for
+    /// a running task: `false`, or a kill with `cancel_kills_running`). `false` as well
+    /// when Redis cannot be reached (nothing can be promised) or the task already ended.
+    fn arbitrate(self: &Arc<Self>, seq: u64) -> bool {
+        {
+            let mut outbox = self.outbox();
+            if let Some(i) = outbox.queue.iter().position(|o| o.seq == seq) {
+                if let Some(o) = outbox.queue.remove(i) {
+                    outbox.bytes -= o.msg.len();
+                }
+                drop(outbox);
+                self.outbox_changed.notify_all();
+                self.cancelled(seq);
+                return true;
+            }
+        }
+        let (task, entry, blob) = {
+            let limit = Instant::now() + Duration::from_secs(10);
+            let mut state = self.lock();
+            loop {
+                match state.pending.get(&seq) {
+                    None => return false,
+                    Some(p) if p.started => return false,
+                    Some(Pending {
+                        task,
+                        entry: Some(entry),
+                        blob,
+                        ..
+                    }) => break (task.clone(), entry.clone(), blob.clone()),
+                    Some(_) => {
+                        let left = limit.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return false;
+                        }
+                        state = self
+                            .recorded
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                }
+            }
+        };
+        let verdict = {
+            let mut link = self.submit_link();
+            self.cancel_script(&mut link, &task, &entry, blob.as_deref(), false)
+        };
+        match verdict {
+            Some(0) => {
+                self.cancelled(seq);
+                true
+            }
+            Some(1 | 2) => {
+                self.mark_started(seq);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Completes a task's future as cancelled (its promise must not just be dropped: that
+    /// breaks the future).
+    fn cancelled(&self, seq: u64) {
+        if let Some(pending) = self.take(seq) {
+            pending.sink.fail(FutureError::Cancelled);
         }
     }
 
@@ -1214,33 +1511,6 @@ impl Shared {
             RemoteOutcome::Chunk(_) => Err(FutureError::Broken(
                 "an agent answered with a chunk inside a chunk".into(),
             )),
-        }
-    }
-
-    /// Takes the cancelled [`Watch::Sweep`] futures' tasks off the queue (or has their agents
-    /// kill them if they started meanwhile).
-    fn sweep_cancelled(&self, link: &mut Link) {
-        let cancelled: Vec<Pending> = {
-            let mut state = self.lock();
-            let seqs: Vec<u64> = state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.swept && p.sink.cancelled())
-                .map(|(&s, _)| s)
-                .collect();
-            let taken = seqs
-                .iter()
-                .filter_map(|s| state.pending.remove(s))
-                .collect();
-            if state.pending.is_empty() {
-                self.idle.notify_all();
-            }
-            taken
-        };
-        for pending in cancelled {
-            if let Some(entry) = &pending.entry {
-                self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
-            }
         }
     }
 
@@ -1348,25 +1618,15 @@ struct NewTask {
     chunk: Option<usize>,
 }
 
-/// A submitted task: its number in this pool and its future.
-type Submitted<T, E> = (u64, Future<T, E>);
-
-/// How a user's `cancel()` of a pending future reaches Redis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Watch {
-    /// A done-callback on the future (futures handed to the user).
-    Callback,
-    /// The owner calls `cancelled_by_user` itself (the map's futures, which the map moves its
-    /// values out of: a callback's lent handle would stop that).
-    Owner,
-    /// The listener notices the cancellation within [`SWEEP_EVERY`] (futures handed to generic
-    /// code — the core's `Map` moves values out, which a callback's lent handle would stop —
-    /// an agent that starts the task meanwhile is told to kill it).
-    Sweep,
+/// A task ready to submit: its future, its table entry (until listed) and its message.
+struct Prepared<T, E> {
+    future: Future<T, E>,
+    pending: Option<Pending>,
+    outgoing: Outgoing,
 }
 
-/// How often the listener looks for cancelled [`Watch::Sweep`] futures.
-const SWEEP_EVERY: Duration = Duration::from_millis(50);
+/// A submitted task: its number in this pool and its future.
+type Submitted<T, E> = (u64, Future<T, E>);
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
@@ -1409,13 +1669,12 @@ where
 {
     fn submit_job(&self, _job: &Remote<F, A, R>, input: A) -> Result<Future<R>, SubmitError> {
         let timeout = self.shared.options.task_timeout;
-        self.submit_watched::<F, R, Infallible>(
+        self.submit_one::<F, R, Infallible>(
             remote_signature::<F, A, R>(),
             &input,
             timeout,
             false,
             decode_plain::<R>,
-            Watch::Sweep,
         )
     }
 
@@ -1425,13 +1684,12 @@ where
         input: A,
         timeout: Duration,
     ) -> Result<Future<R>, SubmitError> {
-        self.submit_watched::<F, R, Infallible>(
+        self.submit_one::<F, R, Infallible>(
             remote_signature::<F, A, R>(),
             &input,
             Some(timeout),
             false,
             decode_plain::<R>,
-            Watch::Sweep,
         )
     }
 
@@ -1532,16 +1790,12 @@ where
             return;
         }
         let sizes: Vec<usize> = batch.iter().map(|t| t.chunk.unwrap_or(1)).collect();
-        let submitted = self.pool.shared.submit_batch(
-            batch,
-            |promise, task| {
-                Arc::new(Chunk::<R> {
-                    promise,
-                    items: task.chunk.unwrap_or(1),
-                })
-            },
-            Watch::Owner,
-        );
+        let submitted = self.pool.shared.submit_batch(batch, |promise, task| {
+            Arc::new(Chunk::<R> {
+                promise,
+                items: task.chunk.unwrap_or(1),
+            })
+        });
         match submitted {
             Ok(futures) => {
                 for ((seq, future), n) in futures.into_iter().zip(sizes) {
@@ -1556,7 +1810,7 @@ where
     }
 
     fn cancel_all(&mut self) {
-        cancel_window(&self.pool.shared, &mut self.window);
+        cancel_window(&mut self.window);
         self.inputs = None;
     }
 }
@@ -1608,17 +1862,16 @@ where
 }
 
 /// Cancels the map's chunks still in flight (taking their tasks off the queue).
-fn cancel_window<R>(shared: &Shared, window: &mut VecDeque<(u64, usize, Future<R>)>) {
-    for (seq, _, f) in window.drain(..) {
-        if f.cancel() && seq != 0 {
-            shared.cancelled_by_user(seq);
-        }
+fn cancel_window<R>(window: &mut VecDeque<(u64, usize, Future<R>)>) {
+    for (_, _, f) in window.drain(..) {
+        // Its arbiter takes a task no agent has started off the queue.
+        f.cancel();
     }
 }
 
 impl<A, R, I> Drop for RemoteMap<'_, A, R, I> {
     fn drop(&mut self) {
-        cancel_window(&self.pool.shared, &mut self.window);
+        cancel_window(&mut self.window);
     }
 }
 

@@ -539,6 +539,54 @@ fn cancel_queued_running_and_with_kill() {
     });
 }
 
+/// `submit` returns before the task reaches Redis (a sender thread adds what has queued up in
+/// one pipeline): a `cancel()` that returns true in that window — before the task is sent,
+/// while it is on its way, or just after — still means it never runs, with idle agents
+/// waiting to take it.
+#[test]
+fn a_task_cancelled_right_after_submit_never_runs() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "race", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("race")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+        let dir = server.scratch("race");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut kept = Vec::new();
+        let mut cancelled = Vec::new();
+        for i in 0..400 {
+            let log = dir.join(format!("{i}.log")).display().to_string();
+            let f = pool.submit(log_run, log.clone()).unwrap();
+            // Every other one at once; the rest after a growing pause.
+            if i % 4 == 1 {
+                std::thread::sleep(Duration::from_micros(50 * (i % 40) as u64));
+            }
+            if i % 2 == 1 && f.cancel() {
+                cancelled.push(log);
+            } else {
+                kept.push((log, f));
+            }
+        }
+        assert!(!cancelled.is_empty(), "some cancels came in time");
+        for (log, f) in &kept {
+            assert_eq!(f.result(), Ok(&1), "{log}");
+        }
+        pool.shutdown(Shutdown::default());
+        // Give an agent that wrongly took a cancelled task time to run it.
+        std::thread::sleep(Duration::from_millis(500));
+        for log in &cancelled {
+            assert!(
+                !std::path::Path::new(log).exists(),
+                "{log}: cancel() returned true but the task ran"
+            );
+        }
+        assert_eq!(leftovers(&server, "race"), Vec::<String>::new());
+    });
+}
+
 #[test]
 fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
     watchdog(LIMIT, || {
@@ -649,8 +697,16 @@ fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
             .watchdog_interval(Duration::from_millis(300))
             .connect()
             .unwrap();
-        // No agent: the task waits in the queue, then Redis restarts empty.
+        // No agent: the task waits in the queue, then Redis restarts empty. (`submit`
+        // returns before the sender thread has added the task: wait until Redis has it.)
         let f = pool.submit(square, 3).unwrap();
+        assert!(eventually(Duration::from_secs(10), || {
+            redis::cmd("XLEN")
+                .arg("fp:{lost}:tasks")
+                .query::<usize>(&mut server.conn())
+                .unwrap()
+                == 1
+        }));
         server.restart();
         match f.result() {
             Err(FutureError::Broken(why)) => assert!(why.contains("Redis lost task"), "{why}"),

@@ -301,12 +301,14 @@ impl<T, E> Inner<T, E> {
         }
         let entries = mem::take(&mut waiters.entries);
         let hook = waiters.cancel_hook.take();
+        let arbiter = waiters.cancel_arbiter.take();
         let sleepers = waiters.sleepers;
         if has_callbacks {
             waiters.lender = Some(crate::loom::thread::current().id());
         }
         drop(waiters);
         drop(hook);
+        drop(arbiter);
         if sleepers > 0 {
             this.finished.notify_all();
         }
@@ -461,6 +463,19 @@ impl<T, E> Future<T, E> {
                     };
                 }
                 _ => {}
+            }
+            // PENDING: an executor whose task may be starting where we cannot see (a remote
+            // queue) decides first.
+            let arbiter = self.inner.waiters.lock().cancel_arbiter.clone();
+            if let Some(arbiter) = arbiter {
+                if !arbiter() {
+                    // Started, or the executor cannot tell: not cancelled as pending.
+                    match self.inner.state() {
+                        RUNNING => continue,
+                        CANCELLED => return true,
+                        _ => return false,
+                    }
+                }
             }
             match Inner::cancel_pending(&self.inner) {
                 Ok(()) => return true,
@@ -909,6 +924,28 @@ impl<T, E> Promise<T, E> {
             return false;
         }
         waiters.cancel_hook = Some(Box::new(hook));
+        true
+    }
+
+    /// Installs what [`Future::cancel`] asks before it cancels this future while it is
+    /// pending: the executor's arbiter, for tasks that may be starting where `cancel` cannot
+    /// see (a remote queue, where an agent may take the task this instant). The arbiter
+    /// returns `true` if the task will never run (the future is then cancelled) and `false` if
+    /// it has started or the executor cannot tell; then the executor should have marked the
+    /// future running ([`set_running_or_notify_cancel`](Self::set_running_or_notify_cancel)),
+    /// and `cancel` treats it as a running future (running its cancel hook, if any), or returns
+    /// `false` if it is still pending. The arbiter is called without any lock held, once per
+    /// `cancel` call made while pending, and dropped when the future completes. Returns
+    /// `false` (and drops it) if the future is no longer pending.
+    pub fn set_cancel_arbiter<A>(&self, arbiter: A) -> bool
+    where
+        A: Fn() -> bool + Send + Sync + 'static,
+    {
+        let mut waiters = self.inner.waiters.lock();
+        if self.inner.state() != PENDING {
+            return false;
+        }
+        waiters.cancel_arbiter = Some(std::sync::Arc::new(arbiter));
         true
     }
 

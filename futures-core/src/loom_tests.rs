@@ -236,6 +236,26 @@ fn cancel_racing_the_start_with_a_hook_installed_while_pending() {
     });
 }
 
+/// A remote executor's arbiter (`set_cancel_arbiter`) says the task will never run while the
+/// listener completes the future (a deadline, a lost task) at the same time: the future ends
+/// either cancelled or with the listener's outcome, never both, and `cancel` tells which.
+#[test]
+fn cancel_with_an_arbiter_vs_completion() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        assert!(promise.set_cancel_arbiter(|| true));
+        let listener = thread::spawn(move || promise.set_result(1).is_ok());
+        let cancelled = future.cancel();
+        let completed = listener.join().unwrap();
+        assert_ne!(cancelled, completed);
+        match future.result() {
+            Ok(v) => assert_eq!((*v, completed), (1, true)),
+            Err(FutureError::Cancelled) => assert!(cancelled),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}
+
 #[test]
 fn cancel_hook_vs_completion() {
     loom::model(|| {

@@ -171,6 +171,9 @@ pub(crate) struct Waiters<C> {
     pub(crate) next_key: u32,
     /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
     pub(crate) cancel_hook: Option<Box<dyn FnOnce() + Send>>,
+    /// What `cancel` asks while the future is PENDING (see `Promise::set_cancel_arbiter`).
+    /// A plain `std` `Arc`: it only shares an immutable closure, called outside the lock.
+    pub(crate) cancel_arbiter: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
     /// The thread running the done-callbacks of a final future with a lent handle, while it
     /// does. Only then may a waker be added to a final future (`Entry::Waker`, by an `.await`
     /// that wants the value by value and found the lent handle in the way), or a blocking
@@ -186,6 +189,7 @@ impl<C> Waiters<C> {
             sleepers: 0,
             next_key: 0,
             cancel_hook: None,
+            cancel_arbiter: None,
             lender: None,
         }
     }

@@ -5,7 +5,7 @@
 //! environment (`target/redis-peers-venv`); a peer that cannot be installed is reported
 //! skipped, never faked.
 //!
-//! `cargo run --release -p futurepool-bench --bin redis_peers [-- --quick]`
+//! `cargo run --release -p futurepool-bench --bin redis_peers [-- --quick] [--ours-only]`
 //!
 //! Measures: the round trip of one no-op task (p50, p99), submitting N no-op tasks then
 //! collecting them (per-task cost and tasks/s), `map` over M items in chunks of 100, and how
@@ -100,10 +100,15 @@ fn ours(url: &str, n_rt: usize, n_submit: usize, n_map: usize) -> Result<(Figure
     let futures: Vec<_> = (0..n_submit)
         .map(|_| pool.submit(noop, ()))
         .collect::<Result<_, _>>()?;
+    let submitted = t.elapsed().as_secs_f64() * 1e6 / n_submit as f64;
     for f in &futures {
         f.result().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let submit = t.elapsed().as_secs_f64() * 1e6 / n_submit as f64;
+    eprintln!(
+        "futurepool-redis: {n_submit} submits took {submitted:.1} µs each; \
+         submit + collect {submit:.1} µs per task"
+    );
     drop(futures);
     let t = Instant::now();
     let mut sum = 0u64;
@@ -237,6 +242,18 @@ fn main() -> Result<()> {
     let agents = Agents(vec![spawn_agent(&url)?, spawn_agent(&url)?]);
     let (rust, reclaim) = ours(&url, n_rt, n_submit, n_map)?;
     drop(agents);
+    if args.iter().any(|a| a == "--ours-only") {
+        println!(
+            "futurepool-redis: round trip p50 {:.0} µs, p99 {:.0} µs; {n_submit} no-op tasks: \
+             {:.1} µs per task ({:.0} tasks/s); map {:.2} µs per item; reclaim {reclaim:.2} s",
+            rust.rt_p50_us,
+            rust.rt_p99_us,
+            rust.submit_us_per_task,
+            1e6 / rust.submit_us_per_task,
+            rust.map_us_per_item
+        );
+        return Ok(());
+    }
 
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
