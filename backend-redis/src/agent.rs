@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -30,6 +30,12 @@ use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
 
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
+
+/// Items that take less than this in the local pool, on average, are short: the claimer then
+/// claims up to twice its slots.
+const SHORT_RUN: Duration = Duration::from_millis(5);
+/// Where the moving average starts (tasks count as long until some have run).
+const LONG_RUN: Duration = Duration::from_secs(1);
 
 /// Options of an agent ([`serve`], [`Agent::start`]).
 #[derive(Clone, Debug)]
@@ -175,9 +181,15 @@ struct Shared {
     pool: ProcessPool,
     /// Tasks started here and not yet reported, by task id.
     inflight: Mutex<HashMap<String, InFlight>>,
-    /// Free slots; the claimer waits on `freed` when there are none.
-    free: Mutex<usize>,
+    /// The local pool's size.
+    slots: usize,
+    /// Tasks claimed and not yet run to their end here; the claimer waits on `freed` while
+    /// there is no room.
+    busy: Mutex<usize>,
     freed: Condvar,
+    /// How long recent items took in the local pool (µs, a moving average): while it is
+    /// short, the claimer claims beyond its free slots.
+    recent_run_us: AtomicU64,
     done: Mutex<mpsc::Sender<Report>>,
     stop: AtomicBool,
 }
@@ -253,8 +265,10 @@ impl Agent {
             lease: options.lease,
             pool,
             inflight: Mutex::new(HashMap::new()),
-            free: Mutex::new(slots),
+            slots,
+            busy: Mutex::new(0),
             freed: Condvar::new(),
+            recent_run_us: AtomicU64::new(LONG_RUN.as_micros() as u64),
             done: Mutex::new(tx),
             stop: AtomicBool::new(false),
         });
@@ -359,30 +373,52 @@ impl Shared {
         self.stop.load(Ordering::Acquire)
     }
 
-    /// Waits up to `wait` for a free slot; how many are free.
+    /// How many tasks may be claimed now, waiting up to `wait` for room: the free slots,
+    /// plus as many again while recent items ran shorter than [`SHORT_RUN`] (they then wait
+    /// a moment in the local pool's queue instead of costing each slot a claim round trip;
+    /// long tasks are never held back from an idle agent that way).
     fn wait_free(&self, wait: Duration) -> usize {
-        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let (free, _) = self
+        let short = self.recent_run_us.load(Ordering::Relaxed) < SHORT_RUN.as_micros() as u64;
+        let room = if short { 2 * self.slots } else { self.slots };
+        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let (busy, _) = self
             .freed
-            .wait_timeout_while(free, wait, |n| *n == 0 && !self.stopping())
+            .wait_timeout_while(busy, wait, |n| *n >= room && !self.stopping())
             .unwrap_or_else(|p| p.into_inner());
-        *free
+        room.saturating_sub(*busy)
     }
 
     fn take_slot(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free = free.saturating_sub(1);
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     }
 
     fn release_slot(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            *busy = busy.saturating_sub(1);
+        }
         self.freed.notify_all();
     }
 
+    /// Folds one item's time in the local pool into the moving average.
+    fn note_run(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let _ = self
+            .recent_run_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(avg - avg / 4 + sample / 4)
+            });
+    }
+
+    /// Hands a task's outcome to the replier and frees its slot at once: the slot is free
+    /// once the task has run, while its reply is still on its way.
     fn report(&self, report: Report) {
-        let tx = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        // The replier lives as long as any sender: this cannot fail while `self` exists.
-        let _ = tx.send(report);
+        {
+            let tx = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            // The replier lives as long as any sender: this cannot fail while `self` exists.
+            let _ = tx.send(report);
+        }
+        self.release_slot();
     }
 
     fn claim_loop(self: Arc<Self>) {
@@ -682,6 +718,7 @@ impl Shared {
                 self.report(run.report);
                 return;
             };
+            let handed = Instant::now();
             match self.pool.submit_encoded(&run.function, arg, run.timeout) {
                 Ok(future) => {
                     let killed = match self.inflight().get_mut(&run.report.task) {
@@ -704,6 +741,7 @@ impl Shared {
                         }
                         run.done.push(outcome);
                         if let Some(me) = me.upgrade() {
+                            me.note_run(handed.elapsed());
                             me.advance(run);
                         }
                     });
@@ -739,11 +777,7 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            let n = batch.len();
             self.send_reports(&mut link, batch);
-            for _ in 0..n {
-                self.release_slot();
-            }
         }
     }
 
