@@ -31,9 +31,11 @@ use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
 
-/// Items that take less than this in the local pool, on average, are short: the claimer then
-/// claims up to twice its slots.
+/// Items that take less than this in the local pool (queueing included), on average, are
+/// short: the claimer then claims up to twice its slots.
 const SHORT_RUN: Duration = Duration::from_millis(5);
+/// Under this, up to four times its slots.
+const TINY_RUN: Duration = Duration::from_millis(1);
 /// Where the moving average starts (tasks count as long until some have run).
 const LONG_RUN: Duration = Duration::from_secs(1);
 
@@ -374,12 +376,19 @@ impl Shared {
     }
 
     /// How many tasks may be claimed now, waiting up to `wait` for room: the free slots,
-    /// plus as many again while recent items ran shorter than [`SHORT_RUN`] (they then wait
-    /// a moment in the local pool's queue instead of costing each slot a claim round trip;
-    /// long tasks are never held back from an idle agent that way).
+    /// and while recent items were short, more (they then wait a moment in the local pool's
+    /// queue instead of costing each slot a claim round trip): up to twice the slots while
+    /// they took under [`SHORT_RUN`], four times under [`TINY_RUN`]. Long tasks are never
+    /// held back from an idle agent that way.
     fn wait_free(&self, wait: Duration) -> usize {
-        let short = self.recent_run_us.load(Ordering::Relaxed) < SHORT_RUN.as_micros() as u64;
-        let room = if short { 2 * self.slots } else { self.slots };
+        let recent = self.recent_run_us.load(Ordering::Relaxed);
+        let room = if recent < TINY_RUN.as_micros() as u64 {
+            4 * self.slots
+        } else if recent < SHORT_RUN.as_micros() as u64 {
+            2 * self.slots
+        } else {
+            self.slots
+        };
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let (busy, _) = self
             .freed
