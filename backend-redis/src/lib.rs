@@ -28,8 +28,9 @@
 //!
 //! At-least-once delivery tied to agent liveness: a task whose agent vanishes is reclaimed by
 //! another agent after the agents' lease, and fails with [`FutureError::WorkerLost`] after
-//! `max_attempts` deliveries. The first result wins. `cancel()` on a queued task removes it
-//! from the queue. The README's "Across machines" section has the details, the security model
+//! `max_attempts` deliveries. The first result wins. `cancel()` on a queued task asks Redis
+//! and removes it from the queue: `true` means no agent ever runs it. `submit` returns without
+//! waiting for Redis (a sender thread pipelines what was submitted meanwhile). The README's "Across machines" section has the details, the security model
 //! and the least-privilege ACL.
 
 #![warn(missing_docs)]
