@@ -300,15 +300,13 @@ impl<T, E> Inner<T, E> {
             return Err(state);
         }
         let entries = mem::take(&mut waiters.entries);
-        let hook = waiters.cancel_hook.take();
-        let arbiter = waiters.cancel_arbiter.take();
+        let hooks = waiters.cancel.take();
         let sleepers = waiters.sleepers;
         if has_callbacks {
             waiters.lender = Some(crate::loom::thread::current().id());
         }
         drop(waiters);
-        drop(hook);
-        drop(arbiter);
+        drop(hooks);
         if sleepers > 0 {
             this.finished.notify_all();
         }
@@ -452,7 +450,7 @@ impl<T, E> Future<T, E> {
                         if self.inner.state() != RUNNING {
                             return self.cancelled();
                         }
-                        waiters.cancel_hook.take()
+                        waiters.cancel.as_mut().and_then(|c| c.hook.take())
                     };
                     return match hook {
                         Some(hook) => {
@@ -466,7 +464,8 @@ impl<T, E> Future<T, E> {
             }
             // PENDING: an executor whose task may be starting where we cannot see (a remote
             // queue) decides first.
-            let arbiter = self.inner.waiters.lock().cancel_arbiter.clone();
+            let arbiter =
+                (self.inner.waiters.lock().cancel.as_ref()).and_then(|c| c.arbiter.clone());
             if let Some(arbiter) = arbiter {
                 if !arbiter() {
                     // Started, or the executor cannot tell: not cancelled as pending.
@@ -923,7 +922,7 @@ impl<T, E> Promise<T, E> {
         if !matches!(self.inner.state(), PENDING | RUNNING) {
             return false;
         }
-        waiters.cancel_hook = Some(Box::new(hook));
+        waiters.cancel.get_or_insert_with(Box::default).hook = Some(Box::new(hook));
         true
     }
 
@@ -945,7 +944,8 @@ impl<T, E> Promise<T, E> {
         if self.inner.state() != PENDING {
             return false;
         }
-        waiters.cancel_arbiter = Some(std::sync::Arc::new(arbiter));
+        waiters.cancel.get_or_insert_with(Box::default).arbiter =
+            Some(std::sync::Arc::new(arbiter));
         true
     }
 

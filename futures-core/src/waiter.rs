@@ -161,6 +161,16 @@ impl<C> fmt::Debug for Entry<C> {
     }
 }
 
+/// What an executor installed for `cancel`.
+#[derive(Default)]
+pub(crate) struct CancelHooks {
+    /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
+    pub(crate) hook: Option<Box<dyn FnOnce() + Send>>,
+    /// What `cancel` asks while the future is PENDING (see `Promise::set_cancel_arbiter`).
+    /// A plain `std` `Arc`: it only shares an immutable closure, called outside the lock.
+    pub(crate) arbiter: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
 /// The list of entries of one future, plus what the blocking path needs.
 pub(crate) struct Waiters<C> {
     pub(crate) entries: Vec<Entry<C>>,
@@ -169,11 +179,8 @@ pub(crate) struct Waiters<C> {
     pub(crate) sleepers: u32,
     /// Source of `Entry::Waker` keys.
     pub(crate) next_key: u32,
-    /// What `cancel` runs while the future is RUNNING (see `Promise::set_cancel_hook`).
-    pub(crate) cancel_hook: Option<Box<dyn FnOnce() + Send>>,
-    /// What `cancel` asks while the future is PENDING (see `Promise::set_cancel_arbiter`).
-    /// A plain `std` `Arc`: it only shares an immutable closure, called outside the lock.
-    pub(crate) cancel_arbiter: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// The executor's say in `cancel`, boxed (few futures have one: one word for the rest).
+    pub(crate) cancel: Option<Box<CancelHooks>>,
     /// The thread running the done-callbacks of a final future with a lent handle, while it
     /// does. Only then may a waker be added to a final future (`Entry::Waker`, by an `.await`
     /// that wants the value by value and found the lent handle in the way), or a blocking
@@ -188,8 +195,7 @@ impl<C> Waiters<C> {
             entries: Vec::new(),
             sleepers: 0,
             next_key: 0,
-            cancel_hook: None,
-            cancel_arbiter: None,
+            cancel: None,
             lender: None,
         }
     }
