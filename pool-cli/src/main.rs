@@ -78,6 +78,8 @@ pub fn progress(len: usize, what: &str) -> Option<indicatif::ProgressBar> {
 fn main() -> ExitCode {
     // `pool` is also its own process-pool worker: a worker process stops here.
     futurepool_procs::init();
+    // And the job guard of such a worker (`pool run --broker` jobs): a guard stops here.
+    run::guard::maybe_run();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -203,3 +203,121 @@ fn bench_cluster_runs_the_tasks_on_two_agents_and_stops_them() {
         assert!(String::from_utf8_lossy(&missing.stderr).contains("apt-get install redis-server"));
     });
 }
+
+/// The processes of process group `pgid` that are alive (not zombies), from `/proc`.
+fn alive_in_group(pgid: i32) -> Vec<i32> {
+    let mut alive = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, ppid, pgrp.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+            alive.push(pid);
+        }
+    }
+    alive
+}
+
+/// Waits up to `limit` for `path` to hold a number.
+fn read_pid(path: &std::path::Path, limit: Duration) -> i32 {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{} never written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `limit` for every process of group `pgid` to end.
+fn group_ends(pgid: i32, limit: Duration) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if alive_in_group(pgid).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Stopping a remote job kills the agent's worker process that runs it; the job's own
+/// process group (here a shell and its `sleep`) must die with it, not run on unowned: after
+/// Ctrl-C of `pool run --broker`, and after the agent itself is SIGKILLed.
+#[test]
+fn a_stopped_remote_job_leaves_no_process_behind() {
+    watchdog(Duration::from_secs(120), || {
+        let server = LocalServer::start().unwrap();
+        let url = server.url();
+        let dir = server.dir();
+
+        // Ctrl-C of the sending `pool run`.
+        let _workers = workers(&url, 1);
+        let pidfile = dir.join("job-1.pid");
+        let run = Command::new(env!("CARGO_BIN_EXE_pool"))
+            .args([
+                "run",
+                "--broker",
+                &url,
+                "echo $$ > {}; sleep 600; echo never",
+            ])
+            .args([":::", pidfile.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pgid = read_pid(&pidfile, Duration::from_secs(30));
+        assert!(!alive_in_group(pgid).is_empty(), "the job runs");
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our child's.
+        unsafe {
+            libc::kill(run.id() as i32, libc::SIGINT);
+        }
+        let out = run.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert!(
+            group_ends(pgid, Duration::from_secs(20)),
+            "the job's processes {:?} outlived the stopped run",
+            alive_in_group(pgid)
+        );
+
+        // The agent SIGKILLed while its job runs.
+        let mut agent = workers(&url, 1);
+        let pidfile = dir.join("job-2.pid");
+        let mut run = Command::new(env!("CARGO_BIN_EXE_pool"))
+            .args(["run", "--broker", &url, "echo $$ > {}; sleep 600"])
+            .args([":::", pidfile.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pgid = read_pid(&pidfile, Duration::from_secs(30));
+        drop(_workers);
+        agent.0[0].kill().unwrap();
+        agent.0[0].wait().unwrap();
+        assert!(
+            group_ends(pgid, Duration::from_secs(20)),
+            "the job's processes {:?} outlived their agent",
+            alive_in_group(pgid)
+        );
+        let _ = run.kill();
+        let _ = run.wait();
+    });
+}

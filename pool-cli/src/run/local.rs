@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::guard::Guard;
 use super::job::{Executor, Finished, JobError, JobSpec, Status, Stop};
 use super::killer::{signal_group, Killer};
 use super::output::Printer;
@@ -266,6 +267,8 @@ pub struct LocalExecutor {
     grace: Duration,
     running: Mutex<Running>,
     killer: Killer,
+    /// Kills the jobs' groups if this process dies (a `pool worker`'s worker process).
+    guard: Option<&'static Guard>,
 }
 
 impl LocalExecutor {
@@ -276,7 +279,14 @@ impl LocalExecutor {
             grace,
             running: Mutex::new(Running::default()),
             killer: Killer::default(),
+            guard: None,
         }
+    }
+
+    /// Has `guard` kill the jobs' process groups if this process dies first.
+    pub fn with_guard(mut self, guard: Option<&'static Guard>) -> LocalExecutor {
+        self.guard = guard;
+        self
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -510,6 +520,9 @@ impl Executor for LocalExecutor {
         // Our copies of the child's stdout/stderr handles: closed now, not at the job's end.
         drop(cmd);
         let pgid = child.id();
+        if let Some(guard) = self.guard {
+            guard.watch(pgid);
+        }
         let stopped = Arc::new(AtomicBool::new(false));
         {
             let mut running = self.running();
@@ -530,6 +543,9 @@ impl Executor for LocalExecutor {
                 self.running().groups.remove(&pgid);
                 self.killer.forget(pgid);
                 signal_group(pgid, libc::SIGKILL);
+                if let Some(guard) = self.guard {
+                    guard.forget(pgid);
+                }
                 let _ = child.wait();
                 return Err(JobError::Start(e));
             }
@@ -547,6 +563,10 @@ impl Executor for LocalExecutor {
         }
         if waited.is_err() {
             let _ = child.kill();
+        }
+        if let Some(guard) = self.guard {
+            // Before the leader is reaped: until then the group id cannot be reused.
+            guard.forget(pgid);
         }
         let status = child.wait().map_err(JobError::Start)?;
         let mut stdout_len = stdout.len().unwrap_or(0);

@@ -15,6 +15,7 @@
 //! * [`report`] — joblog, `--results`, `--json`;
 //! * [`scheduler`] — the event loop tying them together (signals, halt, retries, order).
 
+pub mod guard;
 mod input;
 mod job;
 mod killer;

@@ -15,6 +15,7 @@ use futurepool_redis::{Future, FutureError, RedisPool};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::guard::Guard;
 use super::job::{Executor, Finished, JobError, JobSpec, Status, Stop};
 use super::local::{Capture, LocalExecutor, Shell};
 use super::spool::Spool;
@@ -49,6 +50,20 @@ pub struct RemoteDone {
 /// behind `pool run --broker`.
 pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
     static EXECUTORS: OnceLock<Mutex<HashMap<u64, &'static LocalExecutor>>> = OnceLock::new();
+    // Stopping a remote job kills this worker process: the guard then kills the job's group.
+    static GUARD: OnceLock<Option<Guard>> = OnceLock::new();
+    let guard = GUARD
+        .get_or_init(|| match Guard::start() {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                eprintln!(
+                    "pool worker: cannot start the job guard ({e}): a job stopped by killing \
+                     its worker keeps running until it ends"
+                );
+                None
+            }
+        })
+        .as_ref();
     // One executor per grace period, for the life of this worker process.
     let executor = *EXECUTORS
         .get_or_init(Default::default)
@@ -56,11 +71,14 @@ pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
         .unwrap_or_else(|p| p.into_inner())
         .entry(job.grace_ms)
         .or_insert_with(|| {
-            Box::leak(Box::new(LocalExecutor::new(
-                Shell::from_env(),
-                Capture::Group,
-                Duration::from_millis(job.grace_ms),
-            )))
+            Box::leak(Box::new(
+                LocalExecutor::new(
+                    Shell::from_env(),
+                    Capture::Group,
+                    Duration::from_millis(job.grace_ms),
+                )
+                .with_guard(guard),
+            ))
         });
     let spec = JobSpec {
         seq: job.seq,
@@ -176,7 +194,7 @@ impl Executor for RemoteExecutor {
 
     fn stop_running(&self, how: Stop) {
         // The agents cannot forward a signal to a job's process group: a stop kills each
-        // running job's worker process (the job's own group is then left to its --timeout).
+        // running job's worker process, whose guard then kills the job's group.
         let _ = how;
         self.stopping.store(true, Ordering::Release);
         for future in self.running().values() {
