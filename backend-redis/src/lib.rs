@@ -54,7 +54,7 @@ pub use futurepool_procs::{remote, Remote};
 
 pub use crate::agent::{serve, Agent, AgentError, AgentOptions};
 pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap, WithTaskTimeout};
-pub use crate::server::LocalServer;
+pub use crate::server::{LocalServer, SERVER_ENV};
 pub use crate::wire::Delivery;
 
 /// The Redis ACL rights a client needs (commands only: add `on`, a password and the queue's

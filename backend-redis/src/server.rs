@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 static SERVERS: AtomicUsize = AtomicUsize::new(0);
 
+/// The environment variable naming the server program to run instead of `redis-server` (for
+/// example Valkey's `valkey-server`, which takes the same arguments).
+pub const SERVER_ENV: &str = "FUTUREPOOL_REDIS_SERVER";
+
 /// How long a starting server may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -84,7 +88,8 @@ impl LocalServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let mut cmd = Command::new("redis-server");
+        let program = std::env::var_os(SERVER_ENV).unwrap_or_else(|| "redis-server".into());
+        let mut cmd = Command::new(&program);
         cmd.arg("--port")
             .arg("0")
             .arg("--unixsocket")
@@ -109,9 +114,12 @@ impl LocalServer {
                 if e.kind() == io::ErrorKind::NotFound {
                     io::Error::new(
                         e.kind(),
-                        "redis-server is not installed (Debian/Ubuntu: sudo apt-get install \
-                         redis-server; macOS: brew install redis; or use Valkey's valkey-server \
-                         under that name)",
+                        format!(
+                            "{} is not installed (Debian/Ubuntu: sudo apt-get install \
+                             redis-server; macOS: brew install redis; or name another server, \
+                             such as Valkey's valkey-server, in {SERVER_ENV})",
+                            program.to_string_lossy()
+                        ),
                     )
                 } else {
                     e

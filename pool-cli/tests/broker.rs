@@ -197,6 +197,7 @@ fn bench_cluster_runs_the_tasks_on_two_agents_and_stops_them() {
         let missing = Command::new(env!("CARGO_BIN_EXE_pool"))
             .args(["bench", "--cluster", "--cpu-size", "10"])
             .env("PATH", "/nonexistent")
+            .env_remove(futurepool_redis::SERVER_ENV)
             .output()
             .unwrap();
         assert_eq!(missing.status.code(), Some(2));
