@@ -21,7 +21,8 @@ pub const SERVER_ENV: &str = "FUTUREPOOL_REDIS_SERVER";
 /// How long a starting server may take to answer PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A `redis-server` child process owned by this program.
+/// A `redis-server` child process owned by this program (another server program, such as
+/// Valkey's `valkey-server`, if [`SERVER_ENV`] names one).
 pub struct LocalServer {
     child: Option<Child>,
     dir: PathBuf,
