@@ -5,38 +5,54 @@
 //! Every transition that exists, and who makes it:
 //!
 //! ```text
-//!              Promise::set_running_or_notify_cancel (lock-free CAS)
+//!              Promise::set_running_or_notify_cancel (CAS)
 //!   PENDING ───────────────────────────────────────────────▶ RUNNING
 //!    │  │                                                      │   │
 //!    │  │ finish: Promise::set_result / set_exception /        │   │ finish: the same
 //!    │  │ set_outcome, or the last Promise dropped (Broken)    │   │
-//!    │  └──────────────────────────▶ FINISHED ◀────────────────┘   │
-//!    │                                                             │ cancel_running: the executor
-//!    │ cancel_pending: Future::cancel, or                          │ stopped the task on request
-//!    │ Promise::set_outcome(Err(Cancelled))                        │ (a cancel hook, e.g. the
-//!    └─────────────────────────────▶ CANCELLED ◀───────────────────┘ process pool's
+//!    │  └─────────────▶ COMPLETING ──▶ FINISHED ◀──────────────┘   │
+//!    │                  (the cell is written)                      │
+//!    │ cancel_pending: Future::cancel, or                          │ cancel_running: the executor
+//!    │ Promise::set_outcome(Err(Cancelled))                        │ stopped the task on request
+//!    └─────────────────────────────▶ CANCELLED ◀───────────────────┘ (a cancel hook, e.g. the
+//!                                                                    process pool's
 //!                                                                    cancel_kills_running), via
 //!                                                                    set_outcome(Err(Cancelled))
 //! ```
 //!
-//! FINISHED and CANCELLED are final: nothing leaves them. Every move to a final state happens
-//! under the future's lock, which also takes the waiter list (see [`crate::waiter`]); PENDING →
-//! RUNNING is a lock-free compare-and-swap, which can only race with `cancel_pending` (also a
-//! CAS, from PENDING, made under the lock) and never produces a final state. RUNNING is left
-//! only under the lock, so a step that sees RUNNING under the lock may store over it.
+//! FINISHED and CANCELLED are final: nothing leaves them. Every transition is one atomic
+//! read-modify-write of the state word, and none takes a lock: a future nobody waits on is
+//! completed without one. `finish` first claims the outcome cell (PENDING or RUNNING →
+//! COMPLETING: only one completion can win the claim, and neither cancel step starts from
+//! COMPLETING), writes it, then publishes it (COMPLETING → FINISHED). COMPLETING reads as
+//! "running" and not done.
+//!
+//! # Waiters
+//!
+//! Everything that waits — a thread asleep in `result()`, a `wait`/`as_completed` queue, an async
+//! waker, a done-callback, a cancel hook or arbiter — lives in the future's *slow part* ([`Slow`]: a lock,
+//! the waiter list, a condition variable), allocated the first time somebody waits. A waiter
+//! registers under that lock and, still under it, sets the state word's `WAITERS` bit with a
+//! read-modify-write that also reads the state: if the state was already final, it does not
+//! register. A move to a final state that finds `WAITERS` set takes the lock and notifies every
+//! waiter. Both are read-modify-writes of one word, so one comes first: either the waiter sees
+//! the final state, or the completion sees the bit — and then takes the lock only after the
+//! waiter, which holds it from its bit to its registration (or its sleep), is done: no
+//! registration is missed and no wake-up is lost.
 //!
 //! # The outcome cell
 //!
-//! A finished future's outcome lives in a write-once cell that is read without the lock, so
+//! A finished future's outcome lives in a write-once cell that is read without a lock, so
 //! `result()` on a finished future is one atomic load and a pointer. The protocol:
 //!
-//! * written exactly once, under the lock, by the completion that moves the state to FINISHED,
-//!   *before* the state is stored with `Release`;
+//! * written exactly once, by the completion that claimed it (COMPLETING), *before* the state
+//!   becomes FINISHED with `Release`;
 //! * read only after loading FINISHED with `Acquire`, which makes the write visible, and never
 //!   written again while a reader may exist;
 //! * moved out (by [`Future::try_into_result`]) only by the last [`Future`] handle, once the state
 //!   is final: a [`Promise`] never reads the cell, and every other reader holds a `Future` handle
-//!   (done-callbacks are lent a counted handle), so none can exist.
+//!   (done-callbacks are lent a handle, counted when the first callback registers), so none can
+//!   exist.
 
 use std::fmt;
 use std::mem;
@@ -45,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use crate::body::Body;
 use crate::error::{FutureError, InvalidStateError, Panic};
-use crate::loom::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::loom::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::{Arc, Condvar, Mutex, MutexGuard, UnsafeCell};
 use crate::waiter::{Entry, Queue, Waiters};
 
@@ -53,19 +69,26 @@ use crate::waiter::{Entry, Queue, Waiters};
 const PENDING: u8 = 0;
 /// Taken by a worker (`set_running_or_notify_cancel` returned `true`); can no longer be cancelled.
 const RUNNING: u8 = 1;
+/// A completion claimed the outcome cell and is writing it; FINISHED comes next.
+const COMPLETING: u8 = 2;
 /// Final: the outcome cell holds the result.
-const FINISHED: u8 = 2;
+const FINISHED: u8 = 4;
 /// Final: cancelled before it ran. The outcome cell stays empty.
-const CANCELLED: u8 = 3;
+const CANCELLED: u8 = 5;
+/// The bits of the state word that hold one of the states above.
+const PHASE: u8 = 0b111;
+/// Flag in the state word: somebody registered in the slow part (see the module docs), so the
+/// move to a final state must take its lock and notify.
+const WAITERS: u8 = 0b1000;
 
-fn is_final(state: u8) -> bool {
-    state >= FINISHED
+fn is_final(phase: u8) -> bool {
+    phase >= FINISHED
 }
 
-fn state_name(state: u8) -> &'static str {
-    match state {
+fn state_name(phase: u8) -> &'static str {
+    match phase {
         PENDING => "pending",
-        RUNNING => "running",
+        RUNNING | COMPLETING => "running",
         FINISHED => "finished",
         _ => "cancelled",
     }
@@ -79,12 +102,13 @@ type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 
 /// The state shared by every [`Future`] and [`Promise`] of one task.
 pub(crate) struct Inner<T, E> {
+    /// The state (`PHASE` bits) and the `WAITERS` flag.
     state: AtomicU8,
-    waiters: Mutex<Waiters<Callback<T, E>>>,
-    /// Woken (`notify_all`) when the state becomes final and someone sleeps on it.
-    finished: Condvar,
+    /// The slow part, allocated by the first waiter (null until then), freed with `Inner`.
+    slow: AtomicPtr<Slow<T, E>>,
     outcome: UnsafeCell<Option<Outcome<T, E>>>,
-    /// Live `Future` handles, including one lent to running done-callbacks.
+    /// Live `Future` handles, plus one for the handle lent to done-callbacks from the moment
+    /// the first callback registers until the callbacks have run.
     handles: AtomicUsize,
     /// Live `Promise` handles (a [`TaskRef`] counts as one); the last one to go leaves no
     /// future pending.
@@ -95,15 +119,24 @@ pub(crate) struct Inner<T, E> {
     body: UnsafeCell<Body<T, E>>,
 }
 
+/// What only waiting needs: kept out of the future's own allocation until somebody waits.
+struct Slow<T, E> {
+    waiters: Mutex<Waiters<Callback<T, E>>>,
+    /// Woken (`notify_all`) when the state becomes final, or the lent handle is returned, and
+    /// someone sleeps on it.
+    finished: Condvar,
+}
+
 // SAFETY: `Inner` owns `T`/`E` values (in the outcome cell), so sending it moves them: `T: Send`,
 // `E: Send`. The callbacks are `Send` by their type, and so is a task's closure in `body`
 // (`Future::with_task` requires `F: Send`); the closure is never shared, only moved out by its
-// one owner, so it needs no `Sync`.
+// one owner, so it needs no `Sync`. The slow part is owned (a boxed `Mutex` and `Condvar`).
 unsafe impl<T: Send, E: Send> Send for Inner<T, E> {}
 // SAFETY: shared `Inner`s hand out `&T`/`&E` to any thread (`T: Sync`, `E: Sync`) and let any
 // thread store or take the value (`T: Send`, `E: Send`). The outcome cell follows the protocol in
-// the module docs: one write under the lock before a `Release` store of FINISHED, reads only after
-// an `Acquire` load of FINISHED, and a move-out only by the last `Future` handle.
+// the module docs: one write by the claiming completion before a `Release` move to FINISHED,
+// reads only after an `Acquire` load of FINISHED, and a move-out only by the last `Future`
+// handle. The slow part is only reached through `&Slow` (a `Mutex` and a `Condvar`).
 unsafe impl<T: Send + Sync, E: Send + Sync> Sync for Inner<T, E> {}
 
 impl<T, E> Inner<T, E> {
@@ -119,8 +152,7 @@ impl<T, E> Inner<T, E> {
     ) -> Self {
         Inner {
             state: AtomicU8::new(state),
-            waiters: Mutex::new(Waiters::new()),
-            finished: Condvar::new(),
+            slow: AtomicPtr::new(std::ptr::null_mut()),
             outcome: UnsafeCell::new(outcome),
             handles: AtomicUsize::new(1),
             promises: AtomicUsize::new(promises),
@@ -128,9 +160,62 @@ impl<T, E> Inner<T, E> {
         }
     }
 
+    /// The state (without the flag).
     fn state(&self) -> u8 {
         // Acquire: seeing FINISHED makes the outcome written before it visible.
-        self.state.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & PHASE
+    }
+
+    /// The slow part, if somebody ever waited.
+    fn slow_if_any(&self) -> Option<&Slow<T, E>> {
+        // Acquire: pairs with the Release of the installing CAS, so the part is initialized.
+        let p = self.slow.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was installed once by `slow` from a leaked `Box` and is
+        // only freed by `Drop for Inner`, which cannot run while `&self` is alive.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// The slow part, allocated if needed.
+    fn slow(&self) -> &Slow<T, E> {
+        if let Some(slow) = self.slow_if_any() {
+            return slow;
+        }
+        let fresh = Box::into_raw(Box::new(Slow {
+            waiters: Mutex::new(Waiters::new()),
+            finished: Condvar::new(),
+        }));
+        // AcqRel: Release publishes the fresh part; Acquire (also on failure) sees the part
+        // another thread installed first.
+        match self.slow.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just installed; freed only by `Drop for Inner` (see `slow_if_any`).
+            Ok(_) => unsafe { &*fresh },
+            Err(installed) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: as in `slow_if_any`.
+                unsafe { &*installed }
+            }
+        }
+    }
+
+    /// Takes the slow part's lock and sets `WAITERS` (see the module docs): the lock, if the
+    /// state is not final yet (the caller may register), or the final state.
+    fn lock_to_register(&self) -> Result<MutexGuard<'_, Waiters<Callback<T, E>>>, u8> {
+        let waiters = self.slow().waiters.lock();
+        // AcqRel: Acquire, as every load of the state (a final state read here may be acted
+        // on); Release: a handle counted before this (the callbacks' lent one) is seen by
+        // whoever later loads the final state that a completion stores after this bit.
+        let phase = self.state.fetch_or(WAITERS, Ordering::AcqRel) & PHASE;
+        if is_final(phase) {
+            Err(phase)
+        } else {
+            Ok(waiters)
+        }
     }
 
     /// The outcome of a FINISHED future.
@@ -156,29 +241,30 @@ impl<T, E> Inner<T, E> {
         if crate::loom::spin_until(|| is_final(self.state())) {
             return self.state();
         }
-        let mut waiters = self.waiters.lock();
+        let slow = self.slow();
+        let mut waiters = match self.lock_to_register() {
+            Ok(waiters) => waiters,
+            Err(state) => return state,
+        };
         loop {
-            // Final states are only stored under the lock we hold, so this load cannot miss a
-            // completion that happens before we sleep.
-            let state = self.state();
-            if is_final(state) {
-                return state;
-            }
+            // `WAITERS` is set and we hold the lock: a completion after our look takes the
+            // lock, which we release only inside the wait, and notifies.
             waiters.sleepers += 1;
             let expired = match deadline {
                 None => {
-                    waiters = self.finished.wait(waiters);
+                    waiters = slow.finished.wait(waiters);
                     false
                 }
                 Some(d) => {
-                    let (guard, expired) = self.finished.wait_deadline(waiters, d);
+                    let (guard, expired) = slow.finished.wait_deadline(waiters, d);
                     waiters = guard;
                     expired
                 }
             };
             waiters.sleepers -= 1;
-            if expired {
-                return self.state();
+            let state = self.state();
+            if expired || is_final(state) {
+                return state;
             }
         }
     }
@@ -188,127 +274,124 @@ impl<T, E> Inner<T, E> {
     /// `false` at once when the calling thread is the one running the callbacks (a callback
     /// taking its own future would otherwise wait for itself).
     fn wait_lent_handle(&self) -> bool {
-        let mut waiters = self.waiters.lock();
+        let Some(slow) = self.slow_if_any() else {
+            // Nobody ever waited: no callback, no lent handle.
+            return true;
+        };
+        let mut waiters = slow.waiters.lock();
         if waiters.lender == Some(crate::loom::thread::current().id()) {
             return false;
         }
-        // `lender` is set under this lock in the same critical section that makes the state
-        // final, and cleared (after the lent handle is dropped) under it too, with a
+        // `lent` is cleared under this lock (after the lent handle is dropped), with a
         // `notify_all` when anyone sleeps: no wake-up is lost between our check and the wait.
-        while waiters.lender.is_some() {
+        while waiters.lent {
             waiters.sleepers += 1;
-            waiters = self.finished.wait(waiters);
+            waiters = slow.finished.wait(waiters);
             waiters.sleepers -= 1;
         }
         true
     }
 
     /// The FINISHED step: from PENDING or RUNNING, stores `outcome` and notifies. Fails, giving
-    /// the outcome back with the state seen, when the future is already final (the first
-    /// outcome is kept).
+    /// the outcome back with the state seen, when the future is already final or another
+    /// completion is under way (the first outcome is kept).
     fn finish(this: &Arc<Self>, outcome: Outcome<T, E>) -> Result<(), (Outcome<T, E>, u8)> {
-        let waiters = this.waiters.lock();
-        // Under the lock every final state is already visible (they are stored under it), and
-        // a non-final state read early only means "not final". Acquire anyway, like every load
-        // of `state`, so no reader of this file has to check which loads may reach the cell.
-        let current = this.state.load(Ordering::Acquire);
-        if is_final(current) {
-            return Err((outcome, current));
+        // Claim the cell: PENDING or RUNNING → COMPLETING, keeping the flag. Acquire, as every
+        // load of the state; nothing is published by the claim.
+        let mut current = this.state.load(Ordering::Acquire);
+        loop {
+            match current & PHASE {
+                PENDING | RUNNING => {}
+                // Another completion claimed the cell: it wins and finishes.
+                COMPLETING => return Err((outcome, FINISHED)),
+                phase => return Err((outcome, phase)),
+            }
+            let claimed = (current & !PHASE) | COMPLETING;
+            match this.state.compare_exchange_weak(
+                current,
+                claimed,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
         }
-        // SAFETY: the state is not final and we hold the lock, so no completion has written
-        // the cell and no reader may look at it yet (readers wait for FINISHED).
+        // SAFETY: we claimed the cell: no other completion may write it, and no reader looks
+        // at it before FINISHED (module docs).
         this.outcome.with_mut(|p| unsafe { *p = Some(outcome) });
-        Inner::publish(this, waiters, || {
-            // Release: publishes the cell written above to every reader that loads FINISHED
-            // with Acquire. A store, not a CAS: PENDING and RUNNING may both be overwritten,
-            // and a concurrent PENDING → RUNNING CAS fails once this is stored.
-            this.state.store(FINISHED, Ordering::Release);
-            Ok(())
-        })
-        .map_err(|_| unreachable!("storing FINISHED cannot fail"))
+        // COMPLETING → FINISHED, keeping the flag (nobody else moves the state out of
+        // COMPLETING). Release: publishes the cell to every reader that loads FINISHED with
+        // Acquire. Acquire: the flag read here, and a registration's counted lent handle.
+        let before = this
+            .state
+            .fetch_add(FINISHED - COMPLETING, Ordering::AcqRel);
+        if before & WAITERS != 0 {
+            Inner::publish(this);
+        }
+        Ok(())
     }
 
     /// The CANCELLED step for a task that has not started (`Future::cancel`): from PENDING
     /// only. Fails with the state seen when the future is running or already final.
     fn cancel_pending(this: &Arc<Self>) -> Result<(), u8> {
-        let waiters = this.waiters.lock();
-        Inner::publish(this, waiters, || {
-            // A CAS: the lock-free PENDING → RUNNING step may win at any time. Release on
-            // success, like every final state (CANCELLED publishes no data: the cell stays
-            // empty); Acquire on failure, like every load of `state`.
-            this.state
-                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-                .map(|_| ())
-        })
+        Inner::cancel_from(this, |phase| phase == PENDING)
     }
 
     /// The CANCELLED step for a task its executor stopped on request (see
     /// [`Promise::set_cancel_hook`]): from RUNNING, or from PENDING as
-    /// [`cancel_pending`](Self::cancel_pending). Fails with the state seen when already final.
+    /// [`cancel_pending`](Self::cancel_pending). Fails with the state seen when already final
+    /// (or being completed).
     fn cancel_running(this: &Arc<Self>) -> Result<(), u8> {
-        let waiters = this.waiters.lock();
-        Inner::publish(this, waiters, || {
-            // Acquire: like every load of `state`.
-            match this.state.load(Ordering::Acquire) {
-                // Only the PENDING → RUNNING CAS can race with us; it loses or wins cleanly,
-                // and RUNNING is only left under the lock we hold.
-                PENDING | RUNNING => {
-                    match this.state.compare_exchange(
-                        PENDING,
-                        CANCELLED,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {}
-                        // Release: as every final state.
-                        Err(RUNNING) => this.state.store(CANCELLED, Ordering::Release),
-                        Err(state) => unreachable!("final state {state} stored without the lock"),
-                    }
-                    Ok(())
-                }
-                state => Err(state),
-            }
-        })
+        Inner::cancel_from(this, |phase| matches!(phase, PENDING | RUNNING))
     }
 
-    /// Makes a move to a final state under `waiters` (the future's lock): `store` moves the
-    /// state (or fails, and then nothing changes); on success the waiter list is taken, the
-    /// lock released, and every waiter notified once: sleepers in `result()`, `wait`/
-    /// `as_completed` queues, async wakers, then the done-callbacks in order with a lent
-    /// handle. `this` is the `Arc` the callbacks' handle is made from.
-    fn publish(
-        this: &Arc<Self>,
-        mut waiters: MutexGuard<'_, Waiters<Callback<T, E>>>,
-        store: impl FnOnce() -> Result<(), u8>,
-    ) -> Result<(), u8> {
-        let has_callbacks = waiters
-            .entries
-            .iter()
-            .any(|e| matches!(e, Entry::Callback(_)));
-        if has_callbacks {
-            // Lend the callbacks a handle. Relaxed: it is counted before `store` publishes the
-            // final state with Release, so a `try_into_result` that loads that state with
-            // Acquire also sees this handle and does not move the outcome out from under the
-            // callbacks.
-            this.handles.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(state) = store() {
-            if has_callbacks {
-                // Nobody saw the handle: the state did not move.
-                this.handles.fetch_sub(1, Ordering::Relaxed);
+    /// Moves to CANCELLED, keeping the flag, from a state `from` accepts.
+    fn cancel_from(this: &Arc<Self>, from: impl Fn(u8) -> bool) -> Result<(), u8> {
+        let mut current = this.state.load(Ordering::Acquire);
+        loop {
+            if !from(current & PHASE) {
+                return Err(current & PHASE);
             }
-            return Err(state);
+            // Release: as every final state (CANCELLED publishes no data: the cell stays
+            // empty); Acquire: as every load of the state, and the flag read here.
+            match this.state.compare_exchange_weak(
+                current,
+                (current & !PHASE) | CANCELLED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
         }
+        if current & WAITERS != 0 {
+            Inner::publish(this);
+        }
+        Ok(())
+    }
+
+    /// Notifies the waiters of a future that has just become final and found `WAITERS` set:
+    /// takes the waiter list and the cancel hook under the slow part's lock, then, with the lock
+    /// released, wakes sleepers in `result()`, pushes `wait`/`as_completed` queues, wakes async
+    /// wakers, and runs the done-callbacks in order with the lent handle. `this` is the `Arc`
+    /// the callbacks' handle is made from.
+    fn publish(this: &Arc<Self>) {
+        let slow = this
+            .slow_if_any()
+            .expect("WAITERS is only set once the slow part exists");
+        let mut waiters = slow.waiters.lock();
         let entries = mem::take(&mut waiters.entries);
         let hooks = waiters.cancel.take();
         let sleepers = waiters.sleepers;
-        if has_callbacks {
+        let lent = waiters.lent;
+        if lent {
             waiters.lender = Some(crate::loom::thread::current().id());
         }
         drop(waiters);
         drop(hooks);
         if sleepers > 0 {
-            this.finished.notify_all();
+            slow.finished.notify_all();
         }
         let mut callbacks = Vec::new();
         let mut wakers = Vec::new();
@@ -321,7 +404,8 @@ impl<T, E> Inner<T, E> {
                 Entry::Callback(cb) => callbacks.push(cb),
             }
         }
-        if has_callbacks {
+        if lent {
+            // The lent handle was counted when the first callback registered.
             let lent = Future {
                 inner: this.clone(),
             };
@@ -331,7 +415,8 @@ impl<T, E> Inner<T, E> {
             drop(lent);
             // Wakers and blocked takers that found the lent handle in the way (see
             // `Future::poll_take` and `Future::try_into_result`).
-            let mut waiters = this.waiters.lock();
+            let mut waiters = slow.waiters.lock();
+            waiters.lent = false;
             waiters.lender = None;
             for entry in mem::take(&mut waiters.entries) {
                 if let Entry::Waker { waker, .. } = entry {
@@ -341,13 +426,24 @@ impl<T, E> Inner<T, E> {
             let takers = waiters.sleepers;
             drop(waiters);
             if takers > 0 {
-                this.finished.notify_all();
+                slow.finished.notify_all();
             }
         }
         for waker in wakers {
             waker.wake();
         }
-        Ok(())
+    }
+}
+
+impl<T, E> Drop for Inner<T, E> {
+    fn drop(&mut self) {
+        // Relaxed: we own the last reference (`Arc`'s drop synchronized with every other
+        // owner), so the installing store is visible.
+        let p = self.slow.load(Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: installed once from `Box::into_raw` (see `slow`); we are the last owner.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }
 
@@ -443,10 +539,15 @@ impl<T, E> Future<T, E> {
         loop {
             match self.inner.state() {
                 CANCELLED => return true,
-                FINISHED => return false,
+                // Finished, or being completed.
+                FINISHED | COMPLETING => return false,
                 RUNNING => {
                     let hook = {
-                        let mut waiters = self.inner.waiters.lock();
+                        // A hook lives in the slow part: none, no hook.
+                        let Some(slow) = self.inner.slow_if_any() else {
+                            return false;
+                        };
+                        let mut waiters = slow.waiters.lock();
                         if self.inner.state() != RUNNING {
                             return self.cancelled();
                         }
@@ -464,8 +565,10 @@ impl<T, E> Future<T, E> {
             }
             // PENDING: an executor whose task may be starting where we cannot see (a remote
             // queue) decides first.
-            let arbiter =
-                (self.inner.waiters.lock().cancel.as_ref()).and_then(|c| c.arbiter.clone());
+            // An arbiter lives in the slow part: none, no arbiter.
+            let arbiter = self.inner.slow_if_any().and_then(|slow| {
+                (slow.waiters.lock().cancel.as_ref()).and_then(|c| c.arbiter.clone())
+            });
             if let Some(arbiter) = arbiter {
                 if !arbiter() {
                     // Started, or the executor cannot tell: not cancelled as pending.
@@ -493,7 +596,7 @@ impl<T, E> Future<T, E> {
 
     /// `true` if a worker is running the task right now.
     pub fn running(&self) -> bool {
-        self.inner.state() == RUNNING
+        matches!(self.inner.state(), RUNNING | COMPLETING)
     }
 
     /// `true` if the future is finished or cancelled.
@@ -570,10 +673,26 @@ impl<T, E> Future<T, E> {
         E: Send + Sync,
     {
         if !self.done() {
-            let mut waiters = self.inner.waiters.lock();
-            if !is_final(self.inner.state()) {
+            let slow = self.inner.slow();
+            let mut waiters = slow.waiters.lock();
+            // The lent handle is counted before `WAITERS` is set (Release), so a completion
+            // after it publishes the count with the final state (see `try_into_result`).
+            let counted = !waiters.lent;
+            if counted {
+                // Relaxed: published by the Release of the `fetch_or` below.
+                self.inner.handles.fetch_add(1, Ordering::Relaxed);
+            }
+            // AcqRel: see `lock_to_register`.
+            let phase = self.inner.state.fetch_or(WAITERS, Ordering::AcqRel) & PHASE;
+            if !is_final(phase) {
+                waiters.lent = true;
                 waiters.entries.push(Entry::Callback(Box::new(callback)));
                 return;
+            }
+            if counted {
+                // Done already: no lent handle. A taker that saw it counted waits for this
+                // lock (`wait_lent_handle`) and looks again.
+                self.inner.handles.fetch_sub(1, Ordering::Release);
             }
         }
         run_callback(Box::new(callback), self);
@@ -651,10 +770,9 @@ impl<T, E> Future<T, E> {
         if self.done() {
             return false;
         }
-        let mut waiters = self.inner.waiters.lock();
-        if is_final(self.inner.state()) {
+        let Ok(mut waiters) = self.inner.lock_to_register() else {
             return false;
-        }
+        };
         waiters.entries.push(Entry::Queue {
             queue: queue.clone(),
             token,
@@ -664,7 +782,9 @@ impl<T, E> Future<T, E> {
 
     pub(crate) fn unregister(&self, queue: &Arc<Queue>, token: usize) {
         if !self.done() {
-            self.inner.waiters.lock().remove_queue(queue, token);
+            if let Some(slow) = self.inner.slow_if_any() {
+                slow.waiters.lock().remove_queue(queue, token);
+            }
         }
     }
 
@@ -674,10 +794,9 @@ impl<T, E> Future<T, E> {
         if self.done() {
             return true;
         }
-        let mut waiters = self.inner.waiters.lock();
-        if is_final(self.inner.state()) {
+        let Ok(mut waiters) = self.inner.lock_to_register() else {
             return true;
-        }
+        };
         waiters.set_waker(key, waker);
         false
     }
@@ -696,9 +815,13 @@ impl<T, E> Future<T, E> {
             Ok(outcome) => return Ok(outcome),
             Err(this) => this,
         };
+        let Some(slow) = this.inner.slow_if_any() else {
+            // Nobody ever waited: no callbacks, so another handle is kept elsewhere.
+            return Err(Err(this));
+        };
         let lending = {
-            let mut waiters = this.inner.waiters.lock();
-            let lending = waiters.lender.is_some();
+            let mut waiters = slow.waiters.lock();
+            let lending = waiters.lent;
             if lending {
                 waiters.set_waker(key, waker);
             }
@@ -707,19 +830,23 @@ impl<T, E> Future<T, E> {
         if lending {
             return Err(Ok(this));
         }
-        // The callbacks are done and their handle dropped before the lender was cleared under
-        // the lock we just took, so one more look is final.
+        // The callbacks are done and their handle dropped before `lent` was cleared under the
+        // lock we just took (or none ever registered), so one more look is final.
         this.take_final().map_err(Err)
     }
 
     pub(crate) fn forget_waker(&self, key: u32) {
         // Also once done: a waker may wait for the callbacks' lent handle (`poll_take`).
-        self.inner.waiters.lock().remove_waker(key);
+        if let Some(slow) = self.inner.slow_if_any() {
+            slow.waiters.lock().remove_waker(key);
+        }
     }
 
     #[cfg(all(test, not(futurepool_loom)))]
     pub(crate) fn entry_count(&self) -> usize {
-        self.inner.waiters.lock().entries.len()
+        self.inner
+            .slow_if_any()
+            .map_or(0, |slow| slow.waiters.lock().entries.len())
     }
 }
 
@@ -801,18 +928,26 @@ impl<T, E> Promise<T, E> {
     /// running (run the task), `Ok(false)` if it was cancelled (skip it; its waiters have already
     /// been notified), and an error if it is already running or finished.
     pub fn set_running_or_notify_cancel(&self) -> Result<bool, InvalidStateError<()>> {
-        // A CAS: `cancel_pending` may move PENDING to CANCELLED at any time. RUNNING publishes
-        // no data (Relaxed would do on success); Acquire on both sides keeps every load of
-        // `state` Acquire, and the failure's FINISHED is then safe to act on.
-        match self.inner.state.compare_exchange(
-            PENDING,
-            RUNNING,
-            Ordering::Acquire,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => Ok(true),
-            Err(CANCELLED) => Ok(false),
-            Err(state) => Err(InvalidStateError::new((), state_name(state))),
+        // A CAS (in a loop, keeping the flag a waiter may set meanwhile): `cancel_pending`
+        // may move PENDING to CANCELLED at any time. RUNNING publishes no data (Relaxed would
+        // do on success); Acquire on both sides keeps every load of the state Acquire, and
+        // the failure's FINISHED is then safe to act on.
+        let mut current = self.inner.state.load(Ordering::Acquire);
+        loop {
+            match current & PHASE {
+                PENDING => {}
+                CANCELLED => return Ok(false),
+                phase => return Err(InvalidStateError::new((), state_name(phase))),
+            }
+            match self.inner.state.compare_exchange_weak(
+                current,
+                (current & !PHASE) | RUNNING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(seen) => current = seen,
+            }
         }
     }
 
@@ -918,8 +1053,12 @@ impl<T, E> Promise<T, E> {
     where
         H: FnOnce() + Send + 'static,
     {
-        let mut waiters = self.inner.waiters.lock();
-        if !matches!(self.inner.state(), PENDING | RUNNING) {
+        let mut waiters = match self.inner.lock_to_register() {
+            Ok(waiters) => waiters,
+            Err(_) => return false,
+        };
+        if self.inner.state() == COMPLETING {
+            // Being completed: done in a moment, and the hook would never run.
             return false;
         }
         waiters.cancel.get_or_insert_with(Box::default).hook = Some(Box::new(hook));
@@ -940,7 +1079,10 @@ impl<T, E> Promise<T, E> {
     where
         A: Fn() -> bool + Send + Sync + 'static,
     {
-        let mut waiters = self.inner.waiters.lock();
+        let mut waiters = match self.inner.lock_to_register() {
+            Ok(waiters) => waiters,
+            Err(_) => return false,
+        };
         if self.inner.state() != PENDING {
             return false;
         }
@@ -988,7 +1130,7 @@ impl<T, E> Drop for Promise<T, E> {
     fn drop(&mut self) {
         // AcqRel, as `Arc`'s drop: the last promise to go must see everything the other
         // promises did before they went (Acquire), and its own work must be seen by whoever
-        // drops after it (Release). The completion below takes the lock anyway.
+        // drops after it (Release).
         if self.inner.promises.fetch_sub(1, Ordering::AcqRel) == 1 && !self.done() {
             // Nobody can complete the future any more: fail it rather than leave its waiters
             // hanging (a queue dropped with tasks in it, a task closure dropped unrun).

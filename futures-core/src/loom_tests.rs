@@ -149,7 +149,7 @@ fn cancel_vs_complete_with_waiter() {
         let (future, promise) = F::pending();
         let waiter = {
             let future = future.clone();
-            thread::spawn(move || future.result().map(|v| *v).map_err(|e| e.cloned()))
+            thread::spawn(move || future.result().copied().map_err(|e| e.cloned()))
         };
         let completer = thread::spawn(move || promise.set_result(9).is_ok());
         let cancelled = future.cancel();
@@ -324,5 +324,52 @@ fn task_run_vs_cancel_and_drop() {
         drop(future);
         let ran = worker.join().unwrap();
         assert_ne!(cancelled, ran);
+    });
+}
+
+/// Two waiters that both find the future pending allocate its slow part at the same time (one
+/// installs it, the other frees its own and uses the installed one) while the future completes:
+/// the sleeper in `result()` is woken and the callback runs exactly once, whichever thread
+/// allocated first and whichever side of the completion each registration falls.
+#[test]
+fn two_waiters_install_the_slow_part_vs_completion() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let sleeper = {
+            let future = future.clone();
+            thread::spawn(move || future.result().copied().map_err(|e| e.cloned()))
+        };
+        let completer = thread::spawn(move || promise.set_result(3).unwrap());
+        let seen = calls.clone();
+        future.add_done_callback(move |f| {
+            assert_eq!(f.result(), Ok(&3));
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(sleeper.join().unwrap(), Ok(3));
+        completer.join().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The lent handle is counted when the first callback registers, not when the callbacks run: a
+/// callback registered through a clone (dropped right after) while the future completes, and
+/// the owner taking the value by value once the clone is gone. The take always gets the value
+/// (the lent handle never makes it look shared for good), and never moves it out under a
+/// running callback (loom would report the racing cell access).
+#[test]
+fn callback_registration_vs_completion_vs_take() {
+    loom::model(|| {
+        let (future, promise) = Future::<String, ()>::pending();
+        let registrar = {
+            let clone = future.clone();
+            thread::spawn(move || {
+                clone.add_done_callback(|f| assert_eq!(f.result().map(String::as_str), Ok("v")));
+            })
+        };
+        let completer = thread::spawn(move || promise.set_result("v".to_string()).unwrap());
+        registrar.join().unwrap();
+        assert_eq!(future.try_into_result().ok(), Some(Ok("v".to_string())));
+        completer.join().unwrap();
     });
 }

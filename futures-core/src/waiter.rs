@@ -1,15 +1,18 @@
 //! Waiters: what a future notifies when it reaches a final state.
 //!
-//! A pending future keeps a list of [`Entry`]s under its lock. Reaching a final state (finished
-//! or cancelled) takes the whole list out under that lock, publishes the state, and then — with
-//! the lock released — notifies each entry once: a [`Queue`] gets the entry's token pushed, an
-//! async [`Waker`] is woken, a done-callback is run. A thread blocked in `result()` does not need
-//! an entry: it sleeps on the future's own condition variable.
+//! A pending future keeps a list of [`Entry`]s under its lock (in the future's *slow part*,
+//! allocated by the first waiter). Reaching a final state (finished or cancelled) with waiters
+//! registered takes the whole list out under that lock and then — with the lock released —
+//! notifies each entry once: a [`Queue`] gets the entry's token pushed, an async [`Waker`] is
+//! woken, a done-callback is run. A thread blocked in `result()` does not need an entry: it
+//! sleeps on the future's own condition variable.
 //!
 //! The no-lost-wake-up argument is the same for every kind of entry: an entry is only added under
-//! the future's lock after checking that the state is not final, and the state only becomes final
-//! under that same lock, which also takes the list. So an entry is either seen by the completion
-//! or its registration sees the final state and reports "already done" instead.
+//! the future's lock, after setting the state word's `WAITERS` flag with an atomic
+//! read-modify-write that also reads the state and finds it not final; a move to a final state is
+//! one read-modify-write of that same word, and takes the lock to notify when it finds the flag.
+//! So an entry is either seen by the completion, or its registration sees the final state and
+//! reports "already done" instead (see the docs of `future.rs`).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -181,11 +184,15 @@ pub(crate) struct Waiters<C> {
     pub(crate) next_key: u32,
     /// The executor's say in `cancel`, boxed (few futures have one: one word for the rest).
     pub(crate) cancel: Option<Box<CancelHooks>>,
-    /// The thread running the done-callbacks of a final future with a lent handle, while it
-    /// does. Only then may a waker be added to a final future (`Entry::Waker`, by an `.await`
-    /// that wants the value by value and found the lent handle in the way), or a blocking
+    /// The done-callbacks' lent handle is counted in the future's handles: from the first
+    /// callback's registration until the callbacks have run. While it is, and the future is
+    /// final, a waker may be added to a final future (`Entry::Waker`, by an `.await` that
+    /// wants the value by value and found the lent handle in the way), or a blocking
     /// take-by-value sleep on the future's condition variable; the completion wakes both once
     /// the callbacks are done and the lent handle is gone.
+    pub(crate) lent: bool,
+    /// The thread running the done-callbacks with the lent handle, while it does (a take by
+    /// value from that thread does not wait for itself).
     pub(crate) lender: Option<ThreadId>,
 }
 
@@ -196,6 +203,7 @@ impl<C> Waiters<C> {
             sleepers: 0,
             next_key: 0,
             cancel: None,
+            lent: false,
             lender: None,
         }
     }
