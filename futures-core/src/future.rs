@@ -30,8 +30,9 @@
 //! # Waiters
 //!
 //! Everything that waits — a thread asleep in `result()`, a `wait`/`as_completed` queue, an async
-//! waker, a done-callback, a cancel hook or arbiter — lives in the future's *slow part* ([`Slow`]: a lock,
-//! the waiter list, a condition variable), allocated the first time somebody waits. A waiter
+//! waker, a done-callback, a cancel hook or arbiter — lives in the future's *slow part*
+//! ([`Slow`]: a lock, the waiter list, a condition variable), allocated the first time somebody
+//! waits. A waiter
 //! registers under that lock and, still under it, sets the state word's `WAITERS` bit with a
 //! read-modify-write that also reads the state: if the state was already final, it does not
 //! register. A move to a final state that finds `WAITERS` set takes the lock and notifies every
