@@ -86,12 +86,14 @@ fn gnu(args: &[&str], stdin: &[u8]) -> Option<Out> {
     Some(run_with(cmd, stdin))
 }
 
-/// The shell `pool run` uses here: `$SHELL` if it is an absolute path to a POSIX-family shell,
-/// else `/bin/sh` (as `Shell::from_env` decides).
+/// The shell `pool run` uses here: `$PARALLEL_SHELL`, else `$SHELL`, the first that is an
+/// absolute path to a POSIX-family shell, else `/bin/sh` (as `Shell::from_env` decides).
 fn our_shell() -> PathBuf {
-    std::env::var_os("SHELL")
+    ["PARALLEL_SHELL", "SHELL"]
+        .into_iter()
+        .filter_map(std::env::var_os)
         .map(PathBuf::from)
-        .filter(|p| {
+        .find(|p| {
             p.is_absolute()
                 && matches!(
                     p.file_name().and_then(|n| n.to_str()),
@@ -99,6 +101,22 @@ fn our_shell() -> PathBuf {
                 )
         })
         .unwrap_or_else(|| PathBuf::from("/bin/sh"))
+}
+
+/// `PARALLEL_SHELL` picks the shell, as in GNU parallel: `echo -n` means what that shell's
+/// `echo` makes of it.
+#[test]
+fn parallel_shell_picks_the_shell() {
+    // bash's echo takes every leading -n as an option, dash's only the first.
+    for (shell, expected) in [("/bin/bash", "x"), ("/bin/dash", "-n x")] {
+        if !Path::new(shell).exists() {
+            continue;
+        }
+        let mut cmd = pool_cmd(&["echo {} {} x", ":::", "-n"]);
+        cmd.env("PARALLEL_SHELL", shell).env("SHELL", "/bin/sh");
+        let out = run_with(cmd, b"");
+        assert_eq!((out.code, out.text()), (0, expected.to_string()), "{shell}");
+    }
 }
 
 /// Runs both; asserts the same stdout and exit code, and that ours is `expected` (GNU

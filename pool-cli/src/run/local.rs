@@ -63,8 +63,8 @@ enum Flavour {
 }
 
 impl Shell {
-    /// `$SHELL` if it is a POSIX-family shell (our quoting is POSIX `sh` quoting), else
-    /// `/bin/sh`.
+    /// `$PARALLEL_SHELL`, else `$SHELL`, the first that is a POSIX-family shell (our quoting
+    /// is POSIX `sh` quoting), else `/bin/sh`.
     pub fn from_env() -> Shell {
         let posix = |p: &Path| {
             p.is_absolute()
@@ -73,9 +73,11 @@ impl Shell {
                     Some("sh" | "bash" | "dash" | "ksh" | "mksh" | "zsh" | "ash" | "yash")
                 )
         };
-        let path = std::env::var_os("SHELL")
+        let path = ["PARALLEL_SHELL", "SHELL"]
+            .into_iter()
+            .filter_map(std::env::var_os)
             .map(PathBuf::from)
-            .filter(|p| posix(p))
+            .find(|p| posix(p))
             .unwrap_or_else(|| PathBuf::from("/bin/sh"));
         let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let flavour = match real.file_name().and_then(OsStr::to_str) {

@@ -65,7 +65,7 @@ Replacement strings (values are shell-quoted; a command without one gets {} appe
   {#}    job number      {%}   job slot (1..=-j)
   {N} {N.} {N/} {N//} {N/.}   the N-th source's value (or column with --colsep); {-1} the last
 
-Commands run through $SHELL -c (else /bin/sh -c), each in its own process group; plain commands
+Commands run through $PARALLEL_SHELL -c or $SHELL -c (else /bin/sh -c), each in its own process group; plain commands
 that provably need no shell are executed directly. A job's output is printed whole when it ends.
 
 Exit code: the number of failed jobs (at most 101); with --halt ...,fail=1 the failing job's own
