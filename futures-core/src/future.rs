@@ -390,7 +390,6 @@ impl<T, E> Inner<T, E> {
             waiters.lender = Some(crate::loom::thread::current().id());
         }
         drop(waiters);
-        drop(hooks);
         if sleepers > 0 {
             slow.finished.notify_all();
         }
@@ -433,6 +432,9 @@ impl<T, E> Inner<T, E> {
         for waker in wakers {
             waker.wake();
         }
+        // Last: the hook's and arbiter's drops are user code, and a panic there must not keep
+        // anyone above from being notified.
+        drop(hooks);
     }
 }
 
@@ -798,7 +800,10 @@ impl<T, E> Future<T, E> {
         let Ok(mut waiters) = self.inner.lock_to_register() else {
             return true;
         };
-        waiters.set_waker(key, waker);
+        let replaced = waiters.set_waker(key, waker);
+        // A waker's drop is user code: never under the lock.
+        drop(waiters);
+        drop(replaced);
         false
     }
 
@@ -820,14 +825,24 @@ impl<T, E> Future<T, E> {
             // Nobody ever waited: no callbacks, so another handle is kept elsewhere.
             return Err(Err(this));
         };
-        let lending = {
+        let (lending, replaced) = {
             let mut waiters = slow.waiters.lock();
-            let lending = waiters.lent;
-            if lending {
-                waiters.set_waker(key, waker);
+            if waiters.lent && waiters.lender == Some(crate::loom::thread::current().id()) {
+                // Awaited inside one of its own done-callbacks: the lent handle goes away only
+                // once this callback returns, so waiting for it would never end.
+                drop(waiters);
+                return Err(Err(this));
             }
-            lending
+            let lending = waiters.lent;
+            let replaced = if lending {
+                waiters.set_waker(key, waker)
+            } else {
+                None
+            };
+            (lending, replaced)
         };
+        // A waker's drop is user code: never under the lock.
+        drop(replaced);
         if lending {
             return Err(Ok(this));
         }
@@ -1062,7 +1077,14 @@ impl<T, E> Promise<T, E> {
             // Being completed: done in a moment, and the hook would never run.
             return false;
         }
-        waiters.cancel.get_or_insert_with(Box::default).hook = Some(Box::new(hook));
+        let replaced = waiters
+            .cancel
+            .get_or_insert_with(Box::default)
+            .hook
+            .replace(Box::new(hook));
+        // A replaced hook's drop is user code: not under the lock.
+        drop(waiters);
+        drop(replaced);
         true
     }
 
@@ -1087,8 +1109,14 @@ impl<T, E> Promise<T, E> {
         if self.inner.state() != PENDING {
             return false;
         }
-        waiters.cancel.get_or_insert_with(Box::default).arbiter =
-            Some(std::sync::Arc::new(arbiter));
+        let replaced = waiters
+            .cancel
+            .get_or_insert_with(Box::default)
+            .arbiter
+            .replace(std::sync::Arc::new(arbiter));
+        // A replaced arbiter's drop is user code: not under the lock.
+        drop(waiters);
+        drop(replaced);
         true
     }
 

@@ -256,6 +256,46 @@ fn cancel_with_an_arbiter_vs_completion() {
     });
 }
 
+/// A cancel hook installed while another thread completes the running future (the process
+/// pool installs its hook as a task starts): either it is installed first and dropped by the
+/// completion, or it is refused; it never runs, and nothing of it is left behind.
+#[test]
+fn cancel_hook_installed_during_completion() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        promise.set_running_or_notify_cancel().unwrap();
+        let completer = promise.clone();
+        let worker = thread::spawn(move || completer.set_result(1).is_ok());
+        let ran = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicUsize::new(0));
+        struct Capture(Arc<AtomicUsize>);
+        impl Drop for Capture {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        alive.fetch_add(1, Ordering::SeqCst);
+        let capture = Capture(alive.clone());
+        let flag = ran.clone();
+        let _installed = promise.set_cancel_hook(move || {
+            let _keep = &capture;
+            flag.store(true, Ordering::SeqCst);
+        });
+        assert!(worker.join().unwrap());
+        assert_eq!(future.result(), Ok(&1));
+        assert!(!future.cancel());
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "a hook ran on a finished future"
+        );
+        assert_eq!(
+            alive.load(Ordering::SeqCst),
+            0,
+            "the hook outlived the completion"
+        );
+    });
+}
+
 #[test]
 fn cancel_hook_vs_completion() {
     loom::model(|| {

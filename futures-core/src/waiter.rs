@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -219,15 +220,18 @@ impl<C> Waiters<C> {
 
     /// Registers `waker` under `key`, replacing the earlier waker of that key; allocates a key
     /// when `key` is `None`.
-    pub(crate) fn set_waker(&mut self, key: &mut Option<u32>, waker: &Waker) {
+    /// Returns the waker it replaced, for the caller to drop once the lock is released (a
+    /// waker's drop is user code).
+    #[must_use]
+    pub(crate) fn set_waker(&mut self, key: &mut Option<u32>, waker: &Waker) -> Option<Waker> {
         if let Some(k) = *key {
             for entry in &mut self.entries {
                 if let Entry::Waker { key: ek, waker: w } = entry {
                     if *ek == k {
                         if !w.will_wake(waker) {
-                            *w = waker.clone();
+                            return Some(mem::replace(w, waker.clone()));
                         }
-                        return;
+                        return None;
                     }
                 }
             }
@@ -239,6 +243,7 @@ impl<C> Waiters<C> {
             key: k,
             waker: waker.clone(),
         });
+        None
     }
 
     /// Withdraws the waker registered under `key`.
