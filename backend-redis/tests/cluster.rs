@@ -587,6 +587,32 @@ fn a_task_cancelled_right_after_submit_never_runs() {
     });
 }
 
+/// `submit` does not wait for Redis; when Redis cannot take the task, its future says so.
+#[test]
+fn a_task_redis_cannot_take_fails_its_future_with_broken() {
+    watchdog(LIMIT, || {
+        let mut server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("down")
+            .connect()
+            .unwrap();
+        server.0.kill();
+        let asked = Instant::now();
+        let f = pool.submit(square, 3).unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "submit waited for Redis"
+        );
+        match f.result() {
+            Err(FutureError::Broken(why)) => {
+                assert!(why.contains("cannot add the task to Redis"), "{why}")
+            }
+            other => panic!("expected Broken, got {other:?}"),
+        }
+        assert_eq!(pool.unfinished(), 0);
+    });
+}
+
 #[test]
 fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
     watchdog(LIMIT, || {
