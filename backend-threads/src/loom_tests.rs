@@ -145,3 +145,27 @@ fn shutdown_vs_first_submission() {
         assert_eq!(pool.stats().live_threads, 0);
     });
 }
+
+/// A batch never waits behind a long task while a thread sleeps: with two workers, the first
+/// task blocks until the second has run. A worker that moves both from the tail into the head
+/// and runs the first must see the second taken by the other worker (woken for the batch if
+/// asleep) — otherwise the first task waits forever, which loom reports as a deadlock.
+#[test]
+fn a_batch_wakes_a_sleeper_for_the_rest() {
+    // Three threads, two locks and a warm-up: one preemption keeps the search in minutes.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
+        let pool = ThreadPool::new(2).unwrap();
+        // Two threads, both started and idle (or asleep) by now.
+        let warm: Vec<_> = (0..2).map(|_| pool.submit(|| ()).unwrap()).collect();
+        for f in &warm {
+            f.wait();
+        }
+        let (gate, opener) = futurepool_core::Future::<()>::pending();
+        let waiter = pool.submit(move || gate.result().is_ok()).unwrap();
+        let other = pool.submit(move || opener.set_result(()).is_ok()).unwrap();
+        assert_eq!(waiter.result(), Ok(&true));
+        assert_eq!(other.result(), Ok(&true));
+    });
+}

@@ -2,27 +2,38 @@
 //!
 //! # How the queue and the workers meet
 //!
-//! One lock guards the queue and the worker accounting ([`State`]). A worker that finds the
-//! queue empty counts itself *idle*, spins briefly outside the lock watching an atomic copy of
-//! the queue length (so a task submitted right after it finished is picked up without a sleep
-//! and wake-up), and then sleeps on `work` counted as a *sleeper*.
+//! The queue has two ends under two locks, so that a submitter and a worker do not take the
+//! same lock per task: submitters push onto the *tail* (`State::queue`, under the pool's lock,
+//! [`State`], which also holds the worker accounting); workers pop from the *head* (its own
+//! lock). A worker that finds the head empty takes the whole tail into it at once (both locks,
+//! head first), so a backlog costs the workers one trip to the pool's lock per batch instead of
+//! one per task. Every task in the head is still shared: any worker pops from it.
 //!
-//! `submit` pushes under the lock and then decides, still under the lock:
+//! A worker that finds both ends empty counts itself *idle* (an atomic: no lock), spins briefly
+//! watching atomic hints of both ends' lengths (so a task submitted right after it finished is
+//! picked up without a sleep and wake-up), and then sleeps on `work` counted as a *sleeper*.
+//!
+//! `submit` pushes under the pool's lock and then decides, still under it:
 //! * more queued tasks than idle workers, and fewer than `max_workers` threads: start one (the
 //!   thread is reserved under the lock and spawned after it is released);
-//! * otherwise, if a worker sleeps: wake one.
+//! * otherwise, if a worker sleeps: wake one (each sleeper once per burst: `waking`).
+//!
+//! A batch never waits behind one long task while a thread sleeps: every push that finds a
+//! sleeper not yet woken wakes one, and a worker only sleeps after seeing both ends empty.
 //!
 //! Once a task's closure has returned, *before* its future completes, the worker takes the next
-//! queued task or counts itself idle, under one lock: whoever sees a result and submits again
-//! finds that worker counted idle, so sequential submit-and-wait reuses one thread. Done-callbacks
-//! run after that in the same thread; meanwhile the pool starts no extra thread for that worker,
-//! and a task it already took waits for them.
+//! task or counts itself idle: whoever sees a result and submits again finds that worker counted
+//! idle, so sequential submit-and-wait reuses one thread. Done-callbacks run after that in the
+//! same thread; meanwhile the pool starts no extra thread for that worker, and a task it
+//! already took waits for them.
 //!
-//! No lost wake-up: a worker only goes to sleep after checking the queue under the lock, and a
-//! push happens under the same lock and sees the sleeper count that includes it. No task is left
-//! with nobody to run it: a task is only queued while the pool is open, and either an idle worker
-//! is already counted for it or a thread is started for it; workers only exit when shut down and
-//! the queue is empty. These arguments are checked by the loom models in `loom_tests.rs`.
+//! No lost wake-up: a worker only goes to sleep after looking, under the pool's lock, at the
+//! tail and at the head's length (which a batch move stores under that lock), and a push happens
+//! under the same lock and sees the sleeper count that includes it. No task is left with nobody
+//! to run it: a task is only queued while the pool is open, and either an idle worker is already
+//! counted for it or a thread is started for it; a task moved into the head is run by the
+//! worker that moved it, or another; workers only exit when shut down and both ends are empty.
+//! These arguments are checked by the loom models in `loom_tests.rs`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,7 +42,7 @@ use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc as StdArc;
 
 use crossbeam_utils::CachePadded;
-use futurepool_core::loom::atomic::{AtomicUsize, Ordering};
+use futurepool_core::loom::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futurepool_core::loom::thread::{self, JoinHandle, ThreadId};
 use futurepool_core::loom::{self as sync, Arc, Condvar, Mutex};
 use futurepool_core::{
@@ -93,31 +104,46 @@ pub struct Stats {
 
 /// The pool's shared part.
 struct Shared {
-    /// Padded: submitters and workers take this lock constantly; spinning workers read
-    /// `queued`, which must not share its cache line.
+    /// The tail of the queue and the accounting. Padded: submitters take this lock per task
+    /// (workers per batch), and nothing else may share its cache line.
     state: CachePadded<Mutex<State>>,
     /// Workers sleep here waiting for tasks (or shutdown).
     work: Condvar,
     /// `shutdown(wait=true)` sleeps here until the workers are gone.
     exited: Condvar,
-    /// `state.queue.len()`, readable without the lock: what spinning workers watch. Only a
-    /// hint: it is stored under the lock (Release) and loaded by spinning workers (Acquire), but
-    /// a task is only ever taken under the lock, so a stale value costs a spin or a sleep that
-    /// re-checks under the lock, never a lost task.
-    queued: CachePadded<AtomicUsize>,
+    /// The head of the queue: workers pop here, and move the tail here when it is empty.
+    head: CachePadded<Mutex<VecDeque<QueuedTask>>>,
+    /// `head.len()`, readable without its lock: stored under the head's lock (and, when a
+    /// batch moves in, also under the pool's lock), loaded by idle workers and for `stats`.
+    head_len: CachePadded<AtomicUsize>,
+    /// `state.queue.len()` (the tail) and `state.shutdown || state.broken`, readable without
+    /// the lock: what spinning workers watch. Only hints: they are stored under the lock
+    /// (Release) and loaded by workers (Acquire), but a task is only ever taken under a lock,
+    /// so a stale value costs a spin or a sleep that re-checks under the lock, never a lost
+    /// task.
+    hints: CachePadded<Hints>,
+    /// Live threads between tasks (spinning, asleep, just started, or between two tasks). An
+    /// atomic so that a worker that finds the queue empty after a task counts itself idle
+    /// without the lock; submitters read it under the lock (see the module docs).
+    idle: CachePadded<AtomicUsize>,
     max_workers: usize,
     name_prefix: String,
     initializer: Option<Initializer>,
     stack_size: Option<usize>,
 }
 
+/// See [`Shared::hints`].
+struct Hints {
+    queued: AtomicUsize,
+    closing: AtomicBool,
+}
+
 /// Everything under the pool's lock.
 struct State {
+    /// The tail of the queue: submitters push here.
     queue: VecDeque<QueuedTask>,
     /// Threads started (or reserved for starting) and not yet exited.
     live: usize,
-    /// Live threads between tasks (spinning or sleeping).
-    idle: usize,
     /// Idle threads asleep on `work`.
     sleepers: usize,
     /// Sleepers already sent a `notify_one` that have not woken yet: a burst of submissions
@@ -201,7 +227,6 @@ impl Builder {
                 state: CachePadded::new(Mutex::new(State {
                     queue: VecDeque::new(),
                     live: 0,
-                    idle: 0,
                     sleepers: 0,
                     waking: 0,
                     started: 0,
@@ -212,7 +237,13 @@ impl Builder {
                 })),
                 work: Condvar::new(),
                 exited: Condvar::new(),
-                queued: CachePadded::new(AtomicUsize::new(0)),
+                head: CachePadded::new(Mutex::new(VecDeque::new())),
+                head_len: CachePadded::new(AtomicUsize::new(0)),
+                hints: CachePadded::new(Hints {
+                    queued: AtomicUsize::new(0),
+                    closing: AtomicBool::new(false),
+                }),
+                idle: CachePadded::new(AtomicUsize::new(0)),
                 max_workers,
                 name_prefix,
                 initializer: self.initializer,
@@ -359,8 +390,10 @@ impl ThreadPool {
         Stats {
             max_workers: self.shared.max_workers,
             live_threads: state.live,
-            idle_threads: state.idle,
-            queued_tasks: state.queue.len(),
+            // SeqCst, as every access to `idle`.
+            idle_threads: self.shared.idle.load(Ordering::SeqCst),
+            // Acquire: a snapshot of the head's length.
+            queued_tasks: state.queue.len() + self.shared.head_len.load(Ordering::Acquire),
         }
     }
 
@@ -412,15 +445,23 @@ impl Shared {
             return Err(SubmitError::ShutDown);
         }
         state.queue.push_back(task);
-        this.queued.store(state.queue.len(), Ordering::Release);
-        let start = state.queue.len() > state.idle && state.live < this.max_workers;
+        this.hints
+            .queued
+            .store(state.queue.len(), Ordering::Release);
+        // SeqCst, as every access to `idle`: a worker counts itself idle without the lock, but
+        // before its future completes, so a submitter that saw that future done sees it here.
+        let idle = this.idle.load(Ordering::SeqCst);
+        // Acquire: the head's length, a hint (see `head_len`).
+        let queued = state.queue.len() + this.head_len.load(Ordering::Acquire);
+        let start = queued > idle && state.live < this.max_workers;
         let wake = !start && state.sleepers > state.waking;
         if wake {
             state.waking += 1;
         }
         let index = if start {
             state.live += 1;
-            state.idle += 1; // the new thread counts as idle until it takes a task
+            // The new thread counts as idle until it takes a task.
+            this.idle.fetch_add(1, Ordering::SeqCst);
             state.started += 1;
             Some(state.started - 1)
         } else {
@@ -448,15 +489,15 @@ impl Shared {
             Err(error) => {
                 let mut state = this.state.lock();
                 state.live -= 1;
-                state.idle -= 1;
+                this.idle.fetch_sub(1, Ordering::SeqCst);
                 log::error!("futurepool: could not start a worker thread: {error}");
                 if state.live == 0 {
                     // Nobody will run the queue: fail it rather than leave it hanging.
                     let why: StdArc<str> =
                         format!("could not start a worker thread: {error}").into();
-                    let tasks: Vec<_> = state.queue.drain(..).collect();
-                    this.queued.store(0, Ordering::Release);
                     drop(state);
+                    // Unless a submission started another thread meanwhile.
+                    let tasks = this.drain(|state| state.live == 0);
                     for task in tasks {
                         task.fail(why.clone());
                     }
@@ -486,7 +527,7 @@ impl Shared {
         let mut next = this.next_task(false);
         while let Some(task) = next {
             // Before the future completes (see the module docs): take the next task or count
-            // this worker idle, in one critical section.
+            // this worker idle.
             let mut finished = None;
             task.run(&mut || finished = Some(this.finish_task()));
             next = match finished {
@@ -499,15 +540,39 @@ impl Shared {
         this.exit();
     }
 
-    /// Called when a task's closure has returned, before its future completes: takes the next
-    /// queued task (the worker stays busy), or counts the worker idle. One lock per task, as
-    /// when the next task is taken in `next_task`.
-    fn finish_task(&self) -> Option<QueuedTask> {
+    /// The next queued task, if any: from the head, or, when the head is empty and the tail
+    /// looks non-empty, from the tail moved into the head as one batch.
+    fn pop(&self) -> Option<QueuedTask> {
+        let mut head = self.head.lock();
+        if let Some(task) = head.pop_front() {
+            // Release: pairs with the Acquire loads of the hint.
+            self.head_len.store(head.len(), Ordering::Release);
+            return Some(task);
+        }
+        // A hint: a stale 0 only makes the caller look again (it spins on the hint, then looks
+        // at the tail under the pool's lock before it sleeps).
+        if self.hints.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        // Head, then pool: the one order in which both locks are taken.
         let mut state = self.state.lock();
-        let task = state.queue.pop_front();
-        match task {
-            Some(_) => self.queued.store(state.queue.len(), Ordering::Release),
-            None => state.idle += 1,
+        // The head is empty: it takes the tail's tasks, the tail its (empty) buffer.
+        std::mem::swap(&mut *head, &mut state.queue);
+        self.hints.queued.store(0, Ordering::Release);
+        let task = head.pop_front();
+        // Under both locks: a worker about to sleep sees it (module docs).
+        self.head_len.store(head.len(), Ordering::Release);
+        task
+    }
+
+    /// Called when a task's closure has returned, before its future completes: takes the next
+    /// queued task (the worker stays busy), or counts the worker idle. Without the pool's lock
+    /// unless a batch is moved (see `pop`).
+    fn finish_task(&self) -> Option<QueuedTask> {
+        let task = self.pop();
+        if task.is_none() {
+            // SeqCst, as every access to `idle`; before the future completes.
+            self.idle.fetch_add(1, Ordering::SeqCst);
         }
         task
     }
@@ -516,42 +581,68 @@ impl Shared {
     /// broken). `after_task`: the caller just skipped a cancelled task, so it counts as idle
     /// again now (a new thread was counted idle when it was reserved; a finished task counted
     /// it in `finish_task`). It counts as busy once a task is returned.
+    ///
+    /// A worker that finds the queue empty first spins, watching the hints, then sleeps
+    /// (counted as a sleeper) after one more look under the pool's lock.
     fn next_task(&self, after_task: bool) -> Option<QueuedTask> {
-        let mut state = self.state.lock();
         if after_task {
-            state.idle += 1;
+            self.idle.fetch_add(1, Ordering::SeqCst);
         }
+        let ready = || {
+            self.hints.queued.load(Ordering::Acquire) > 0
+                || self.head_len.load(Ordering::Acquire) > 0
+                || self.hints.closing.load(Ordering::Acquire)
+        };
+        let mut spin = true;
         loop {
-            if let Some(task) = state.queue.pop_front() {
-                self.queued.store(state.queue.len(), Ordering::Release);
-                state.idle -= 1;
+            if let Some(task) = self.pop() {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
                 return Some(task);
+            }
+            if spin && !ready() {
+                sync::spin_for(WORKER_SPIN_STEPS, ready);
+                spin = false;
+                continue;
+            }
+            let mut state = self.state.lock();
+            // Acquire: a batch moved into the head stored its length under this lock.
+            if !state.queue.is_empty() || self.head_len.load(Ordering::Acquire) > 0 {
+                continue;
             }
             if state.shutdown || state.broken.is_some() {
                 return None;
             }
-            drop(state);
-            sync::spin_for(WORKER_SPIN_STEPS, || {
-                self.queued.load(Ordering::Acquire) > 0
-            });
-            state = self.state.lock();
-            if !state.queue.is_empty() || state.shutdown || state.broken.is_some() {
-                continue;
-            }
             state.sleepers += 1;
             state = self.work.wait(state);
             state.sleepers -= 1;
-            // Woken by a submit (or spuriously: then another sleeper may get one extra
-            // notification later, which is harmless).
+            // Woken by a submit or a batch (or spuriously: then another sleeper may get one
+            // extra notification later, which is harmless).
             state.waking = state.waking.saturating_sub(1);
+            drop(state);
+            spin = true;
         }
+    }
+
+    /// Takes every queued task out of both ends (head first: the queue's order), after
+    /// `then` has run under both locks (it may mark the pool shut down or broken).
+    fn drain(&self, then: impl FnOnce(&mut State) -> bool) -> Vec<QueuedTask> {
+        let mut head = self.head.lock();
+        let mut state = self.state.lock();
+        if !then(&mut state) {
+            return Vec::new();
+        }
+        let mut tasks: Vec<_> = head.drain(..).collect();
+        tasks.extend(state.queue.drain(..));
+        self.head_len.store(0, Ordering::Release);
+        self.hints.queued.store(0, Ordering::Release);
+        tasks
     }
 
     /// Removes the calling (idle) worker from the counts as it exits.
     fn exit(&self) {
         let mut state = self.state.lock();
         state.live -= 1;
-        state.idle -= 1;
+        self.idle.fetch_sub(1, Ordering::SeqCst);
         let me = thread::current().id();
         state.workers.retain(|id| *id != me);
         drop(state);
@@ -560,13 +651,13 @@ impl Shared {
 
     fn break_pool(&self, why: String) {
         let why: StdArc<str> = why.into();
-        let mut state = self.state.lock();
-        if state.broken.is_none() {
-            state.broken = Some(why.clone());
-        }
-        let tasks: Vec<_> = state.queue.drain(..).collect();
-        self.queued.store(0, Ordering::Release);
-        drop(state);
+        let tasks = self.drain(|state| {
+            if state.broken.is_none() {
+                state.broken = Some(why.clone());
+            }
+            self.hints.closing.store(true, Ordering::Release);
+            true
+        });
         self.work.notify_all();
         for task in tasks {
             task.fail(why.clone());
@@ -574,16 +665,19 @@ impl Shared {
     }
 
     fn shutdown(&self, options: Shutdown) {
-        let mut state = self.state.lock();
-        state.shutdown = true;
-        let cancelled: Vec<_> = if options.cancel_futures {
-            let tasks = state.queue.drain(..).collect();
-            self.queued.store(0, Ordering::Release);
-            tasks
+        let mark = |state: &mut State| {
+            state.shutdown = true;
+            self.hints.closing.store(true, Ordering::Release);
+        };
+        let cancelled = if options.cancel_futures {
+            self.drain(|state| {
+                mark(state);
+                true
+            })
         } else {
+            mark(&mut self.state.lock());
             Vec::new()
         };
-        drop(state);
         self.work.notify_all();
         for task in cancelled {
             task.cancel();
