@@ -448,12 +448,15 @@ impl Shared {
         this.hints
             .queued
             .store(state.queue.len(), Ordering::Release);
-        // SeqCst, as every access to `idle`: a worker counts itself idle without the lock, but
-        // before its future completes, so a submitter that saw that future done sees it here.
-        let idle = this.idle.load(Ordering::SeqCst);
-        // Acquire: the head's length, a hint (see `head_len`).
-        let queued = state.queue.len() + this.head_len.load(Ordering::Acquire);
-        let start = queued > idle && state.live < this.max_workers;
+        // Only while a thread may start: `idle` and `head_len` are written by workers as they
+        // go, so a submit to a pool whose threads have all started reads neither (no cache
+        // line moves between workers and submitters here). SeqCst, as every access to `idle`:
+        // a worker counts itself idle without the lock, but before its future completes, so a
+        // submitter that saw that future done sees it here. Acquire: the head's length, a hint.
+        let start = state.live < this.max_workers && {
+            let idle = this.idle.load(Ordering::SeqCst);
+            state.queue.len() + this.head_len.load(Ordering::Acquire) > idle
+        };
         let wake = !start && state.sleepers > state.waking;
         if wake {
             state.waking += 1;
