@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Modes: `tp` (ours: submit 10⁵ no-op tasks, then wait for each), `cb` (the crossbeam pool
-//! and a oneshot per task), `rt` and `cbrt` (round trip on an idle pool, 2·10⁴ in a row).
+//! and a oneshot per task), `ry` (`rayon::spawn` and a oneshot per task), `rt` and `cbrt`
+//! (round trip on an idle pool, 2·10⁴ in a row).
 //! Prints, per mode, the median and minimum over the rounds (ns per task) and the process's
 //! CPU time per task (all threads, from `/proc/self/stat`, 10 ms resolution).
 
@@ -64,6 +65,10 @@ fn main() {
             })
         })
         .collect();
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .unwrap();
     let n = 100_000;
     let mut walls = vec![Vec::new(); modes.len()];
     let mut cpus = vec![0.0; modes.len()];
@@ -95,6 +100,21 @@ fn main() {
                     }
                     n
                 }
+                "ry" => {
+                    let receivers: Vec<_> = (0..n)
+                        .map(|_| {
+                            let (tx, rx) = oneshot::channel();
+                            rayon.spawn(move || {
+                                let _ = tx.send(());
+                            });
+                            rx
+                        })
+                        .collect();
+                    for rx in receivers {
+                        rx.recv().unwrap();
+                    }
+                    n
+                }
                 "rt" => {
                     for i in 0..n / 5 {
                         let f = pool.submit(move || i).unwrap();
@@ -113,7 +133,7 @@ fn main() {
                     }
                     n / 5
                 }
-                other => panic!("unknown mode `{other}` (tp, cb, rt, cbrt)"),
+                other => panic!("unknown mode `{other}` (tp, cb, ry, rt, cbrt)"),
             };
             walls[k].push(start.elapsed().as_nanos() as f64 / count as f64);
             cpus[k] += (cpu_ns() - cpu) / count as f64;
