@@ -148,10 +148,11 @@ fn shutdown_vs_first_submission() {
 
 /// A batch never waits behind a long task while a thread sleeps: with two workers, the first
 /// task blocks until the second has run. A worker that moves both from the tail into the head
-/// and runs the first must see the second taken by the other worker (woken for the batch if
-/// asleep) — otherwise the first task waits forever, which loom reports as a deadlock.
+/// and runs the first must see the second taken by the other worker (woken by a push, and
+/// never asleep while the head holds a task) — otherwise the first task waits forever, which
+/// loom reports as a deadlock.
 #[test]
-fn a_batch_wakes_a_sleeper_for_the_rest() {
+fn a_batch_never_waits_behind_a_long_task() {
     // Three threads, two locks and a warm-up: one preemption keeps the search in minutes.
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(1);
