@@ -25,9 +25,7 @@
 //! completed without one. `finish` first claims the outcome cell (PENDING or RUNNING →
 //! COMPLETING: only one completion can win the claim, and neither cancel step starts from
 //! COMPLETING), writes it, then publishes it (COMPLETING → FINISHED). COMPLETING reads as
-//! "running" and not done. The sole completer of a RUNNING future (its one promise left: an
-//! executor's task) needs no claim — nothing else can end a running future — and moves
-//! RUNNING → FINISHED in one step after writing the cell.
+//! "running" and not done.
 //!
 //! # Waiters
 //!
@@ -48,8 +46,8 @@
 //! A finished future's outcome lives in a write-once cell that is read without a lock, so
 //! `result()` on a finished future is one atomic load and a pointer. The protocol:
 //!
-//! * written exactly once, by the completion that claimed it (COMPLETING) or by the sole
-//!   completer of a running future, *before* the state becomes FINISHED with `Release`;
+//! * written exactly once, by the completion that claimed it (COMPLETING), *before* the state
+//!   becomes FINISHED with `Release`;
 //! * read only after loading FINISHED with `Acquire`, which makes the write visible, and never
 //!   written again while a reader may exist;
 //! * moved out (by [`Future::try_into_result`]) only by the last [`Future`] handle, once the state
@@ -299,49 +297,36 @@ impl<T, E> Inner<T, E> {
     /// the outcome back with the state seen, when the future is already final or another
     /// completion is under way (the first outcome is kept).
     fn finish(this: &Arc<Self>, outcome: Outcome<T, E>) -> Result<(), (Outcome<T, E>, u8)> {
-        // The sole completer of a running future needs no claim: a RUNNING state can only be
-        // left by a completion (this one, or `cancel_running` through `set_outcome`), each made
-        // through a promise, and the caller holds the only one (another could only be cloned
-        // from it). So nothing but the `WAITERS` flag changes before our move to FINISHED, and
-        // that move keeps the flag. The count is read *before* the state, with Acquire: a
-        // promise that completed the future and was then dropped did both before its (AcqRel)
-        // decrement, so the state read after sees that completion. A task run by an executor
-        // (`TaskRef`) takes this path: one read-modify-write per completion instead of two.
-        let alone = this.promises.load(Ordering::Acquire) == 1;
+        // Claim the cell: PENDING or RUNNING → COMPLETING, keeping the flag. Acquire, as every
+        // load of the state; nothing is published by the claim.
         let mut current = this.state.load(Ordering::Acquire);
-        let sole = alone && current & PHASE == RUNNING;
-        let from = if sole {
-            RUNNING
-        } else {
-            // Claim the cell: PENDING or RUNNING → COMPLETING, keeping the flag. Acquire, as
-            // every load of the state; nothing is published by the claim.
-            loop {
-                match current & PHASE {
-                    PENDING | RUNNING => {}
-                    // Another completion claimed the cell: it wins and finishes.
-                    COMPLETING => return Err((outcome, FINISHED)),
-                    phase => return Err((outcome, phase)),
-                }
-                let claimed = (current & !PHASE) | COMPLETING;
-                match this.state.compare_exchange_weak(
-                    current,
-                    claimed,
-                    Ordering::Acquire,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(seen) => current = seen,
-                }
+        loop {
+            match current & PHASE {
+                PENDING | RUNNING => {}
+                // Another completion claimed the cell: it wins and finishes.
+                COMPLETING => return Err((outcome, FINISHED)),
+                phase => return Err((outcome, phase)),
             }
-            COMPLETING
-        };
-        // SAFETY: we claimed the cell (or are its sole completer, above): no other completion
-        // may write it, and no reader looks at it before FINISHED (module docs).
+            let claimed = (current & !PHASE) | COMPLETING;
+            match this.state.compare_exchange_weak(
+                current,
+                claimed,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
+        // SAFETY: we claimed the cell: no other completion may write it, and no reader looks
+        // at it before FINISHED (module docs).
         this.outcome.with_mut(|p| unsafe { *p = Some(outcome) });
-        // COMPLETING (or RUNNING) → FINISHED, keeping the flag (nobody else moves the state
-        // out of it). Release: publishes the cell to every reader that loads FINISHED with
+        // COMPLETING → FINISHED, keeping the flag (nobody else moves the state out of
+        // COMPLETING). Release: publishes the cell to every reader that loads FINISHED with
         // Acquire. Acquire: the flag read here, and a registration's counted lent handle.
-        let before = this.state.fetch_add(FINISHED - from, Ordering::AcqRel);
+        let before = this
+            .state
+            .fetch_add(FINISHED - COMPLETING, Ordering::AcqRel);
         if before & WAITERS != 0 {
             Inner::publish(this);
         }

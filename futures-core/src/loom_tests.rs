@@ -413,28 +413,3 @@ fn callback_registration_vs_completion_vs_take() {
         completer.join().unwrap();
     });
 }
-
-/// The sole completer of a running future (one promise left, as an executor's task) finishes it
-/// without claiming the cell first, while the owner registers a done-callback, tries to cancel
-/// and blocks in `result()`: the callback runs once, the cancel fails (the task is running or
-/// done), the waiter is woken with the value, and the value is then moved out — with no racy
-/// access to the cell under any interleaving.
-#[test]
-fn sole_completer_vs_callback_cancel_and_waiter() {
-    loom::model(|| {
-        let (future, promise) = F::pending();
-        assert_eq!(promise.set_running_or_notify_cancel(), Ok(true));
-        let completer = thread::spawn(move || promise.set_result(4).unwrap());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let seen = calls.clone();
-        future.add_done_callback(move |f| {
-            assert_eq!(f.result(), Ok(&4));
-            seen.fetch_add(1, Ordering::SeqCst);
-        });
-        assert!(!future.cancel(), "a running task cannot be cancelled");
-        assert_eq!(future.result(), Ok(&4));
-        completer.join().unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(future.try_into_result().ok(), Some(Ok(4)));
-    });
-}
