@@ -494,6 +494,13 @@ impl Shared {
                 state.live -= 1;
                 this.idle.fetch_sub(1, Ordering::SeqCst);
                 log::error!("futurepool: could not start a worker thread: {error}");
+                // The submit that decided to start this thread woke nobody: a sleeping worker
+                // takes the task instead.
+                let wake = state.sleepers > state.waking;
+                if wake {
+                    state.waking += 1;
+                    this.work.notify_one();
+                }
                 if state.live == 0 {
                     // Nobody will run the queue: fail it rather than leave it hanging.
                     let why: StdArc<str> =

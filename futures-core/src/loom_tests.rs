@@ -143,6 +143,38 @@ fn two_completers_race() {
     });
 }
 
+/// Two completions of a *running* future through one shared promise (`Promise` is `Sync`: an
+/// `Arc<Promise>` or a scoped borrow is one promise reached from two threads), and a cancel
+/// through the same promise: exactly one outcome is accepted and the cell is written once.
+/// A "sole completer" shortcut that trusted a promise count of 1 to mean one thread wrote
+/// the cell twice here (and could drop a value a reader held); this model fails on it.
+#[test]
+fn two_completers_through_one_shared_promise() {
+    loom::model(|| {
+        let (future, promise) = F::pending();
+        promise.set_running_or_notify_cancel().unwrap();
+        let shared = Arc::new(promise);
+        let other = shared.clone();
+        let t = thread::spawn(move || other.set_result(1).is_ok());
+        let canceller = shared.clone();
+        let c = thread::spawn(move || canceller.set_outcome(Err(FutureError::Cancelled)).is_ok());
+        let mine = shared.set_result(2).is_ok();
+        let theirs = t.join().unwrap();
+        let cancelled = c.join().unwrap();
+        assert_eq!(
+            [mine, theirs, cancelled].iter().filter(|&&ok| ok).count(),
+            1,
+            "exactly one completion is accepted"
+        );
+        match future.result() {
+            Ok(v) => assert_eq!(*v, if theirs { 1 } else { 2 }),
+            Err(FutureError::Cancelled) => assert!(cancelled),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(future.done());
+    });
+}
+
 #[test]
 fn cancel_vs_complete_with_waiter() {
     loom::model(|| {
