@@ -953,6 +953,8 @@ impl Shared {
                 self.idle.notify_all();
             }
         }
+        // A `cancel()` or kill waiting for these tasks' entry ids stops waiting: there are none.
+        self.recorded.notify_all();
         let why = format!(
             "cannot add the task to Redis at {}: {}",
             self.shown,

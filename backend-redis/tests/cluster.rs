@@ -603,11 +603,20 @@ fn a_task_redis_cannot_take_fails_its_future_with_broken() {
             asked.elapsed() < Duration::from_secs(5),
             "submit waited for Redis"
         );
+        // cancel() of a task queued behind it or on its way: `true` only if it was never
+        // sent (then it is cancelled), else `false` once the sender gives up (then Broken).
+        let g = pool.submit(square, 4).unwrap();
+        let cancelled = g.cancel();
         match f.result() {
             Err(FutureError::Broken(why)) => {
                 assert!(why.contains("cannot add the task to Redis"), "{why}")
             }
             other => panic!("expected Broken, got {other:?}"),
+        }
+        match g.result() {
+            Err(FutureError::Cancelled) => assert!(cancelled),
+            Err(FutureError::Broken(_)) => assert!(!cancelled),
+            other => panic!("expected Cancelled or Broken, got {other:?}"),
         }
         assert_eq!(pool.unfinished(), 0);
     });
