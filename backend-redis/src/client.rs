@@ -972,7 +972,7 @@ impl Shared {
         self: &Arc<Self>,
         tasks: Vec<NewTask>,
         sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
-    ) -> Result<Vec<Submitted<T, E>>, SubmitError>
+    ) -> Result<Vec<Future<T, E>>, SubmitError>
     where
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
@@ -991,7 +991,7 @@ impl Shared {
                         self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
                     }
                 }
-                Ok(batch.iter().map(|o| o.seq).zip(futures).collect())
+                Ok(futures)
             }
             Err(e) => Err(SubmitError::Broken(self.unlist(&batch, &e).into())),
         }
@@ -1125,32 +1125,9 @@ impl Shared {
     /// `cancel()` on a running future with `cancel_kills_running`: ask its agent to kill it;
     /// the agent's `Cancelled` reply completes the future.
     fn kill(&self, seq: u64) {
-        let (task, entry) = {
-            // An agent can start a task before the sender has recorded its entry id: wait
-            // for it (the sender records ids as soon as Redis answers).
-            let limit = Instant::now() + Duration::from_secs(10);
-            let mut state = self.lock();
-            loop {
-                match state.pending.get(&seq) {
-                    Some(Pending {
-                        task,
-                        entry: Some(entry),
-                        ..
-                    }) => break (task.clone(), entry.clone()),
-                    Some(_) => {
-                        let left = limit.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return;
-                        }
-                        state = self
-                            .recorded
-                            .wait_timeout(state, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                    None => return,
-                }
-            }
+        // An agent can start a task before the sender has recorded its entry id.
+        let Some((task, entry, _)) = self.recorded_entry(seq, |_| true) else {
+            return;
         };
         let mut link = self.submit_link();
         self.cancel_script(&mut link, &task, &entry, None, true);
@@ -1160,24 +1137,7 @@ impl Shared {
     fn cancel_queued(&self) {
         // Not yet sent: the sender leaves a task out (or takes it off the stream again) once
         // its table entry is gone.
-        let unsent: Vec<Pending> = {
-            let mut state = self.lock();
-            let seqs: Vec<u64> = state
-                .pending
-                .iter()
-                .filter(|(_, p)| !p.started && p.entry.is_none())
-                .map(|(&seq, _)| seq)
-                .collect();
-            let taken = seqs
-                .iter()
-                .filter_map(|seq| state.pending.remove(seq))
-                .collect();
-            if state.pending.is_empty() {
-                self.idle.notify_all();
-            }
-            taken
-        };
-        for pending in unsent {
+        for pending in self.take_where(|p| !p.started && p.entry.is_none()) {
             pending.sink.fail(FutureError::Cancelled);
         }
         let queued: Vec<(u64, String, String, Option<String>)> = self
@@ -1199,6 +1159,26 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Removes the unfinished tasks `which` picks from the table (notifying `shutdown(wait)`
+    /// when none is left).
+    fn take_where(&self, which: impl Fn(&Pending) -> bool) -> Vec<Pending> {
+        let mut state = self.lock();
+        let seqs: Vec<u64> = state
+            .pending
+            .iter()
+            .filter(|(_, p)| which(p))
+            .map(|(&seq, _)| seq)
+            .collect();
+        let taken = seqs
+            .iter()
+            .filter_map(|seq| state.pending.remove(seq))
+            .collect();
+        if state.pending.is_empty() {
+            self.idle.notify_all();
+        }
+        taken
     }
 
     /// Removes an unfinished task from the table (notifying `shutdown(wait)` when it was the
@@ -1410,32 +1390,8 @@ impl Shared {
                 return true;
             }
         }
-        let (task, entry, blob) = {
-            let limit = Instant::now() + Duration::from_secs(10);
-            let mut state = self.lock();
-            loop {
-                match state.pending.get(&seq) {
-                    None => return false,
-                    Some(p) if p.started => return false,
-                    Some(Pending {
-                        task,
-                        entry: Some(entry),
-                        blob,
-                        ..
-                    }) => break (task.clone(), entry.clone(), blob.clone()),
-                    Some(_) => {
-                        let left = limit.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return false;
-                        }
-                        state = self
-                            .recorded
-                            .wait_timeout(state, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                }
-            }
+        let Some((task, entry, blob)) = self.recorded_entry(seq, |p| !p.started) else {
+            return false;
         };
         let verdict = {
             let mut link = self.submit_link();
@@ -1451,6 +1407,34 @@ impl Shared {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// A listed task's id, entry id and argument blob key, once the sender has recorded its
+    /// entry id (it does as soon as Redis answers): waits for that up to 10 s, or until the
+    /// sender gives the task up. `None` if the task is no longer listed, `wanted` refuses it,
+    /// or the wait ran out.
+    fn recorded_entry(
+        &self,
+        seq: u64,
+        wanted: impl Fn(&Pending) -> bool,
+    ) -> Option<(String, String, Option<String>)> {
+        let limit = Instant::now() + Duration::from_secs(10);
+        let mut state = self.lock();
+        loop {
+            let pending = state.pending.get(&seq).filter(|p| wanted(p))?;
+            if let Some(entry) = &pending.entry {
+                return Some((pending.task.clone(), entry.clone(), pending.blob.clone()));
+            }
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self
+                .recorded
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -1522,24 +1506,7 @@ impl Shared {
             return;
         }
         let now = Instant::now();
-        let expired: Vec<Pending> = {
-            let mut state = self.lock();
-            let seqs: Vec<u64> = state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
-                .map(|(&s, _)| s)
-                .collect();
-            let taken = seqs
-                .iter()
-                .filter_map(|s| state.pending.remove(s))
-                .collect();
-            if state.pending.is_empty() {
-                self.idle.notify_all();
-            }
-            taken
-        };
-        for pending in expired {
+        for pending in self.take_where(|p| p.deadline.is_some_and(|d| d <= now)) {
             pending.sink.fail(FutureError::TimedOut);
             if let Some(entry) = &pending.entry {
                 self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
@@ -1627,9 +1594,6 @@ struct Prepared<T, E> {
     outgoing: Outgoing,
 }
 
-/// A submitted task: its number in this pool and its future.
-type Submitted<T, E> = (u64, Future<T, E>);
-
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
@@ -1709,8 +1673,8 @@ fn remote_signature<F, A, R>() -> Signature {
     }
 }
 
-/// A `map` chunk in flight: its seq (0 if it never reached Redis), its size and its future.
-type InFlightChunk<R> = (u64, usize, Future<Vec<Outcome<R>>>);
+/// A `map` chunk in flight: its size and its future.
+type InFlightChunk<R> = (usize, Future<Vec<Outcome<R>>>);
 
 /// The iterator of [`RedisPool::map`].
 pub struct RemoteMap<'a, A, R, I> {
@@ -1723,8 +1687,8 @@ pub struct RemoteMap<'a, A, R, I> {
     chunksize: usize,
     chunks_ahead: usize,
     task_timeout: Option<Duration>,
-    /// Chunks in flight (seq, items, future), oldest first; seq 0 for a chunk that failed
-    /// before it was submitted.
+    /// Chunks in flight (items, future), oldest first (a chunk that failed before it was
+    /// submitted counts as one item).
     window: VecDeque<InFlightChunk<R>>,
     /// The outcomes of the chunk being read.
     current: VecDeque<Outcome<R>>,
@@ -1777,7 +1741,7 @@ where
                 Err(e) => {
                     self.flush(std::mem::take(&mut batch));
                     self.window
-                        .push_back((0, 1, Future::failed(codec_error("the argument", &e))));
+                        .push_back((1, Future::failed(codec_error("the argument", &e))));
                 }
             }
         }
@@ -1800,13 +1764,13 @@ where
         });
         match submitted {
             Ok(futures) => {
-                for ((seq, future), n) in futures.into_iter().zip(sizes) {
-                    self.window.push_back((seq, n, future));
+                for (future, n) in futures.into_iter().zip(sizes) {
+                    self.window.push_back((n, future));
                 }
             }
             Err(e) => {
                 self.inputs = None;
-                self.window.push_back((0, 1, Future::failed(e.into())));
+                self.window.push_back((1, Future::failed(e.into())));
             }
         }
     }
@@ -1838,7 +1802,7 @@ where
                 return None;
             }
             self.refill();
-            let (seq, n, future) = self.window.pop_front()?;
+            let (n, future) = self.window.pop_front()?;
             let done = match self.deadline {
                 None => {
                     future.wait();
@@ -1847,7 +1811,7 @@ where
                 Some(d) => future.wait_timeout(d.saturating_duration_since(Instant::now())),
             };
             if !done {
-                self.window.push_front((seq, n, future));
+                self.window.push_front((n, future));
                 self.cancel_all();
                 self.ended = true;
                 return Some(Err(FutureError::TimedOut));
@@ -1864,8 +1828,8 @@ where
 }
 
 /// Cancels the map's chunks still in flight (taking their tasks off the queue).
-fn cancel_window<R>(window: &mut VecDeque<(u64, usize, Future<R>)>) {
-    for (_, _, f) in window.drain(..) {
+fn cancel_window<R>(window: &mut VecDeque<(usize, Future<R>)>) {
+    for (_, f) in window.drain(..) {
         // Its arbiter takes a task no agent has started off the queue.
         f.cancel();
     }
