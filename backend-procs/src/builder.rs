@@ -1,10 +1,10 @@
 //! [`Builder`]: the process pool's options.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -207,6 +207,10 @@ impl Builder {
                 returned: Condvar::new(),
                 shut_down: AtomicBool::new(false),
                 started: AtomicUsize::new(0),
+                backlog: Mutex::new(VecDeque::new()),
+                next_seq: AtomicU64::new(0),
+                tokens: AtomicUsize::new(0),
+                pace_ns: AtomicU64::new(crate::dispatch::INITIAL_PACE.as_nanos() as u64),
             }),
         })
     }

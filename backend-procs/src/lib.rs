@@ -51,6 +51,7 @@ mod builder;
 mod cancel;
 #[doc(hidden)]
 pub mod codec;
+mod dispatch;
 mod manager;
 mod map;
 mod pool;

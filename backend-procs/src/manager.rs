@@ -7,12 +7,12 @@
 //! process through its pidfd) and checks the process back in — or, if the call failed, ends
 //! and reaps it, so the next task starts a fresh one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use futurepool_core::{FutureError, Panic};
 use rustix::process::Signal;
 
 use crate::cancel::StopCell;
+use crate::dispatch::Job;
 use crate::process::{CallError, Killer, StartError, StartSpec, WorkerProcess};
 use crate::wire::{self, Bytes};
 
@@ -28,7 +29,7 @@ pub(crate) type Encoded = Result<Bytes, FutureError<Infallible>>;
 
 /// How many times a manager thread tries to get a live worker for one task: a worker found
 /// dead before it received anything is replaced (its task never started).
-const ATTEMPTS: usize = 3;
+pub(crate) const ATTEMPTS: usize = 3;
 
 /// What every manager thread of one pool shares.
 pub(crate) struct Shared {
@@ -55,6 +56,15 @@ pub(crate) struct Shared {
     pub(crate) shut_down: AtomicBool,
     /// Processes started so far.
     pub(crate) started: AtomicUsize,
+    /// Submitted tasks waiting for a manager thread ([`crate::dispatch`]).
+    pub(crate) backlog: Mutex<VecDeque<Job>>,
+    /// Numbers the backlog's jobs.
+    pub(crate) next_seq: AtomicU64,
+    /// Tokens queued on the thread pool and not yet run or dropped.
+    pub(crate) tokens: AtomicUsize,
+    /// A moving average of recent tasks' time on their worker, in nanoseconds: whether jobs
+    /// are sent ahead.
+    pub(crate) pace_ns: AtomicU64,
 }
 
 /// The pool's worker processes as a resource: whoever runs a call (a manager thread for a
@@ -74,7 +84,7 @@ pub(crate) struct Slots {
 
 /// A worker process and the pool-wide table of live workers it is listed in.
 pub(crate) struct Tracked {
-    process: WorkerProcess,
+    pub(crate) process: WorkerProcess,
     live: Arc<Mutex<HashMap<u32, Killer>>>,
 }
 
@@ -158,7 +168,7 @@ impl Shared {
 
     /// A process to run a call on: an idle one, or a new one while fewer than `max_workers`
     /// exist, or the next one to come back.
-    fn check_out(&self) -> Result<Tracked, FutureError<Infallible>> {
+    pub(crate) fn check_out(&self) -> Result<Tracked, FutureError<Infallible>> {
         {
             let mut slots = lock(&self.processes);
             loop {
@@ -194,6 +204,19 @@ impl Shared {
         }
     }
 
+    /// Puts a process back after a run of tasks, or ends it if it reached
+    /// `max_tasks_per_child`.
+    pub(crate) fn check_in_or_retire(&self, tracked: Tracked) {
+        if self
+            .max_tasks_per_child
+            .is_none_or(|n| tracked.process.tasks_run < n.get())
+        {
+            self.check_in(tracked);
+        } else {
+            self.discard(tracked);
+        }
+    }
+
     /// Frees the slot of a process that was ended (or never started).
     fn release(&self) {
         let mut slots = lock(&self.processes);
@@ -206,7 +229,7 @@ impl Shared {
     }
 
     /// Ends a process (exit or kill, then reap) and frees its slot.
-    fn discard(&self, tracked: Tracked) {
+    pub(crate) fn discard(&self, tracked: Tracked) {
         drop(tracked);
         self.release();
     }

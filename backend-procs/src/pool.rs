@@ -9,6 +9,7 @@
 //! Once the manager threads are gone, `shutdown(wait=true)` and drop end every process in the
 //! table and reap it.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -26,7 +27,8 @@ use serde::Serialize;
 
 use crate::builder::{BuildError, Builder};
 use crate::cancel::StopCell;
-use crate::manager::{codec_error, Shared};
+use crate::dispatch::{Job, Typed};
+use crate::manager::{codec_error, lock, Shared};
 use crate::map::ChunkedMap;
 use crate::registry;
 use crate::wire::Bytes;
@@ -214,14 +216,22 @@ impl ProcessPool {
         timeout: Option<Duration>,
     ) -> Result<Future<Vec<u8>>, SubmitError> {
         self.check_name(name)?;
-        let name: Arc<str> = name.into();
-        let arg = Bytes::new(arg);
         let timeout = timeout.or(self.shared.task_timeout);
-        self.manage(move |shared, stop| {
-            shared
-                .run(&name, arg, timeout, stop)
-                .map(|bytes| bytes.into_vec())
-        })
+        if self.shared.cancel_kills_running {
+            let name: Arc<str> = name.into();
+            let arg = Bytes::new(arg);
+            return self.manage(move |shared, stop| {
+                shared
+                    .run(&name, arg, timeout, stop)
+                    .map(|bytes| bytes.into_vec())
+            });
+        }
+        self.dispatch(
+            Cow::Owned(name.to_string()),
+            Bytes::new(arg),
+            timeout,
+            |bytes| Ok(bytes.into_vec()),
+        )
     }
 
     fn submit_inner<F, T, E>(
@@ -242,12 +252,68 @@ impl ProcessPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(e)),
         };
-        self.manage(
-            move |shared, stop| match shared.run(name, arg, timeout, stop) {
-                Ok(bytes) => decode(&bytes),
-                Err(e) => Err(e.map_raised(|never| match never {})),
-            },
-        )
+        if self.shared.cancel_kills_running {
+            return self.manage(
+                move |shared, stop| match shared.run(name, arg, timeout, stop) {
+                    Ok(bytes) => decode(&bytes),
+                    Err(e) => Err(e.map_raised(|never| match never {})),
+                },
+            );
+        }
+        self.dispatch(Cow::Borrowed(name), arg, timeout, move |bytes| {
+            decode(&bytes)
+        })
+    }
+
+    /// Queues a task for the manager threads ([`crate::dispatch`]): a job in the backlog, and
+    /// a token on the thread pool for a manager thread to serve it.
+    fn dispatch<T, E>(
+        &self,
+        name: Cow<'static, str>,
+        arg: Bytes,
+        timeout: Option<Duration>,
+        decode: impl Fn(Bytes) -> Outcome<T, E> + Send + 'static,
+    ) -> Result<Future<T, E>, SubmitError>
+    where
+        T: Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let (future, promise) = Future::pending();
+        let shared = &self.shared;
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        lock(&shared.backlog).push_back(Job {
+            seq,
+            name,
+            arg,
+            timeout,
+            done: Box::new(Typed { promise, decode }),
+        });
+        shared.tokens.fetch_add(1, Ordering::Relaxed);
+        let server = shared.clone();
+        let token = match self.threads.submit(move || {
+            server.tokens.fetch_sub(1, Ordering::Relaxed);
+            server.serve_backlog();
+        }) {
+            Ok(token) => token,
+            Err(e) => {
+                shared.tokens.fetch_sub(1, Ordering::Relaxed);
+                if shared.take_back(seq).is_some() {
+                    return Err(e);
+                }
+                // A manager thread took the job already: it runs.
+                return Ok(future);
+            }
+        };
+        let server = shared.clone();
+        token.add_done_callback(move |token: &Future<()>| {
+            if let Err(e) = token.result() {
+                // Dropped unrun: by `shutdown(cancel_futures)` (which has cancelled the
+                // backlog already) or for want of a thread.
+                server.tokens.fetch_sub(1, Ordering::Relaxed);
+                server.fail_one(e.cloned());
+            }
+        });
+        Ok(future)
     }
 
     /// Encodes an argument, within the pool's `max_message_size`.
@@ -423,6 +489,9 @@ impl ProcessPool {
     /// running task finished and every worker process has exited and been reaped.
     pub fn shutdown(&self, options: Shutdown) {
         self.shared.shut_down.store(true, Ordering::Release);
+        if options.cancel_futures {
+            self.shared.cancel_backlog();
+        }
         self.threads.shutdown(options);
         if options.wait {
             self.shared.close();
@@ -443,6 +512,7 @@ impl ProcessPool {
     }
 
     fn signal_workers(&self, signal: Signal) {
+        self.shared.cancel_backlog();
         self.threads
             .shutdown(Shutdown::new().wait(false).cancel_futures(true));
         // Idle processes are ended here; busy ones get the signal and fail their task.
@@ -457,7 +527,12 @@ impl ProcessPool {
         Stats {
             max_workers: threads.max_workers,
             busy_workers: threads.live_threads - threads.idle_threads,
-            queued_tasks: threads.queued_tasks,
+            // The thread pool's queue holds one token per backlog job (or more) besides
+            // `map`'s chunks.
+            queued_tasks: self.shared.backlog_len()
+                + threads
+                    .queued_tasks
+                    .saturating_sub(self.shared.tokens.load(Ordering::Relaxed)),
             worker_pids: self.worker_pids(),
             processes_started: self.processes_started(),
         }

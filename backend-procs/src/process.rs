@@ -40,7 +40,7 @@ use rustix::net::{
 };
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::wire::{self, Bytes, Frame, Outcome, Reply, Request, HEADER};
+use crate::wire::{Bytes, Frame, FrameReader, Outcome, ReadError, Reply, Request};
 use crate::worker::{WORKER_ARGS, WORKER_ENV};
 
 /// How long a worker may take to exit after `Exit` before it is killed.
@@ -98,12 +98,8 @@ pub(crate) struct WorkerProcess {
     pidfd: Option<Arc<OwnedFd>>,
     /// The exit status once reaped.
     status: Option<ExitStatus>,
-    max_message_size: u64,
-    /// A reply being read: its prefix, then its body.
-    header: [u8; HEADER],
-    header_len: usize,
-    /// The body being read, how much of it has arrived, and its length.
-    body: Option<(Vec<u8>, usize, usize)>,
+    /// Replies being cut out of what the socket delivers.
+    reader: FrameReader,
     next_id: u64,
     /// Tasks this process has completed.
     pub(crate) tasks_run: usize,
@@ -224,10 +220,7 @@ impl WorkerProcess {
             sock,
             pidfd,
             status: None,
-            max_message_size: spec.max_message_size,
-            header: [0; HEADER],
-            header_len: 0,
-            body: None,
+            reader: FrameReader::untrusted(spec.max_message_size),
             next_id: 0,
             tasks_run: 0,
         };
@@ -337,18 +330,39 @@ impl WorkerProcess {
         arg: &mut Option<Bytes>,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
+        let id = self.send_run(task, arg.as_ref().expect("an argument to send"), deadline)?;
+        *arg = None;
+        self.receive_done(id, deadline)
+    }
+
+    /// Sends a request to run `task` on `arg` (a wait for room to send ends at `deadline`: the
+    /// worker is then killed); the request's id.
+    pub(crate) fn send_run(
+        &mut self,
+        task: &str,
+        arg: &Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<u64, CallError> {
         let id = self.next_id;
         self.next_id += 1;
         let request = Request::Run {
             id,
             task: task.to_string(),
-            arg: arg.clone().expect("an argument to send"),
+            arg: arg.clone(),
         };
         let frame = request.frame();
         drop(request);
         self.send(&frame, deadline)?;
-        drop(frame);
-        *arg = None;
+        Ok(id)
+    }
+
+    /// Waits for the reply to request `id` (the oldest one unanswered: a worker answers in
+    /// order); past `deadline` the worker is killed.
+    pub(crate) fn receive_done(
+        &mut self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, CallError> {
         match self.receive(deadline)? {
             Reply::Done { id: got, outcome } if got == id => {
                 self.tasks_run += 1;
@@ -509,53 +523,38 @@ impl WorkerProcess {
         }
     }
 
-    /// Reads what has arrived; a whole body once there is one.
+    /// One read of what has arrived; a whole body once there is one.
     fn read_some(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        let sock = &self.sock;
+        self.reader.read_once(|buf| recv_some(sock, buf))
+    }
+
+    /// Everything left in the socket of a worker that has ended: a reply it sent just before
+    /// the end, if whole.
+    fn read_remains(&mut self) -> Option<Reply> {
         loop {
-            if self.header_len < HEADER {
-                let Some(n) = recv_some(&self.sock, &mut self.header[self.header_len..])? else {
-                    return Ok(None);
-                };
-                self.header_len += n;
-                if self.header_len == HEADER {
-                    let len = wire::body_len(self.header);
-                    if len > self.max_message_size {
-                        return Err(ReadError::Protocol(format!(
-                            "announced a message of {len} bytes, over the pool's \
-                             max_message_size of {}",
-                            self.max_message_size
-                        )));
-                    }
-                    // Grows with what arrives: a lying prefix costs no memory.
-                    let len = len as usize;
-                    self.body = Some((Vec::new(), 0, len));
-                }
-                continue;
+            let mut got = false;
+            let sock = &self.sock;
+            let read = self.reader.read_once(|buf| {
+                let n = recv_some(sock, buf)?;
+                got = n.is_some();
+                Ok(n)
+            });
+            match read {
+                Ok(Some(body)) => return Reply::decode(body).ok(),
+                Ok(None) if got => continue,
+                _ => return None,
             }
-            let (body, filled, len) = self.body.as_mut().expect("a body follows a whole prefix");
-            if *filled == *len {
-                let (body, _, _) = self.body.take().expect("checked above");
-                self.header_len = 0;
-                return Ok(Some(body));
-            }
-            // Zero at most 8 MiB ahead of what has arrived, never past the frame's end: a lying
-            // prefix costs no memory, and the bytes of a next frame (which a worker has no
-            // business sending) stay in the socket.
-            if *filled == body.len() {
-                let more = (*len - *filled).min(8 << 20);
-                body.resize(*filled + more, 0);
-            }
-            let Some(n) = recv_some(&self.sock, &mut body[*filled..])? else {
-                return Ok(None);
-            };
-            *filled += n;
         }
     }
 
     /// The next reply, or why there is none (death, deadline: then the child is killed).
     fn receive(&mut self, deadline: Option<Instant>) -> Result<Reply, CallError> {
+        // What is already buffered first; then wait before reading, since a reply is rarely
+        // there the moment a request has gone (a read would only say "not yet").
+        let mut read = self.reader.buffered();
         loop {
-            match self.read_some() {
+            match read {
                 Ok(Some(body)) => {
                     return Reply::decode(body).map_err(|e| self.protocol_error(e.0));
                 }
@@ -573,10 +572,8 @@ impl WorkerProcess {
                 Ok(()) => {}
                 Err(Stop::Exited) => {
                     // A reply sent just before the end is still in the socket.
-                    if let Ok(Some(body)) = self.read_some() {
-                        if let Ok(reply) = Reply::decode(body) {
-                            return Ok(reply);
-                        }
+                    if let Some(reply) = self.read_remains() {
+                        return Ok(reply);
                     }
                     return Err(CallError::Died(self.reap_description()));
                 }
@@ -588,6 +585,7 @@ impl WorkerProcess {
                     return Err(self.protocol_error(format!("cannot wait for it: {e}")));
                 }
             }
+            read = self.read_some();
         }
     }
 
@@ -629,16 +627,6 @@ impl WorkerProcess {
             self.reap();
         }
     }
-}
-
-/// Reads that did not produce a frame.
-enum ReadError {
-    /// The peer closed the socket.
-    Closed,
-    /// The bytes break the protocol.
-    Protocol(String),
-    /// The socket failed.
-    Os(io::Error),
 }
 
 /// One non-blocking read into `buf` (not empty): how many bytes came, `None` if none are

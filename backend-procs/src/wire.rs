@@ -344,6 +344,139 @@ impl Reply {
 
 // ---- reading ------------------------------------------------------------------------------
 
+/// Reads that did not produce a frame.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer closed the socket.
+    Closed,
+    /// The bytes break the protocol.
+    Protocol(String),
+    /// The socket failed.
+    Os(std::io::Error),
+}
+
+/// Bytes read from the socket in one system call when no large body is being filled: a small
+/// frame's prefix and body (and often the next frame's) arrive in one read.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// Cuts frames out of a byte stream, reading in large pieces: a small frame costs one read
+/// system call (prefix and body together), a large body is read straight into its own buffer,
+/// growing only as bytes arrive (at most 8 MiB ahead), so a lying prefix costs no memory.
+pub(crate) struct FrameReader {
+    /// Bytes read but not yet cut into frames: `buf[start..end]`.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// A large body being read: the body, how much of it has arrived, and its length.
+    body: Option<(Vec<u8>, usize, usize)>,
+    max_message_size: u64,
+    /// How far ahead of the bytes that have arrived a large body's buffer may be zeroed.
+    grow_step: usize,
+}
+
+impl FrameReader {
+    /// A reader of untrusted frames (the parent's, of what a worker sends): a frame's length
+    /// is checked against `max_message_size`, and a large body's buffer grows as it arrives.
+    pub(crate) fn untrusted(max_message_size: u64) -> FrameReader {
+        FrameReader {
+            buf: vec![0; READ_AHEAD].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            body: None,
+            max_message_size,
+            grow_step: 8 << 20,
+        }
+    }
+
+    /// A reader of trusted frames (a worker's, of what its parent sends): a large body's
+    /// buffer is allocated whole at once.
+    pub(crate) fn trusted() -> FrameReader {
+        FrameReader {
+            grow_step: usize::MAX,
+            ..FrameReader::untrusted(u64::MAX)
+        }
+    }
+
+    /// The next whole body if it has already been read (no system call).
+    pub(crate) fn buffered(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        if let Some((_, filled, len)) = &self.body {
+            if filled < len {
+                return Ok(None);
+            }
+            let (body, _, _) = self.body.take().expect("checked above");
+            return Ok(Some(body));
+        }
+        let have = self.end - self.start;
+        if have < HEADER {
+            return Ok(None);
+        }
+        let header: [u8; HEADER] = self.buf[self.start..self.start + HEADER]
+            .try_into()
+            .expect("HEADER bytes");
+        let len = body_len(header);
+        if len > self.max_message_size {
+            return Err(ReadError::Protocol(format!(
+                "announced a message of {len} bytes, over the pool's max_message_size of {}",
+                self.max_message_size
+            )));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| ReadError::Protocol(format!("announced a message of {len} bytes")))?;
+        if have - HEADER >= len {
+            let from = self.start + HEADER;
+            let body = self.buf[from..from + len].to_vec();
+            self.start = from + len;
+            if self.start == self.end {
+                (self.start, self.end) = (0, 0);
+            }
+            return Ok(Some(body));
+        }
+        if HEADER + len > self.buf.len() {
+            // Too large for the read-ahead buffer: the body gets its own, which the next reads
+            // fill directly.
+            let from = self.start + HEADER;
+            let part = &self.buf[from..self.end];
+            let mut body = Vec::with_capacity(part.len().max(len.min(self.grow_step)));
+            body.extend_from_slice(part);
+            let filled = body.len();
+            self.body = Some((body, filled, len));
+            (self.start, self.end) = (0, 0);
+        }
+        Ok(None)
+    }
+
+    /// One read (with `read`, which returns `None` when nothing is waiting), then the next
+    /// whole body if there is one now.
+    pub(crate) fn read_once(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<Option<usize>, ReadError>,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        if let Some(frame) = self.buffered()? {
+            return Ok(Some(frame));
+        }
+        if let Some((body, filled, len)) = &mut self.body {
+            // Zero at most `grow_step` ahead of what has arrived, never past the frame's end.
+            if *filled == body.len() {
+                let more = (*len - *filled).min(self.grow_step);
+                body.resize(*filled + more, 0);
+            }
+            if let Some(n) = read(&mut body[*filled..])? {
+                *filled += n;
+            }
+            return self.buffered();
+        }
+        if self.end == self.buf.len() {
+            // Only a frame's beginning is left at the end of the buffer: move it to the front.
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        if let Some(n) = read(&mut self.buf[self.end..])? {
+            self.end += n;
+        }
+        self.buffered()
+    }
+}
+
 /// The body length a frame's prefix announces.
 pub(crate) fn body_len(header: [u8; HEADER]) -> u64 {
     u64::from_le_bytes(header)

@@ -13,7 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::net::{recv, sendmsg, RecvFlags, SendAncillaryBuffer, SendFlags};
 
 use crate::registry;
-use crate::wire::{self, Bytes, Outcome, Reply, Request, HEADER};
+use crate::wire::{Bytes, FrameReader, Outcome, ReadError, Reply, Request};
 
 /// The environment variable that carries `<descriptor> <parent pid> <token>` to a worker.
 pub(crate) const WORKER_ENV: &str = "FUTUREPOOL_WORKER";
@@ -164,30 +164,27 @@ fn send(sock: &OwnedFd, reply: &Reply) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads exactly `buf.len()` bytes; `Ok(false)` at a clean end of stream before any.
-fn read_exact(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match recv(sock, &mut buf[got..], RecvFlags::empty()) {
-            Ok((_, 0)) if got == 0 => return Ok(false),
-            Ok((_, 0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok((_, n)) => got += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
+/// One blocking read into `buf` (not empty).
+fn recv_blocking(sock: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+    loop {
+        return match recv(sock, &mut *buf, RecvFlags::empty()) {
+            Ok((_, 0)) => Err(ReadError::Closed),
+            Ok((_, n)) => Ok(Some(n)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => Err(ReadError::Os(e.into())),
+        };
     }
-    Ok(true)
 }
 
 /// The next request; `None` once the parent is gone.
-fn receive(sock: &OwnedFd) -> Option<Request> {
-    let mut header = [0; HEADER];
-    if !read_exact(sock, &mut header).ok()? {
-        return None;
-    }
-    let len = usize::try_from(wire::body_len(header)).ok()?;
-    let mut body = vec![0; len];
-    read_exact(sock, &mut body).ok()?;
+fn receive(sock: &OwnedFd, reader: &mut FrameReader) -> Option<Request> {
+    let body = loop {
+        match reader.read_once(|buf| recv_blocking(sock, buf)) {
+            Ok(Some(body)) => break body,
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+    };
     match Request::decode(body) {
         Ok(request) => Some(request),
         Err(e) => {
@@ -205,9 +202,10 @@ fn serve(sock: OwnedFd) -> Result<(), String> {
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         PANIC_LOCATION.with(|l| *l.borrow_mut() = location);
     }));
+    let mut reader = FrameReader::trusted();
     loop {
         // The parent going away ends the worker.
-        let Some(request) = receive(&sock) else {
+        let Some(request) = receive(&sock, &mut reader) else {
             return Ok(());
         };
         let reply = match request {

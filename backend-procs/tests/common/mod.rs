@@ -148,7 +148,9 @@ pub fn wait_exited(pid: u32) {
                 &mut info,
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             );
-            r == 0 && info.si_pid() != 0
+            // ECHILD: already reaped by the pool, so it has exited.
+            (r == 0 && info.si_pid() != 0)
+                || (r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
         };
         if exited {
             return;

@@ -1,0 +1,348 @@
+//! Submitted tasks, and how a manager thread feeds them to its worker process several at a time.
+//!
+//! `submit` puts a [`Job`] in the pool's *backlog* and a *token* on the internal thread pool.
+//! A manager thread running a token serves the backlog until it is empty: it checks a worker
+//! process out and sends it jobs, and while recent tasks have been short it keeps up to
+//! [`PIPELINE_DEPTH`] of them on the worker at once (at most [`PIPELINE_BYTES`] of arguments
+//! queued behind the running one). The worker finds its next request already in its socket
+//! when it finishes one, so neither side sleeps between short tasks: the system calls and
+//! wake-ups of one round trip are shared by several tasks. A worker answers in order, so the
+//! oldest job sent is the one running; its deadline (`task_timeout`) runs from the moment the
+//! reply before it arrived.
+//!
+//! A job sent ahead is marked running (its future can no longer be cancelled), as CPython's
+//! `ProcessPoolExecutor` marks the items it moves to its call queue. If the worker dies or
+//! times out, the running job fails (`WorkerLost`, `TimedOut`) and the jobs queued behind it,
+//! which never started, go to the next worker.
+//!
+//! Every job in the backlog has a token in the thread pool's queue (tokens ≥ jobs: a token
+//! whose job another manager took finds the backlog empty and returns). A token the thread
+//! pool drops unrun (no thread could be started) fails one job with the thread pool's error;
+//! `shutdown(cancel_futures)` cancels the backlog itself.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futurepool_core::{FutureError, Outcome, Promise};
+
+use crate::manager::{decode_outcome, lock, Encoded, Shared, ATTEMPTS};
+use crate::process::{CallError, WorkerProcess};
+use crate::wire::Bytes;
+
+/// The most jobs on one worker at once (one running, the others waiting in its socket).
+pub(crate) const PIPELINE_DEPTH: usize = 8;
+
+/// The most argument bytes queued on a worker behind its running job; a larger argument is
+/// only ever sent to an idle worker.
+pub(crate) const PIPELINE_BYTES: usize = 64 * 1024;
+
+/// Jobs are sent ahead only while the pool's recent tasks took less than this on average (a
+/// moving average of each task's time on its worker).
+const PIPELINE_BELOW: Duration = Duration::from_millis(1);
+
+/// The moving average a pool starts from: a new pool sends no job ahead until a few of its
+/// tasks have shown they are short.
+pub(crate) const INITIAL_PACE: Duration = Duration::from_millis(10);
+
+/// Where a job's outcome goes: its future.
+pub(crate) trait Completion: Send {
+    /// Marks the future running; `false` if it was cancelled (the job is then dropped).
+    fn start(&self) -> bool;
+    /// Completes the future with the call's encoded outcome (or why there is none).
+    fn finish(self: Box<Self>, outcome: Encoded);
+}
+
+/// A typed future's completion: decodes the returned bytes.
+pub(crate) struct Typed<T, E, D> {
+    pub(crate) promise: Promise<T, E>,
+    pub(crate) decode: D,
+}
+
+impl<T, E, D> Completion for Typed<T, E, D>
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    D: Fn(Bytes) -> Outcome<T, E> + Send,
+{
+    fn start(&self) -> bool {
+        matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
+    }
+
+    fn finish(self: Box<Self>, outcome: Encoded) {
+        let outcome = match outcome {
+            Ok(bytes) => (self.decode)(bytes),
+            Err(e) => Err(e.map_raised(|never| match never {})),
+        };
+        let _ = self.promise.set_outcome(outcome);
+    }
+}
+
+/// A submitted task.
+pub(crate) struct Job {
+    /// Identifies the job in the backlog (for taking back one the thread pool refused).
+    pub(crate) seq: u64,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) arg: Bytes,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) done: Box<dyn Completion>,
+}
+
+impl Job {
+    fn finish(self, outcome: Encoded) {
+        self.done.finish(outcome)
+    }
+}
+
+/// A job on a worker: sent, not yet answered.
+struct Sent {
+    job: Job,
+    id: u64,
+}
+
+/// How feeding one worker ended.
+enum Fed {
+    /// Nothing is left to do; the worker is idle and healthy.
+    Idle,
+    /// The worker is gone (or was killed); `started` is false when it was found dead before
+    /// it received its first job. The job it was running fails with the error once the worker
+    /// has been reaped (so a future that says `WorkerLost` never names a worker still listed).
+    Lost {
+        started: bool,
+        failed: Option<(Job, FutureError<Infallible>)>,
+    },
+}
+
+impl Shared {
+    /// The next job of the backlog that was not cancelled, marked running.
+    fn take_job(&self) -> Option<Job> {
+        loop {
+            let job = lock(&self.backlog).pop_front()?;
+            if job.done.start() {
+                return Some(job);
+            }
+        }
+    }
+
+    /// A job the thread pool refused to queue a token for: taken back if still in the backlog,
+    /// `None` if a manager thread has already taken it (and runs it).
+    pub(crate) fn take_back(&self, seq: u64) -> Option<Job> {
+        let mut backlog = lock(&self.backlog);
+        let at = backlog.iter().rposition(|job| job.seq == seq)?;
+        backlog.remove(at)
+    }
+
+    /// Fails the oldest job in the backlog (its token was dropped unrun with `why`).
+    pub(crate) fn fail_one(&self, why: FutureError<Infallible>) {
+        let job = lock(&self.backlog).pop_front();
+        if let Some(job) = job {
+            job.finish(Err(why));
+        }
+    }
+
+    /// Cancels every job still in the backlog (`shutdown(cancel_futures)`).
+    pub(crate) fn cancel_backlog(&self) {
+        let jobs: Vec<Job> = lock(&self.backlog).drain(..).collect();
+        for job in jobs {
+            job.finish(Err(FutureError::Cancelled));
+        }
+    }
+
+    /// Jobs waiting in the backlog.
+    pub(crate) fn backlog_len(&self) -> usize {
+        lock(&self.backlog).len()
+    }
+
+    /// A token's work on a manager thread: runs jobs from the backlog until it is empty.
+    pub(crate) fn serve_backlog(&self) {
+        // Jobs taken (marked running) and not yet answered by a live worker: those a lost
+        // worker had queued behind its running job go to the next one, first.
+        let mut ready: VecDeque<Job> = VecDeque::new();
+        // Workers in a row found dead before they received anything.
+        let mut dead_on_arrival = 0;
+        loop {
+            if ready.is_empty() {
+                match self.take_job() {
+                    Some(job) => ready.push_back(job),
+                    None => return,
+                }
+            }
+            if let Some(why) = self.broken() {
+                for job in ready.drain(..) {
+                    job.finish(Err(FutureError::Broken(why.clone())));
+                }
+                continue;
+            }
+            let mut tracked = match self.check_out() {
+                Ok(tracked) => tracked,
+                Err(e) => {
+                    let job = ready.pop_front().expect("a job is ready");
+                    job.finish(Err(e));
+                    continue;
+                }
+            };
+            let started = if tracked.process.has_exited() {
+                // Died while idle (the OOM killer's favourite): nothing was sent.
+                self.discard(tracked);
+                false
+            } else {
+                match self.feed(&mut tracked.process, &mut ready) {
+                    Fed::Idle => {
+                        self.check_in_or_retire(tracked);
+                        true
+                    }
+                    Fed::Lost { started, failed } => {
+                        self.discard(tracked);
+                        if let Some((job, error)) = failed {
+                            job.finish(Err(error));
+                        }
+                        started
+                    }
+                }
+            };
+            if started {
+                dead_on_arrival = 0;
+            } else {
+                dead_on_arrival += 1;
+                if dead_on_arrival == ATTEMPTS {
+                    dead_on_arrival = 0;
+                    let job = ready.pop_front().expect("the job that was not sent");
+                    let why = format!(
+                        "{ATTEMPTS} worker processes in a row died before {} could start",
+                        job.name
+                    );
+                    job.finish(Err(FutureError::WorkerLost(why.into())));
+                }
+            }
+        }
+    }
+
+    /// Whether recent tasks were short enough to send jobs ahead.
+    fn pipelining(&self) -> bool {
+        self.pace_ns.load(Ordering::Relaxed) < PIPELINE_BELOW.as_nanos() as u64
+    }
+
+    /// Folds one task's time on its worker into the moving average (weight 1/8).
+    fn note_pace(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.pace_ns.load(Ordering::Relaxed);
+        let new = old - old / 8 + took / 8;
+        self.pace_ns.store(new, Ordering::Relaxed);
+    }
+
+    /// Sends jobs (from `ready`, then the backlog) to `process` and completes them as its
+    /// replies come, until there is nothing left or the worker is lost. Jobs that were sent
+    /// but never started on a lost worker are put back at the front of `ready`.
+    fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>) -> Fed {
+        let mut inflight: VecDeque<Sent> = VecDeque::new();
+        let mut queued_bytes = 0; // argument bytes behind the running job
+        let mut head_since = Instant::now();
+        let mut deadline: Option<Instant> = None;
+        // Tasks this worker may still be sent (`max_tasks_per_child`).
+        let mut room = self
+            .max_tasks_per_child
+            .map_or(usize::MAX, |n| n.get().saturating_sub(process.tasks_run));
+        loop {
+            // Hand the worker more while there is room.
+            loop {
+                let depth = if self.pipelining() { PIPELINE_DEPTH } else { 1 };
+                if room == 0 || inflight.len() >= depth || queued_bytes >= PIPELINE_BYTES {
+                    break;
+                }
+                let Some(job) = ready.pop_front().or_else(|| self.take_job()) else {
+                    break;
+                };
+                let first = inflight.is_empty();
+                if !first && job.arg.len() > PIPELINE_BYTES {
+                    ready.push_front(job); // large: for an idle worker
+                    break;
+                }
+                let now = Instant::now();
+                let send_deadline = if first {
+                    job.timeout.and_then(|t| now.checked_add(t))
+                } else {
+                    deadline
+                };
+                match process.send_run(&job.name, &job.arg, send_deadline) {
+                    Ok(id) => {
+                        room -= 1;
+                        if first {
+                            head_since = now;
+                            deadline = send_deadline;
+                        } else {
+                            queued_bytes += job.arg.len();
+                        }
+                        inflight.push_back(Sent { job, id });
+                    }
+                    Err(CallError::TimedOut) if first => {
+                        // Its own deadline passed while its request was being sent.
+                        return Fed::Lost {
+                            started: true,
+                            failed: Some((job, FutureError::TimedOut)),
+                        };
+                    }
+                    Err(e) => {
+                        // The worker cannot have started this job (it is sequential, and did
+                        // not receive all of it): it goes to the next worker.
+                        ready.push_front(job);
+                        if first {
+                            return Fed::Lost {
+                                started: false,
+                                failed: None,
+                            };
+                        }
+                        return self.lose(inflight, ready, e);
+                    }
+                }
+            }
+            let Some(head) = inflight.front() else {
+                return Fed::Idle;
+            };
+            match process.receive_done(head.id, deadline) {
+                Ok(outcome) => {
+                    let done = inflight.pop_front().expect("the head");
+                    let now = Instant::now();
+                    self.note_pace(now - head_since);
+                    head_since = now;
+                    if let Some(next) = inflight.front() {
+                        queued_bytes -= next.job.arg.len();
+                        deadline = next.job.timeout.and_then(|t| now.checked_add(t));
+                    }
+                    done.job.finish(decode_outcome(outcome));
+                }
+                Err(e) => return self.lose(inflight, ready, e),
+            }
+        }
+    }
+
+    /// The worker running `inflight`'s first job was lost with `e`: that job fails, the others
+    /// (which never started) go back to the front of `ready`, in order.
+    fn lose(&self, mut inflight: VecDeque<Sent>, ready: &mut VecDeque<Job>, e: CallError) -> Fed {
+        let head = inflight.pop_front().expect("a running job");
+        for sent in inflight.into_iter().rev() {
+            ready.push_front(sent.job);
+        }
+        let error = match e {
+            CallError::TimedOut => FutureError::TimedOut,
+            CallError::Died(why) | CallError::NotStarted(why) => {
+                self.note_death(&why);
+                FutureError::WorkerLost(
+                    format!("worker {why} while running {}", head.job.name).into(),
+                )
+            }
+        };
+        Fed::Lost {
+            started: true,
+            failed: Some((head.job, error)),
+        }
+    }
+
+    /// A worker died: with `break_on_worker_death`, so does the pool.
+    fn note_death(&self, why: &str) {
+        if self.break_on_worker_death {
+            self.break_pool(why);
+        }
+    }
+}
