@@ -24,10 +24,12 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futurepool_core::{FutureError, Outcome, Promise};
 
+use crate::cancel::StopCell;
 use crate::manager::{decode_outcome, lock, Encoded, Shared, ATTEMPTS};
 use crate::process::{CallError, WorkerProcess};
 use crate::wire::Bytes;
@@ -87,6 +89,10 @@ pub(crate) struct Job {
     pub(crate) name: Cow<'static, str>,
     pub(crate) arg: Bytes,
     pub(crate) timeout: Option<Duration>,
+    /// With `cancel_kills_running`: how a cancel reaches the worker running the job. It is
+    /// attached to the worker when the job becomes the one running there (a cancel of a job
+    /// still queued on a worker kills that worker as the job reaches the front).
+    pub(crate) stop: Option<Arc<StopCell>>,
     pub(crate) done: Box<dyn Completion>,
 }
 
@@ -113,6 +119,19 @@ enum Fed {
         started: bool,
         failed: Option<(Job, FutureError<Infallible>)>,
     },
+}
+
+/// Before a job runs on `process`: lets a cancel kill it; `false` if it was already cancelled.
+fn attach(job: &Job, process: &WorkerProcess) -> bool {
+    job.stop
+        .as_ref()
+        .is_none_or(|stop| stop.attach(process.killer()))
+}
+
+/// After a job's call: `true` if a cancel asked for it to be stopped (its worker may have been
+/// killed).
+fn detach(job: &Job) -> bool {
+    job.stop.as_ref().is_some_and(|stop| stop.detach())
 }
 
 impl Shared {
@@ -259,6 +278,10 @@ impl Shared {
                     ready.push_front(job); // large: for an idle worker
                     break;
                 }
+                if first && !attach(&job, process) {
+                    job.finish(Err(FutureError::Cancelled)); // cancelled before it was sent
+                    continue;
+                }
                 let now = Instant::now();
                 let send_deadline = if first {
                     job.timeout.and_then(|t| now.checked_add(t))
@@ -293,7 +316,8 @@ impl Shared {
                                 failed: None,
                             };
                         }
-                        return self.lose(inflight, ready, e);
+                        let head = inflight.pop_front().expect("a running job");
+                        return self.lose(head, inflight, ready, e);
                     }
                 }
             }
@@ -303,28 +327,53 @@ impl Shared {
             match process.receive_done(head.id, deadline) {
                 Ok(outcome) => {
                     let done = inflight.pop_front().expect("the head");
+                    if detach(&done.job) {
+                        // A cancel raced the reply, and may have killed the worker.
+                        process.kill();
+                        return self.lose(done, inflight, ready, CallError::TimedOut);
+                    }
                     let now = Instant::now();
                     self.note_pace(now - head_since);
                     head_since = now;
-                    if let Some(next) = inflight.front() {
-                        queued_bytes -= next.job.arg.len();
-                        deadline = next.job.timeout.and_then(|t| now.checked_add(t));
-                    }
+                    let next_cancelled = match inflight.front() {
+                        Some(next) => {
+                            queued_bytes -= next.job.arg.len();
+                            deadline = next.job.timeout.and_then(|t| now.checked_add(t));
+                            !attach(&next.job, process)
+                        }
+                        None => false,
+                    };
                     done.job.finish(decode_outcome(outcome));
+                    if next_cancelled {
+                        // Cancelled while queued on the worker, where it has started by now.
+                        process.kill();
+                        let next = inflight.pop_front().expect("the next job");
+                        return self.lose(next, inflight, ready, CallError::TimedOut);
+                    }
                 }
-                Err(e) => return self.lose(inflight, ready, e),
+                Err(e) => {
+                    let head = inflight.pop_front().expect("the head");
+                    return self.lose(head, inflight, ready, e);
+                }
             }
         }
     }
 
-    /// The worker running `inflight`'s first job was lost with `e`: that job fails, the others
-    /// (which never started) go back to the front of `ready`, in order.
-    fn lose(&self, mut inflight: VecDeque<Sent>, ready: &mut VecDeque<Job>, e: CallError) -> Fed {
-        let head = inflight.pop_front().expect("a running job");
+    /// The worker running `head` was lost with `e`: that job fails (`Cancelled` if it was
+    /// cancelled, whatever else happened), the jobs queued behind it, which never started, go
+    /// back to the front of `ready`, in order.
+    fn lose(
+        &self,
+        head: Sent,
+        inflight: VecDeque<Sent>,
+        ready: &mut VecDeque<Job>,
+        e: CallError,
+    ) -> Fed {
         for sent in inflight.into_iter().rev() {
             ready.push_front(sent.job);
         }
         let error = match e {
+            _ if detach(&head.job) => FutureError::Cancelled,
             CallError::TimedOut => FutureError::TimedOut,
             CallError::Died(why) | CallError::NotStarted(why) => {
                 self.note_death(&why);

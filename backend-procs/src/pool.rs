@@ -217,15 +217,6 @@ impl ProcessPool {
     ) -> Result<Future<Vec<u8>>, SubmitError> {
         self.check_name(name)?;
         let timeout = timeout.or(self.shared.task_timeout);
-        if self.shared.cancel_kills_running {
-            let name: Arc<str> = name.into();
-            let arg = Bytes::new(arg);
-            return self.manage(move |shared, stop| {
-                shared
-                    .run(&name, arg, timeout, stop)
-                    .map(|bytes| bytes.into_vec())
-            });
-        }
         self.dispatch(
             Cow::Owned(name.to_string()),
             Bytes::new(arg),
@@ -252,14 +243,6 @@ impl ProcessPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(e)),
         };
-        if self.shared.cancel_kills_running {
-            return self.manage(
-                move |shared, stop| match shared.run(name, arg, timeout, stop) {
-                    Ok(bytes) => decode(&bytes),
-                    Err(e) => Err(e.map_raised(|never| match never {})),
-                },
-            );
-        }
         self.dispatch(Cow::Borrowed(name), arg, timeout, move |bytes| {
             decode(&bytes)
         })
@@ -280,12 +263,19 @@ impl ProcessPool {
     {
         let (future, promise) = Future::pending();
         let shared = &self.shared;
+        let stop = shared.cancel_kills_running.then(|| {
+            let cell = Arc::new(StopCell::default());
+            let hook = cell.clone();
+            promise.set_cancel_hook(move || hook.request());
+            cell
+        });
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         lock(&shared.backlog).push_back(Job {
             seq,
             name,
             arg,
             timeout,
+            stop,
             done: Box::new(Typed { promise, decode }),
         });
         shared.tokens.fetch_add(1, Ordering::Relaxed);

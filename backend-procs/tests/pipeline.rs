@@ -144,3 +144,42 @@ fn many_short_tasks_over_two_workers_all_come_back_in_place() {
         assert_eq!(pool.processes_started(), 2);
     });
 }
+
+#[test]
+fn cancel_kills_running_with_tasks_sent_ahead() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .cancel_kills_running(true)
+            .build()
+            .unwrap();
+        // The running task is cancelled: its worker is killed, the tasks behind it run on the
+        // next worker.
+        let warm = warm_up(&pool);
+        let hung = pool.submit(sleep_ms, 60_000).unwrap();
+        let behind: Vec<_> = (0..3).map(|i| pool.submit(id, i).unwrap()).collect();
+        warm();
+        eventually("the task behind the hung one to be sent ahead", || {
+            behind[0].running()
+        });
+        assert!(hung.cancel());
+        assert_eq!(hung.result(), Err(FutureError::Cancelled));
+        for (i, f) in behind.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64)));
+        }
+        // A task sent ahead is cancelled while the one before it runs: the one before
+        // finishes; the cancelled one ends `Cancelled` (its worker is killed as it reaches
+        // it), and the ones after it still run.
+        let warm = warm_up(&pool);
+        let slow = pool.submit(sleep_ms, 300).unwrap();
+        let doomed = pool.submit(sleep_ms, 60_000).unwrap();
+        let after = pool.submit(id, 9).unwrap();
+        warm();
+        eventually("the doomed task to be sent ahead", || doomed.running());
+        assert!(doomed.cancel());
+        assert_eq!(slow.result(), Ok(&300));
+        assert_eq!(doomed.result(), Err(FutureError::Cancelled));
+        assert_eq!(after.result(), Ok(&9));
+        assert_eq!(pool.submit(id, 10).unwrap().result(), Ok(&10));
+    });
+}

@@ -630,7 +630,13 @@ fn halt_as_in_gnu_parallel() {
 fn halt_now_kills_the_running_jobs_and_starts_no_more() {
     let dir = scratch("halt-now");
     let started = dir.join("started");
-    let job = format!("echo {{}} >> {}; sleep {{}}; exit 1", s(&started));
+    // Each job first waits (up to 10 s) until both running jobs have written their line, so
+    // that on a loaded machine the halt cannot come before the second job has started.
+    let job = format!(
+        "echo {{}} >> {f}; i=0; while [ $(wc -l < {f}) -lt 2 ] && [ $i -lt 1000 ]; do \
+         sleep 0.01; i=$((i+1)); done; sleep {{}}; exit 1",
+        f = s(&started)
+    );
     let t0 = Instant::now();
     let out = pool(&[
         "-j2",
