@@ -26,7 +26,7 @@ use redis::Value;
 use crate::keys::{Keys, GROUP};
 use crate::link::{self, Link};
 use crate::scripts;
-use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
+use crate::wire::{self, Done, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
@@ -504,8 +504,8 @@ impl Shared {
         }
     }
 
-    /// Delivered entries, each holding a slot: decoded and checked, started in one pipelined
-    /// round trip of start scripts, then launched (or refused, or skipped).
+    /// Delivered entries, each holding a slot: decoded and checked, started by one call of the
+    /// start script, then launched (or refused, or skipped).
     fn handle(self: &Arc<Self>, link: &mut Link, entries: Vec<StreamId>) {
         let mut ready = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -517,38 +517,31 @@ impl Shared {
             return;
         }
         let keys = &self.keys;
-        let started: Vec<Vec<u8>> = ready
-            .iter()
-            .map(|(_, msg, _)| {
-                wire::to_bytes(&ReplyMsg {
-                    seq: msg.seq,
-                    agent: self.name.clone(),
-                    kind: ReplyKind::Started,
-                })
-            })
-            .collect();
         let results = link.run_retrying(
             Some(Instant::now() + self.lease),
             || !self.stopping(),
             |c| {
-                let mut pipe = redis::pipe();
-                for ((entry, msg, _), started) in ready.iter().zip(&started) {
-                    pipe.invoke_script(
-                        scripts::start()
-                            .key(keys.tasks())
-                            .key(keys.running())
-                            .key(keys.cancel(&msg.task))
-                            .key(keys.reply(&msg.client))
-                            .key(keys.client(&msg.client))
-                            .arg(entry)
-                            .arg(&msg.task)
-                            .arg(&self.name)
-                            .arg(msg.max_attempts)
-                            .arg(started)
-                            .arg(msg.reply_ttl_ms),
-                    );
+                let mut start = scripts::start().key(keys.tasks());
+                start.key(keys.running());
+                for (_, msg, _) in &ready {
+                    start.key(keys.cancel(&msg.task));
                 }
-                scripts::pipelined(c, scripts::start(), &pipe)
+                for (_, msg, _) in &ready {
+                    start.key(keys.reply(&msg.client));
+                }
+                for (_, msg, _) in &ready {
+                    start.key(keys.client(&msg.client));
+                }
+                start.arg(&self.name).arg(ready.len());
+                for (entry, msg, _) in &ready {
+                    start
+                        .arg(entry)
+                        .arg(&msg.task)
+                        .arg(msg.max_attempts)
+                        .arg(msg.seq)
+                        .arg(msg.reply_ttl_ms);
+                }
+                start.invoke::<Vec<(i64, u32)>>(c)
             },
         );
         let results: Vec<(i64, u32)> = match results {
@@ -565,6 +558,9 @@ impl Shared {
                 return;
             }
         };
+        // The script answers for every task; one it did not would count as skipped (left
+        // pending, so reclaimed after the lease).
+        let results = results.into_iter().chain(std::iter::repeat((0, 0)));
         for ((entry, msg, report), result) in ready.into_iter().zip(results) {
             self.launch(link, entry, msg, report, result);
         }
@@ -790,7 +786,7 @@ impl Shared {
         }
     }
 
-    /// Sends outcomes to their clients in one pipeline of finish scripts (large results are
+    /// Sends outcomes to their clients in one call of the finish script (large results are
     /// stored in their own keys first), retrying through Redis outages.
     fn send_reports(&self, link: &mut Link, mut batch: Vec<Report>) {
         let keys = &self.keys;
@@ -821,47 +817,70 @@ impl Shared {
                 Err(e) => RemoteOutcome::Broken(format!("cannot store the result: {e}")),
             };
         }
-        let messages: Vec<(Vec<u8>, String)> = batch
-            .iter_mut()
-            .map(|report| {
-                let outcome = std::mem::replace(&mut report.outcome, RemoteOutcome::Cancelled);
+        // One message per client (split past about 1 MiB): the outcomes of its tasks.
+        let mut groups: Vec<(usize, Vec<Done>, usize)> = Vec::new();
+        let mut open: HashMap<&str, usize> = HashMap::new();
+        for (i, report) in batch.iter_mut().enumerate() {
+            let outcome = std::mem::replace(&mut report.outcome, RemoteOutcome::Cancelled);
+            let size = approx_len(&outcome);
+            let done = Done {
+                seq: report.seq,
+                attempt: report.attempt,
+                outcome,
+            };
+            match open.get(report.client.as_str()) {
+                Some(&g) if groups[g].2 + size <= wire::BLOB_FROM => {
+                    groups[g].1.push(done);
+                    groups[g].2 += size;
+                }
+                _ => {
+                    open.insert(&report.client, groups.len());
+                    groups.push((i, vec![done], size));
+                }
+            }
+        }
+        let messages: Vec<(usize, Vec<u8>)> = groups
+            .into_iter()
+            .map(|(i, done, _)| {
                 let msg = wire::to_bytes(&ReplyMsg {
-                    seq: report.seq,
                     agent: self.name.clone(),
-                    kind: ReplyKind::Done {
-                        attempt: report.attempt,
-                        outcome,
-                    },
+                    done,
                 });
-                let blob = report
+                (i, msg)
+            })
+            .collect();
+        let blobs: Vec<String> = batch
+            .iter()
+            .map(|report| {
+                report
                     .arg_blob
                     .clone()
-                    .unwrap_or_else(|| keys.blob(&report.task, "arg"));
-                (msg, blob)
+                    .unwrap_or_else(|| keys.blob(&report.task, "arg"))
             })
             .collect();
         let sent = link.run_retrying(
             None,
             || true,
             |c| {
-                let mut pipe = redis::pipe();
-                for (report, (msg, blob)) in batch.iter().zip(&messages) {
-                    pipe.invoke_script(
-                        scripts::finish()
-                            .key(keys.tasks())
-                            .key(keys.running())
-                            .key(keys.reply(&report.client))
-                            .key(blob)
-                            .key(keys.client(&report.client))
-                            .arg(&report.entry)
-                            .arg(&report.task)
-                            .arg(&self.name)
-                            .arg(msg)
-                            .arg(report.reply_ttl_ms),
-                    )
-                    .ignore();
+                let mut finish = scripts::finish().key(keys.tasks());
+                finish.key(keys.running());
+                for blob in &blobs {
+                    finish.key(blob);
                 }
-                scripts::pipelined::<()>(c, scripts::finish(), &pipe)
+                for (i, _) in &messages {
+                    finish.key(keys.reply(&batch[*i].client));
+                }
+                for (i, _) in &messages {
+                    finish.key(keys.client(&batch[*i].client));
+                }
+                finish.arg(&self.name).arg(batch.len()).arg(messages.len());
+                for report in &batch {
+                    finish.arg(&report.entry).arg(&report.task);
+                }
+                for (i, msg) in &messages {
+                    finish.arg(msg).arg(batch[*i].reply_ttl_ms);
+                }
+                finish.invoke::<()>(c)
             },
         );
         if let Err(e) = sent {
@@ -962,6 +981,22 @@ fn refusal(msg: &TaskMsg, ours: Option<Signature>, agent: &str) -> Option<String
             msg.signature
         )),
         Some(_) => None,
+    }
+}
+
+/// About how many bytes an outcome takes in a reply message.
+fn approx_len(outcome: &RemoteOutcome) -> usize {
+    16 + match outcome {
+        RemoteOutcome::Returned(Payload::Inline(bytes)) => bytes.len(),
+        RemoteOutcome::Returned(Payload::Stored(key)) => key.len(),
+        RemoteOutcome::Panicked { message, location } => {
+            message.len() + location.as_ref().map_or(0, String::len)
+        }
+        RemoteOutcome::WorkerLost(why) | RemoteOutcome::Codec(why) | RemoteOutcome::Broken(why) => {
+            why.len()
+        }
+        RemoteOutcome::TimedOut | RemoteOutcome::Cancelled => 0,
+        RemoteOutcome::Chunk(items) => items.iter().map(approx_len).sum(),
     }
 }
 

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::keys::Keys;
 use crate::link::{self, Link};
 use crate::scripts;
-use crate::wire::{self, Payload, RemoteOutcome, ReplyKind, ReplyMsg, TaskMsg};
+use crate::wire::{self, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 use crate::Delivery;
 
 /// How long the listener blocks on its reply stream at most, so it notices deadlines and
@@ -1240,18 +1240,34 @@ impl Shared {
                     let mut ids = Vec::new();
                     for key in reply.map(|r| r.keys).unwrap_or_default() {
                         for entry in key.ids {
-                            let msg = match entry.map.get(wire::FIELD) {
-                                Some(Value::BulkString(bytes)) => {
-                                    wire::from_bytes::<ReplyMsg>(bytes)
+                            if let Some(Value::BulkString(seqs)) =
+                                entry.map.get(wire::STARTED_FIELD)
+                            {
+                                match wire::started_seqs(seqs) {
+                                    Some(seqs) => {
+                                        for seq in seqs {
+                                            self.mark_started(seq);
+                                        }
+                                    }
+                                    None => log::error!(
+                                        "futurepool-redis: dropped a malformed reply {}",
+                                        entry.id
+                                    ),
                                 }
-                                _ => Err("no message field".to_string()),
-                            };
-                            match msg {
-                                Ok(msg) => self.on_reply(&mut link, msg),
-                                Err(e) => log::error!(
-                                    "futurepool-redis: dropped a reply {}: {e}",
-                                    entry.id
-                                ),
+                            } else {
+                                let msg = match entry.map.get(wire::FIELD) {
+                                    Some(Value::BulkString(bytes)) => {
+                                        wire::from_bytes::<ReplyMsg>(bytes)
+                                    }
+                                    _ => Err("no message field".to_string()),
+                                };
+                                match msg {
+                                    Ok(msg) => self.on_reply(&mut link, msg),
+                                    Err(e) => log::error!(
+                                        "futurepool-redis: dropped a reply {}: {e}",
+                                        entry.id
+                                    ),
+                                }
                             }
                             last.clone_from(&entry.id);
                             ids.push(entry.id);
@@ -1329,21 +1345,19 @@ impl Shared {
     }
 
     fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {
-        match msg.kind {
-            ReplyKind::Started => self.mark_started(msg.seq),
-            ReplyKind::Done { attempt, outcome } => {
-                // The first result wins; a duplicate (a task that ran twice) finds nothing.
-                let Some(pending) = self.take(msg.seq) else {
-                    return;
-                };
-                let outcome = self.resolve(link, outcome);
-                log::trace!(
-                    "futurepool-redis: task {} done on agent {} (attempt {attempt})",
-                    pending.task,
-                    msg.agent
-                );
-                pending.sink.finish(outcome);
-            }
+        for done in msg.done {
+            // The first result wins; a duplicate (a task that ran twice) finds nothing.
+            let Some(pending) = self.take(done.seq) else {
+                continue;
+            };
+            let outcome = self.resolve(link, done.outcome);
+            log::trace!(
+                "futurepool-redis: task {} done on agent {} (attempt {})",
+                pending.task,
+                msg.agent,
+                done.attempt
+            );
+            pending.sink.finish(outcome);
         }
     }
 

@@ -6,53 +6,107 @@ use std::sync::OnceLock;
 
 use redis::Script;
 
-/// Starts a delivered task unless it was cancelled or is no longer this agent's.
+/// Starts a batch of delivered tasks, each unless it was cancelled or is no longer this
+/// agent's: one call for all the entries one read delivered (each redis.call inside costs
+/// far less than a script call of its own).
 ///
-/// KEYS: tasks stream, running hash, cancel key, client reply stream, client key.
-/// ARGV: entry id, task id, agent, max attempts, `Started` message, reply TTL (ms).
-/// The `Started` message is written only while the client lives.
-/// Returns `{0, n}` skip (cancelled, or claimed by another agent), `{1, n}` run attempt `n`,
-/// `{2, n}` fail: delivered `n` times, more than max attempts.
+/// KEYS: tasks stream, running hash, then for each of the n tasks its cancel key, then each
+/// one's client reply stream, then each one's client key.
+/// ARGV: agent, n, then for each task: entry id, task id, max attempts, seq, reply TTL (ms).
+/// One reply entry per client lists the tasks started (field `s`: their seqs, comma-separated),
+/// written only while the client lives.
+/// Returns, per task, `{0, 0}` skip (cancelled, or claimed by another agent), `{1, n}` run
+/// attempt `n`, `{2, n}` fail: delivered `n` times, more than max attempts.
 const START: &str = r"
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('DEL', KEYS[3])
-  redis.call('XACK', KEYS[1], 'agents', ARGV[1])
-  redis.call('XDEL', KEYS[1], ARGV[1])
-  return {0, 0}
+local agent = ARGV[1]
+local n = tonumber(ARGV[2])
+local owned = {}
+local p = redis.pcall('XPENDING', KEYS[1], 'agents', '-', '+', 1000000000, agent)
+if type(p) == 'table' then
+  for _, e in ipairs(p) do
+    owned[e[1]] = tonumber(e[4])
+  end
 end
-local p = redis.pcall('XPENDING', KEYS[1], 'agents', ARGV[1], ARGV[1], 1)
-if type(p) ~= 'table' or #p == 0 or p[1][2] ~= ARGV[3] then
-  return {0, 0}
+local cancelled = 0
+for i = 1, n, 500 do
+  cancelled = cancelled + redis.call('EXISTS', unpack(KEYS, 2 + i, 2 + math.min(i + 499, n)))
 end
-local attempt = tonumber(p[1][4])
-if attempt > tonumber(ARGV[4]) then
-  return {2, attempt}
+local results = {}
+local running = {}
+local started = {}
+local clients = {}
+for i = 1, n do
+  local a = 2 + (i - 1) * 5
+  local entry, task = ARGV[a + 1], ARGV[a + 2]
+  local attempt = owned[entry]
+  if cancelled > 0 and redis.call('EXISTS', KEYS[2 + i]) == 1 then
+    redis.call('DEL', KEYS[2 + i])
+    redis.call('XACK', KEYS[1], 'agents', entry)
+    redis.call('XDEL', KEYS[1], entry)
+    results[i] = {0, 0}
+  elseif not attempt then
+    results[i] = {0, 0}
+  elseif attempt > tonumber(ARGV[a + 3]) then
+    results[i] = {2, attempt}
+  else
+    running[#running + 1] = task
+    running[#running + 1] = agent
+    local reply = KEYS[2 + n + i]
+    if not started[reply] then
+      started[reply] = {}
+      clients[#clients + 1] = {reply, KEYS[2 + 2 * n + i], ARGV[a + 5]}
+    end
+    table.insert(started[reply], ARGV[a + 4])
+    results[i] = {1, attempt}
+  end
 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('XADD', KEYS[4], '*', 'm', ARGV[5])
-  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+for i = 1, #running, 1000 do
+  redis.call('HSET', KEYS[2], unpack(running, i, math.min(i + 999, #running)))
 end
-return {1, attempt}
+for _, c in ipairs(clients) do
+  if redis.call('EXISTS', c[2]) == 1 then
+    redis.call('XADD', c[1], '*', 's', table.concat(started[c[1]], ','))
+    redis.call('PEXPIRE', c[1], c[3])
+  end
+end
+return results
 ";
 
-/// Reports a task's outcome and removes the task.
+/// Reports a batch of outcomes and removes their tasks: one call for a batch of the replier.
 ///
-/// KEYS: tasks stream, running hash, client reply stream, argument blob key, client key.
-/// ARGV: entry id, task id, agent, `Done` message, reply TTL (ms).
-/// The reply is written only while the client lives (a duplicate after its pool is done, or a
-/// reply to a client gone longer than the reply TTL, leaves no key behind).
+/// KEYS: tasks stream, running hash, then for each of the n tasks its argument blob key, then
+/// for each of the m reply messages its client reply stream, then its client key.
+/// ARGV: agent, n, m, then for each task: entry id, task id; then for each message: the
+/// message (the `Done`s of tasks of that client), reply TTL (ms).
+/// A reply is written only while its client lives (a duplicate after its pool is done, or a
+/// reply to a client gone longer than the reply TTL, leaves no key behind). A task's running
+/// record is removed only if it is still this agent's.
 const FINISH: &str = r"
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('XADD', KEYS[3], '*', 'm', ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+local agent = ARGV[1]
+local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[3])
+local msg = 3 + 2 * n
+for j = 1, m do
+  if redis.call('EXISTS', KEYS[2 + n + m + j]) == 1 then
+    local reply = KEYS[2 + n + j]
+    redis.call('XADD', reply, '*', 'm', ARGV[msg + 2 * j - 1])
+    redis.call('PEXPIRE', reply, ARGV[msg + 2 * j])
+  end
 end
-if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
-  redis.call('HDEL', KEYS[2], ARGV[2])
+local entries = {}
+for i = 1, n do
+  local task = ARGV[3 + 2 * i]
+  entries[i] = ARGV[2 + 2 * i]
+  if redis.call('HGET', KEYS[2], task) == agent then
+    redis.call('HDEL', KEYS[2], task)
+  end
 end
-redis.pcall('XACK', KEYS[1], 'agents', ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[4])
+for i = 1, n, 500 do
+  local last = math.min(i + 499, n)
+  redis.pcall('XACK', KEYS[1], 'agents', unpack(entries, i, last))
+  redis.call('XDEL', KEYS[1], unpack(entries, i, last))
+  redis.call('DEL', unpack(KEYS, 2 + i, 2 + last))
+end
 return 1
 ";
 
@@ -149,19 +203,3 @@ script!(cancel, CANCEL);
 script!(heartbeat, HEARTBEAT);
 script!(missing, MISSING);
 script!(drop_if_empty, DROP_IF_EMPTY);
-
-/// Runs a pipeline of invocations of `script`, loading the script first if the server does not
-/// have it (after a restart): `EVALSHA` in a pipeline does not fall back by itself.
-pub(crate) fn pipelined<T: redis::FromRedisValue>(
-    conn: &mut redis::Connection,
-    script: &Script,
-    pipe: &redis::Pipeline,
-) -> redis::RedisResult<T> {
-    match pipe.query(conn) {
-        Err(e) if e.code() == Some("NOSCRIPT") => {
-            script.load(conn)?;
-            pipe.query(conn)
-        }
-        other => other,
-    }
-}

@@ -1,5 +1,6 @@
 //! The messages on the task and reply streams: the only types of this crate that derive
-//! `Serialize`. Each stream entry carries one message, postcard-encoded, in one field.
+//! `Serialize`. A task entry carries one message, postcard-encoded, in one field; a reply entry
+//! one message with the outcomes of several tasks, or the list of tasks an agent started.
 //!
 //! The task's own argument and result are bytes already encoded with the process pool's codec
 //! (`futurepool_procs::__private::codec`): the agent passes them through without knowing their
@@ -51,24 +52,35 @@ pub(crate) struct TaskMsg {
     pub chunk: bool,
 }
 
-/// A message on a client's reply stream.
+/// The stream field of a reply entry that lists tasks an agent started: their `seq`s in
+/// decimal, comma-separated (written by the start script, one entry per batch and client).
+pub(crate) const STARTED_FIELD: &str = "s";
+
+/// A reply entry's message ([`FIELD`]): the outcomes of tasks of one client that one agent
+/// reported together.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct ReplyMsg {
-    pub seq: u64,
     /// The agent that sent it.
     pub agent: String,
-    pub kind: ReplyKind,
+    pub done: Vec<Done>,
 }
 
+/// A task ended.
 #[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum ReplyKind {
-    /// An agent started the task.
-    Started,
-    /// The task ended.
-    Done {
-        attempt: u32,
-        outcome: RemoteOutcome,
-    },
+pub(crate) struct Done {
+    /// The client's number for the task.
+    pub seq: u64,
+    pub attempt: u32,
+    pub outcome: RemoteOutcome,
+}
+
+/// The `seq`s of a [`STARTED_FIELD`] value; `None` if it is malformed.
+pub(crate) fn started_seqs(value: &[u8]) -> Option<Vec<u64>> {
+    std::str::from_utf8(value)
+        .ok()?
+        .split(',')
+        .map(|s| s.parse().ok())
+        .collect()
 }
 
 /// How a task ended, as its agent saw it.
@@ -110,23 +122,28 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let msg = ReplyMsg {
-            seq: 9,
             agent: "a".into(),
-            kind: ReplyKind::Done {
+            done: vec![Done {
+                seq: 9,
                 attempt: 2,
                 outcome: RemoteOutcome::Returned(Payload::Inline(vec![1, 2, 3])),
-            },
+            }],
         };
         let back: ReplyMsg = from_bytes(&to_bytes(&msg)).unwrap();
-        assert_eq!(back.seq, 9);
+        assert_eq!(back.agent, "a");
+        assert_eq!(back.done.len(), 1);
+        assert_eq!((back.done[0].seq, back.done[0].attempt), (9, 2));
         assert!(matches!(
-            back.kind,
-            ReplyKind::Done { attempt: 2, outcome: RemoteOutcome::Returned(Payload::Inline(b)) } if b == [1, 2, 3]
+            &back.done[0].outcome,
+            RemoteOutcome::Returned(Payload::Inline(b)) if b == &[1, 2, 3]
         ));
         assert!(from_bytes::<ReplyMsg>(&[0xff; 3]).is_err());
-        // seq 1, then an agent name whose length claims 2^64 - 1 bytes: refused, not allocated.
+        assert_eq!(started_seqs(b"7"), Some(vec![7]));
+        assert_eq!(started_seqs(b"7,18,3"), Some(vec![7, 18, 3]));
+        assert_eq!(started_seqs(b"7,,3"), None);
+        assert_eq!(started_seqs(b"x"), None);
         let hostile = [
-            1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, b'a',
+            1, b'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
         ];
         assert!(from_bytes::<ReplyMsg>(&hostile).is_err());
         // The same for a task's argument bytes.
