@@ -31,11 +31,11 @@ use crate::wire::{self, Done, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
 
-/// Items that take less than this in the local pool (queueing included), on average, are
-/// short: the claimer then claims up to twice its slots.
-const SHORT_RUN: Duration = Duration::from_millis(5);
-/// Under this, up to four times its slots.
-const TINY_RUN: Duration = Duration::from_millis(1);
+/// While items are short, an agent claims beyond its free slots: about this much work per
+/// slot (by the recent average time of an item in the local pool, queueing included) ...
+const HOLD: Duration = Duration::from_millis(4);
+/// ... and at most this many tasks per slot.
+const MAX_DEPTH: u64 = 16;
 /// Where the moving average starts (tasks count as long until some have run).
 const LONG_RUN: Duration = Duration::from_secs(1);
 
@@ -377,18 +377,11 @@ impl Shared {
 
     /// How many tasks may be claimed now, waiting up to `wait` for room: the free slots,
     /// and while recent items were short, more (they then wait a moment in the local pool's
-    /// queue instead of costing each slot a claim round trip): up to twice the slots while
-    /// they took under [`SHORT_RUN`], four times under [`TINY_RUN`]. Long tasks are never
-    /// held back from an idle agent that way.
+    /// queue instead of costing each slot a claim round trip): up to [`HOLD`] ÷ the recent
+    /// average item time per slot, at most [`MAX_DEPTH`]. Long tasks (average ≥ `HOLD`)
+    /// are never held back from an idle agent that way.
     fn wait_free(&self, wait: Duration) -> usize {
-        let recent = self.recent_run_us.load(Ordering::Relaxed);
-        let room = if recent < TINY_RUN.as_micros() as u64 {
-            4 * self.slots
-        } else if recent < SHORT_RUN.as_micros() as u64 {
-            2 * self.slots
-        } else {
-            self.slots
-        };
+        let room = claim_depth(self.recent_run_us.load(Ordering::Relaxed)) * self.slots;
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let (busy, _) = self
             .freed
@@ -984,6 +977,11 @@ fn refusal(msg: &TaskMsg, ours: Option<Signature>, agent: &str) -> Option<String
     }
 }
 
+/// How many tasks per slot an agent claims while its items took `recent_us` on average.
+fn claim_depth(recent_us: u64) -> usize {
+    (HOLD.as_micros() as u64 / recent_us.max(1)).clamp(1, MAX_DEPTH) as usize
+}
+
 /// About how many bytes an outcome takes in a reply message.
 fn approx_len(outcome: &RemoteOutcome) -> usize {
     16 + match outcome {
@@ -1038,6 +1036,18 @@ mod tests {
             delivery: false,
             chunk: false,
         }
+    }
+
+    #[test]
+    fn agents_claim_about_four_milliseconds_of_work_per_slot() {
+        assert_eq!(claim_depth(LONG_RUN.as_micros() as u64), 1);
+        assert_eq!(claim_depth(4_000), 1);
+        assert_eq!(claim_depth(2_500), 1);
+        assert_eq!(claim_depth(2_000), 2);
+        assert_eq!(claim_depth(1_000), 4);
+        assert_eq!(claim_depth(250), 16);
+        assert_eq!(claim_depth(30), 16);
+        assert_eq!(claim_depth(0), 16);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn main() {
         let _ = Command::new("redis-cli")
             .arg("-s")
             .arg(&socket)
-            .args(["info", "commandstats"])
+            .args(["info", "all"])
             .status();
     }
 }
