@@ -36,6 +36,12 @@ use crate::wire::Bytes;
 /// A pool of worker processes running registered functions: Python's `ProcessPoolExecutor`,
 /// with crash isolation and per-task timeouts.
 ///
+/// While recent tasks took under 1 ms on average, up to 8 tasks are sent to a worker at once
+/// (as CPython moves tasks to its call queue): such a task is *running* (`cancel()` returns
+/// `false`, unless [`Builder::cancel_kills_running`]) while it waits behind another on its
+/// worker, its timeout counts from when the task before it finished, and if that worker dies
+/// only the task it was running fails; the others run on the next worker.
+///
 /// ```
 /// fn square(x: u64) -> u64 { x * x }
 /// futurepool_procs::register!(square);
