@@ -1,10 +1,12 @@
 //! Submitted tasks, and how a manager thread feeds them to its worker process several at a time.
 //!
-//! `submit` puts a [`Job`] in the pool's *backlog* and a *token* on the internal thread pool.
+//! `submit` (and `map`, for each chunk) puts a [`Job`] in the pool's *backlog* and a *token* on
+//! the internal thread pool.
 //! A manager thread running a token serves the backlog until it is empty: it checks a worker
 //! process out and sends it jobs, and while recent tasks have been short it keeps up to
 //! [`PIPELINE_DEPTH`] of them on the worker at once (at most [`PIPELINE_BYTES`] of arguments
-//! queued behind the running one). The worker finds its next request already in its socket
+//! queued behind the running one; never the last jobs of the backlog that other workers could
+//! start at once). The worker finds its next request already in its socket
 //! when it finishes one, so neither side sleeps between short tasks: the system calls and
 //! wake-ups of one round trip are shared by several tasks. A worker answers in order, so the
 //! oldest job sent is the one running; its deadline (`task_timeout`) runs from the moment the
@@ -30,9 +32,11 @@ use std::time::{Duration, Instant};
 use futurepool_core::{FutureError, Outcome, Promise};
 
 use crate::cancel::StopCell;
+use crate::manager::codec_error;
 use crate::manager::{decode_outcome, lock, Encoded, Shared, ATTEMPTS};
-use crate::process::{CallError, WorkerProcess};
+use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
+use serde::de::DeserializeOwned;
 
 /// The most jobs on one worker at once (one running, the others waiting in its socket).
 pub(crate) const PIPELINE_DEPTH: usize = 8;
@@ -53,8 +57,8 @@ pub(crate) const INITIAL_PACE: Duration = Duration::from_millis(10);
 pub(crate) trait Completion: Send {
     /// Marks the future running; `false` if it was cancelled (the job is then dropped).
     fn start(&self) -> bool;
-    /// Completes the future with the call's encoded outcome (or why there is none).
-    fn finish(self: Box<Self>, outcome: Encoded);
+    /// Completes the future with the call's answer (or why there is none).
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>);
 }
 
 /// A typed future's completion: decodes the returned bytes.
@@ -73,12 +77,57 @@ where
         matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
     }
 
-    fn finish(self: Box<Self>, outcome: Encoded) {
-        let outcome = match outcome {
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>) {
+        let outcome = match answer.and_then(one) {
             Ok(bytes) => (self.decode)(bytes),
             Err(e) => Err(e.map_raised(|never| match never {})),
         };
         let _ = self.promise.set_outcome(outcome);
+    }
+}
+
+/// A single call's encoded return value, or why there is none.
+fn one(answer: Answer) -> Encoded {
+    match answer {
+        Answer::One(outcome) => decode_outcome(outcome),
+        Answer::Chunk(_) => unreachable!("a single call is answered with one outcome"),
+    }
+}
+
+/// A chunk's completion (`map`): each item's outcome, decoded. An item whose argument did not
+/// encode keeps the parent's error; a chunk whose worker was lost fails each item alike.
+pub(crate) struct Chunked<R> {
+    pub(crate) promise: Promise<Vec<Outcome<R>>>,
+    /// Per item, the error encoding its argument gave (it was not sent).
+    pub(crate) unsent: Vec<Option<FutureError<Infallible>>>,
+}
+
+impl<R> Completion for Chunked<R>
+where
+    R: DeserializeOwned + Send + Sync + 'static,
+{
+    fn start(&self) -> bool {
+        matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
+    }
+
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>) {
+        let items = match answer {
+            Err(FutureError::Cancelled) => Err(FutureError::Cancelled),
+            Err(e) => Ok(self.unsent.iter().map(|_| Err(e.clone())).collect()),
+            Ok(Answer::Chunk(outcomes)) => Ok(outcomes
+                .into_iter()
+                .zip(self.unsent)
+                .map(|(outcome, unsent)| {
+                    if let Some(e) = unsent {
+                        return Err(e);
+                    }
+                    let bytes = decode_outcome(outcome)?;
+                    crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+                })
+                .collect()),
+            Ok(Answer::One(_)) => unreachable!("a chunk is answered with a chunk of outcomes"),
+        };
+        let _ = self.promise.set_outcome(items);
     }
 }
 
@@ -87,7 +136,7 @@ pub(crate) struct Job {
     /// Identifies the job in the backlog (for taking back one the thread pool refused).
     pub(crate) seq: u64,
     pub(crate) name: Cow<'static, str>,
-    pub(crate) arg: Bytes,
+    pub(crate) payload: Payload,
     pub(crate) timeout: Option<Duration>,
     /// With `cancel_kills_running`: how a cancel reaches the worker running the job. It is
     /// attached to the worker when the job becomes the one running there (a cancel of a job
@@ -97,8 +146,8 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn finish(self, outcome: Encoded) {
-        self.done.finish(outcome)
+    fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
+        self.done.finish(answer)
     }
 }
 
@@ -110,8 +159,10 @@ struct Sent {
 
 /// How feeding one worker ended.
 enum Fed {
-    /// Nothing is left to do; the worker is idle and healthy.
-    Idle,
+    /// Nothing is left to do; the worker is idle and healthy. The last job answered is
+    /// completed once the worker is checked back in, so that whoever waited for it and
+    /// submits again finds the worker idle and this thread about to look for work.
+    Idle { last: Option<(Job, Answer)> },
     /// The worker is gone (or was killed); `started` is false when it was found dead before
     /// it received its first job. The job it was running fails with the error once the worker
     /// has been reaped (so a future that says `WorkerLost` never names a worker still listed).
@@ -137,8 +188,25 @@ fn detach(job: &Job) -> bool {
 impl Shared {
     /// The next job of the backlog that was not cancelled, marked running.
     fn take_job(&self) -> Option<Job> {
+        self.take_job_leaving(0)
+    }
+
+    /// [`take_job`](Self::take_job) for a worker that is busy: only while at least
+    /// `max_workers - 1` jobs would be left for the other workers, so that a short queue is
+    /// spread over the workers instead of lining up on one.
+    fn take_job_ahead(&self) -> Option<Job> {
+        self.take_job_leaving(self.max_workers - 1)
+    }
+
+    fn take_job_leaving(&self, leave: usize) -> Option<Job> {
         loop {
-            let job = lock(&self.backlog).pop_front()?;
+            let job = {
+                let mut backlog = lock(&self.backlog);
+                if backlog.len() <= leave {
+                    return None;
+                }
+                backlog.pop_front()?
+            };
             if job.done.start() {
                 return Some(job);
             }
@@ -208,8 +276,11 @@ impl Shared {
                 false
             } else {
                 match self.feed(&mut tracked.process, &mut ready) {
-                    Fed::Idle => {
+                    Fed::Idle { last } => {
                         self.check_in_or_retire(tracked);
+                        if let Some((job, answer)) = last {
+                            job.finish(Ok(answer));
+                        }
                         true
                     }
                     Fed::Lost { started, failed } => {
@@ -270,11 +341,19 @@ impl Shared {
                 if room == 0 || inflight.len() >= depth || queued_bytes >= PIPELINE_BYTES {
                     break;
                 }
-                let Some(job) = ready.pop_front().or_else(|| self.take_job()) else {
-                    break;
-                };
                 let first = inflight.is_empty();
-                if !first && job.arg.len() > PIPELINE_BYTES {
+                let job = match ready.pop_front() {
+                    Some(job) => job,
+                    None if first => match self.take_job() {
+                        Some(job) => job,
+                        None => break,
+                    },
+                    None => match self.take_job_ahead() {
+                        Some(job) => job,
+                        None => break,
+                    },
+                };
+                if !first && job.payload.len() > PIPELINE_BYTES {
                     ready.push_front(job); // large: for an idle worker
                     break;
                 }
@@ -288,14 +367,14 @@ impl Shared {
                 } else {
                     deadline
                 };
-                match process.send_run(&job.name, &job.arg, send_deadline) {
+                match process.send_job(&job.name, &job.payload, send_deadline) {
                     Ok(id) => {
-                        room -= 1;
+                        room = room.saturating_sub(job.payload.tasks());
                         if first {
                             head_since = now;
                             deadline = send_deadline;
                         } else {
-                            queued_bytes += job.arg.len();
+                            queued_bytes += job.payload.len();
                         }
                         inflight.push_back(Sent { job, id });
                     }
@@ -322,10 +401,10 @@ impl Shared {
                 }
             }
             let Some(head) = inflight.front() else {
-                return Fed::Idle;
+                return Fed::Idle { last: None };
             };
-            match process.receive_done(head.id, deadline) {
-                Ok(outcome) => {
+            match process.receive_answer(head.id, head.job.payload.kind(), deadline) {
+                Ok(answer) => {
                     let done = inflight.pop_front().expect("the head");
                     if detach(&done.job) {
                         // A cancel raced the reply, and may have killed the worker.
@@ -337,13 +416,18 @@ impl Shared {
                     head_since = now;
                     let next_cancelled = match inflight.front() {
                         Some(next) => {
-                            queued_bytes -= next.job.arg.len();
+                            queued_bytes -= next.job.payload.len();
                             deadline = next.job.timeout.and_then(|t| now.checked_add(t));
                             !attach(&next.job, process)
                         }
                         None => false,
                     };
-                    done.job.finish(decode_outcome(outcome));
+                    if inflight.is_empty() && ready.is_empty() && self.backlog_len() == 0 {
+                        return Fed::Idle {
+                            last: Some((done.job, answer)),
+                        };
+                    }
+                    done.job.finish(Ok(answer));
                     if next_cancelled {
                         // Cancelled while queued on the worker, where it has started by now.
                         process.kill();

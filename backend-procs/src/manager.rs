@@ -320,24 +320,6 @@ impl Shared {
         .and_then(decode_outcome)
     }
 
-    /// Runs `name` on each argument of a chunk in one worker.
-    pub(crate) fn run_chunk(
-        &self,
-        name: &str,
-        args: Vec<Option<Bytes>>,
-        timeout: Option<Duration>,
-        stop: Option<&StopCell>,
-    ) -> Result<Vec<Encoded>, FutureError<Infallible>> {
-        let outcomes = self.with_worker(name, stop, |p| {
-            p.call_chunk(
-                name,
-                args.clone(),
-                timeout.and_then(|t| Instant::now().checked_add(t)),
-            )
-        })?;
-        Ok(outcomes.into_iter().map(decode_outcome).collect())
-    }
-
     /// Ends (and reaps) every idle process.
     pub(crate) fn end_idle_processes(&self) {
         let idle: Vec<Tracked> = {

@@ -18,7 +18,8 @@ use std::thread;
 use std::time::Duration;
 
 use futurepool_core::{
-    Executor, Future, FutureError, MapOptions, OptionsError, Outcome, Shutdown, SubmitError,
+    Executor, Future, FutureError, MapOptions, OptionsError, Outcome, Promise, Shutdown,
+    SubmitError,
 };
 use futurepool_threads::ThreadPool;
 use rustix::process::Signal;
@@ -27,9 +28,10 @@ use serde::Serialize;
 
 use crate::builder::{BuildError, Builder};
 use crate::cancel::StopCell;
-use crate::dispatch::{Job, Typed};
+use crate::dispatch::{Chunked, Completion, Job, Typed};
 use crate::manager::{codec_error, lock, Shared};
 use crate::map::ChunkedMap;
+use crate::process::Payload;
 use crate::registry;
 use crate::wire::Bytes;
 
@@ -225,9 +227,14 @@ impl ProcessPool {
         let timeout = timeout.or(self.shared.task_timeout);
         self.dispatch(
             Cow::Owned(name.to_string()),
-            Bytes::new(arg),
+            Payload::One(Bytes::new(arg)),
             timeout,
-            |bytes| Ok(bytes.into_vec()),
+            |promise| {
+                Box::new(Typed {
+                    promise,
+                    decode: |bytes: Bytes| Ok(bytes.into_vec()),
+                })
+            },
         )
     }
 
@@ -249,9 +256,17 @@ impl ProcessPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(e)),
         };
-        self.dispatch(Cow::Borrowed(name), arg, timeout, move |bytes| {
-            decode(&bytes)
-        })
+        self.dispatch(
+            Cow::Borrowed(name),
+            Payload::One(arg),
+            timeout,
+            move |promise| {
+                Box::new(Typed {
+                    promise,
+                    decode: move |bytes: Bytes| decode(&bytes),
+                })
+            },
+        )
     }
 
     /// Queues a task for the manager threads ([`crate::dispatch`]): a job in the backlog, and
@@ -259,9 +274,9 @@ impl ProcessPool {
     fn dispatch<T, E>(
         &self,
         name: Cow<'static, str>,
-        arg: Bytes,
+        payload: Payload,
         timeout: Option<Duration>,
-        decode: impl Fn(Bytes) -> Outcome<T, E> + Send + 'static,
+        done: impl FnOnce(Promise<T, E>) -> Box<dyn Completion>,
     ) -> Result<Future<T, E>, SubmitError>
     where
         T: Send + Sync + 'static,
@@ -279,10 +294,10 @@ impl ProcessPool {
         lock(&shared.backlog).push_back(Job {
             seq,
             name,
-            arg,
+            payload,
             timeout,
             stop,
-            done: Box::new(Typed { promise, decode }),
+            done: done(promise),
         });
         shared.tokens.fetch_add(1, Ordering::Relaxed);
         let server = shared.clone();
@@ -326,46 +341,6 @@ impl ProcessPool {
             ));
         }
         Ok(bytes)
-    }
-
-    /// Runs `work` for a new future on one of the manager threads: skipped if the future was
-    /// cancelled before it started, completed with whatever `work` returns otherwise. With
-    /// `cancel_kills_running`, `work` gets the task's [`StopCell`], whose cancel hook is
-    /// installed now, while the future is pending (so there is no moment at which it runs
-    /// but cannot be cancelled). If the thread pool drops the task unrun, the future says
-    /// why: cancelled by `shutdown(cancel_futures)`, or the thread pool's own error (no
-    /// thread could be started).
-    fn manage<T, E>(
-        &self,
-        work: impl FnOnce(&Shared, Option<&StopCell>) -> Outcome<T, E> + Send + 'static,
-    ) -> Result<Future<T, E>, SubmitError>
-    where
-        T: Send + Sync + 'static,
-        E: Send + Sync + 'static,
-    {
-        let (future, promise) = Future::pending();
-        let stop = self.shared.cancel_kills_running.then(|| {
-            let cell = Arc::new(StopCell::default());
-            let hook = cell.clone();
-            promise.set_cancel_hook(move || hook.request());
-            cell
-        });
-        let shared = self.shared.clone();
-        let runner = promise.clone();
-        let task = self.threads.submit(move || {
-            if !matches!(runner.set_running_or_notify_cancel(), Ok(true)) {
-                return;
-            }
-            let outcome = work(&shared, stop.as_deref());
-            let _ = runner.set_outcome(outcome);
-        })?;
-        task.add_done_callback(move |task: &Future<()>| {
-            if let Err(e) = task.result() {
-                let e: FutureError<E> = e.cloned().map_raised(|never| match never {});
-                let _ = promise.set_outcome(Err(e));
-            }
-        });
-        Ok(future)
     }
 
     /// Python's `map(fn, *iterables, timeout, chunksize, buffersize)`: runs `f` over the
@@ -459,26 +434,26 @@ impl ProcessPool {
     {
         self.check_remote(f)?;
         let name = registry::name_of(f);
-        let encoded: Vec<Result<Bytes, FutureError<Infallible>>> =
-            inputs.iter().map(|a| self.encode(a)).collect();
-        self.manage(move |shared, stop| {
-            let n = encoded.len();
-            let args = encoded.iter().map(|a| a.as_ref().ok().cloned()).collect();
-            let outcomes = match shared.run_chunk(name, args, timeout, stop) {
-                Ok(outcomes) => outcomes,
-                Err(e) => return Ok((0..n).map(|_| Err(e.clone())).collect()),
-            };
-            Ok(outcomes
-                .into_iter()
-                .zip(encoded)
-                .map(|(outcome, arg)| {
-                    // An argument that did not encode here keeps the parent's error.
-                    arg?;
-                    let bytes = outcome?;
-                    crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
-                })
-                .collect())
-        })
+        let mut args = Vec::with_capacity(inputs.len());
+        let mut unsent = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            match self.encode(input) {
+                Ok(bytes) => {
+                    args.push(Some(bytes));
+                    unsent.push(None);
+                }
+                Err(e) => {
+                    args.push(None);
+                    unsent.push(Some(e));
+                }
+            }
+        }
+        self.dispatch(
+            Cow::Borrowed(name),
+            Payload::Chunk(args),
+            timeout,
+            |promise| Box::new(Chunked { promise, unsent }),
+        )
     }
 
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every

@@ -79,6 +79,52 @@ pub(crate) enum CallError {
     TimedOut,
 }
 
+/// What a call sends: one argument, or a chunk of them (`None`: an argument that did not
+/// encode, which the worker answers with an error in its place).
+pub(crate) enum Payload {
+    One(Bytes),
+    Chunk(Vec<Option<Bytes>>),
+}
+
+impl Payload {
+    /// Argument bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Payload::One(arg) => arg.len(),
+            Payload::Chunk(args) => args.iter().flatten().map(|a| a.len()).sum(),
+        }
+    }
+
+    /// Tasks it counts as (`max_tasks_per_child`).
+    pub(crate) fn tasks(&self) -> usize {
+        match self {
+            Payload::One(_) => 1,
+            Payload::Chunk(args) => args.len(),
+        }
+    }
+
+    /// The kind of answer it gets.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Payload::One(_) => Kind::One,
+            Payload::Chunk(args) => Kind::Chunk(args.len()),
+        }
+    }
+}
+
+/// The kind of answer expected: one outcome, or a chunk's `n`.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    One,
+    Chunk(usize),
+}
+
+/// What a call got back.
+pub(crate) enum Answer {
+    One(Outcome),
+    Chunk(Vec<Outcome>),
+}
+
 /// Why a wait on the socket ended without the socket being ready.
 enum Stop {
     /// The process has ended (and has been reaped).
@@ -330,25 +376,38 @@ impl WorkerProcess {
         arg: &mut Option<Bytes>,
         deadline: Option<Instant>,
     ) -> Result<Outcome, CallError> {
-        let id = self.send_run(task, arg.as_ref().expect("an argument to send"), deadline)?;
+        let payload = Payload::One(arg.clone().expect("an argument to send"));
+        let id = self.send_job(task, &payload, deadline)?;
         *arg = None;
-        self.receive_done(id, deadline)
+        drop(payload);
+        match self.receive_answer(id, Kind::One, deadline)? {
+            Answer::One(outcome) => Ok(outcome),
+            Answer::Chunk(_) => unreachable!("receive_answer checks the reply's kind"),
+        }
     }
 
-    /// Sends a request to run `task` on `arg` (a wait for room to send ends at `deadline`: the
-    /// worker is then killed); the request's id.
-    pub(crate) fn send_run(
+    /// Sends a request to run `task` on `payload` (a wait for room to send ends at `deadline`:
+    /// the worker is then killed); the request's id.
+    pub(crate) fn send_job(
         &mut self,
         task: &str,
-        arg: &Bytes,
+        payload: &Payload,
         deadline: Option<Instant>,
     ) -> Result<u64, CallError> {
         let id = self.next_id;
         self.next_id += 1;
-        let request = Request::Run {
-            id,
-            task: task.to_string(),
-            arg: arg.clone(),
+        let task = task.to_string();
+        let request = match payload {
+            Payload::One(arg) => Request::Run {
+                id,
+                task,
+                arg: arg.clone(),
+            },
+            Payload::Chunk(args) => Request::RunChunk {
+                id,
+                task,
+                args: args.clone(),
+            },
         };
         let frame = request.frame();
         drop(request);
@@ -356,44 +415,26 @@ impl WorkerProcess {
         Ok(id)
     }
 
-    /// Waits for the reply to request `id` (the oldest one unanswered: a worker answers in
-    /// order); past `deadline` the worker is killed.
-    pub(crate) fn receive_done(
+    /// Waits for the answer to request `id` (the oldest one unanswered: a worker answers in
+    /// order), which must be of the request's kind; past `deadline` the worker is killed.
+    pub(crate) fn receive_answer(
         &mut self,
         id: u64,
+        kind: Kind,
         deadline: Option<Instant>,
-    ) -> Result<Outcome, CallError> {
-        match self.receive(deadline)? {
-            Reply::Done { id: got, outcome } if got == id => {
+    ) -> Result<Answer, CallError> {
+        match (self.receive(deadline)?, kind) {
+            (Reply::Done { id: got, outcome }, Kind::One) if got == id => {
                 self.tasks_run += 1;
-                Ok(outcome)
+                Ok(Answer::One(outcome))
             }
-            other => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
-        }
-    }
-
-    /// Runs `task` on each argument of a chunk; past `deadline` the worker is killed.
-    pub(crate) fn call_chunk(
-        &mut self,
-        task: &str,
-        args: Vec<Option<Bytes>>,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<Outcome>, CallError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let n = args.len();
-        let request = Request::RunChunk {
-            id,
-            task: task.to_string(),
-            args,
-        };
-        self.send(&request.frame(), deadline)?;
-        match self.receive(deadline)? {
-            Reply::ChunkDone { id: got, outcomes } if got == id && outcomes.len() == n => {
+            (Reply::ChunkDone { id: got, outcomes }, Kind::Chunk(n))
+                if got == id && outcomes.len() == n =>
+            {
                 self.tasks_run += n;
-                Ok(outcomes)
+                Ok(Answer::Chunk(outcomes))
             }
-            other => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
+            (other, _) => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
         }
     }
 

@@ -8,7 +8,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futurepool_procs::{FutureError, ProcessPool};
+use futurepool_procs::{FutureError, MapOptions, ProcessPool};
 use futurepool_testkit::watchdog;
 
 futurepool_procs::test_worker!();
@@ -33,7 +33,15 @@ fn pid(_: ()) -> u32 {
     std::process::id()
 }
 
-futurepool_procs::register!(id, sleep_ms, sleep_then_exit, pid);
+/// `x`, except that 1 000 000 sleeps 300 ms and then exits.
+fn id_or_exit(x: u64) -> u64 {
+    if x == 1_000_000 {
+        sleep_then_exit(300);
+    }
+    x
+}
+
+futurepool_procs::register!(id, sleep_ms, sleep_then_exit, pid, id_or_exit);
 
 /// Submits 200 no-op tasks: the moving average drops from its 10 ms start to well under 1 ms
 /// as they run. Returns a check that they all came back.
@@ -181,5 +189,29 @@ fn cancel_kills_running_with_tasks_sent_ahead() {
         assert_eq!(doomed.result(), Err(FutureError::Cancelled));
         assert_eq!(after.result(), Ok(&9));
         assert_eq!(pool.submit(id, 10).unwrap().result(), Ok(&10));
+    });
+}
+
+#[test]
+fn map_without_chunks_sends_items_ahead_and_a_crash_fails_only_its_item() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let inputs: Vec<u64> = (0..300).chain([1_000_000]).chain(300..600).collect();
+        let outcomes: Vec<_> = pool
+            .map(id_or_exit, inputs.clone(), MapOptions::new().buffersize(64))
+            .unwrap()
+            .collect();
+        assert_eq!(outcomes.len(), inputs.len());
+        for (x, outcome) in inputs.iter().zip(&outcomes) {
+            if *x == 1_000_000 {
+                assert!(
+                    matches!(outcome, Err(FutureError::WorkerLost(_))),
+                    "{outcome:?}"
+                );
+            } else {
+                assert_eq!(outcome, &Ok(*x));
+            }
+        }
+        assert_eq!(pool.processes_started(), 2);
     });
 }
