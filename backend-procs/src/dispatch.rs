@@ -4,7 +4,7 @@
 //! the internal thread pool.
 //! A manager thread running a token serves the backlog until it is empty: it checks a worker
 //! process out and sends it jobs, and while recent tasks have been short it keeps up to
-//! [`PIPELINE_DEPTH`] of them on the worker at once (at most [`PIPELINE_BYTES`] of arguments
+//! [`PIPELINE_DEPTH`] of them on the worker at once (at most [`PIPELINE_BYTES`] of requests
 //! queued behind the running one; never the last jobs of the backlog that other workers could
 //! start at once). The worker finds its next request already in its socket
 //! when it finishes one, so neither side sleeps between short tasks: the system calls and
@@ -41,8 +41,12 @@ use serde::de::DeserializeOwned;
 /// The most jobs on one worker at once (one running, the others waiting in its socket).
 pub(crate) const PIPELINE_DEPTH: usize = 8;
 
-/// The most argument bytes queued on a worker behind its running job; a larger argument is
-/// only ever sent to an idle worker.
+/// The most request bytes (whole frames, framing included) queued on a worker behind its
+/// running job; a larger request is only ever sent to an idle worker.
+///
+/// Well under a socket's buffer (Linux's default is 208 KiB): a request sent ahead never waits
+/// for the worker to read, since the worker may be blocked writing a large reply that the parent
+/// reads only once it is done sending (both would wait for ever).
 pub(crate) const PIPELINE_BYTES: usize = 64 * 1024;
 
 /// Jobs are sent ahead only while the pool's recent tasks took less than this on average (a
@@ -155,6 +159,8 @@ impl Job {
 struct Sent {
     job: Job,
     id: u64,
+    /// Its request's bytes, counted in `queued_bytes` while it waits behind the running job.
+    bytes: usize,
 }
 
 /// How feeding one worker ended.
@@ -327,7 +333,7 @@ impl Shared {
     /// but never started on a lost worker are put back at the front of `ready`.
     fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>) -> Fed {
         let mut inflight: VecDeque<Sent> = VecDeque::new();
-        let mut queued_bytes = 0; // argument bytes behind the running job
+        let mut queued_bytes = 0; // request bytes behind the running job
         let mut head_since = Instant::now();
         let mut deadline: Option<Instant> = None;
         // Tasks this worker may still be sent (`max_tasks_per_child`).
@@ -353,8 +359,9 @@ impl Shared {
                         None => break,
                     },
                 };
-                if !first && job.payload.len() > PIPELINE_BYTES {
-                    ready.push_front(job); // large: for an idle worker
+                let bytes = job.payload.frame_len(&job.name);
+                if !first && queued_bytes + bytes > PIPELINE_BYTES {
+                    ready.push_front(job); // too large to queue now: waits for the worker
                     break;
                 }
                 if first && !attach(&job, process) {
@@ -374,9 +381,9 @@ impl Shared {
                             head_since = now;
                             deadline = send_deadline;
                         } else {
-                            queued_bytes += job.payload.len();
+                            queued_bytes += bytes;
                         }
-                        inflight.push_back(Sent { job, id });
+                        inflight.push_back(Sent { job, id, bytes });
                     }
                     Err(CallError::TimedOut) if first => {
                         // Its own deadline passed while its request was being sent.
@@ -416,7 +423,7 @@ impl Shared {
                     head_since = now;
                     let next_cancelled = match inflight.front() {
                         Some(next) => {
-                            queued_bytes -= next.job.payload.len();
+                            queued_bytes -= next.bytes;
                             deadline = next.job.timeout.and_then(|t| now.checked_add(t));
                             !attach(&next.job, process)
                         }

@@ -87,11 +87,21 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
-    /// Argument bytes.
-    pub(crate) fn len(&self) -> usize {
+    /// Bytes of the request frame that sends it to run `task` (length prefix, fields and
+    /// framing included): what it occupies in the worker's socket until the worker reads it.
+    /// A chunk of small arguments is mostly framing (9 bytes an item), not argument bytes.
+    pub(crate) fn frame_len(&self, task: &str) -> usize {
+        // Prefix, tag, id, the task's name and its length.
+        let head = crate::wire::HEADER + 1 + 8 + 8 + task.len();
         match self {
-            Payload::One(arg) => arg.len(),
-            Payload::Chunk(args) => args.iter().flatten().map(|a| a.len()).sum(),
+            Payload::One(arg) => head + 8 + arg.len(),
+            Payload::Chunk(args) => {
+                head + 4
+                    + args
+                        .iter()
+                        .map(|a| 1 + a.as_ref().map_or(0, |a| 8 + a.len()))
+                        .sum::<usize>()
+            }
         }
     }
 
@@ -726,6 +736,39 @@ impl Killer {
                     let _ = rustix::process::kill_process(pid, signal);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_len_is_the_request_frames_length() {
+        let name = "some::task";
+        let arg = |n: usize| Bytes::new(vec![1; n]);
+        let payloads = [
+            Payload::One(arg(0)),
+            Payload::One(arg(100)),
+            Payload::One(arg(20_000)),
+            Payload::Chunk(vec![]),
+            Payload::Chunk(vec![Some(arg(0)), None, Some(arg(3)), Some(arg(17_000))]),
+        ];
+        for payload in &payloads {
+            let request = match payload {
+                Payload::One(arg) => Request::Run {
+                    id: 5,
+                    task: name.into(),
+                    arg: arg.clone(),
+                },
+                Payload::Chunk(args) => Request::RunChunk {
+                    id: 5,
+                    task: name.into(),
+                    args: args.clone(),
+                },
+            };
+            assert_eq!(payload.frame_len(name), request.frame().len());
         }
     }
 }
