@@ -206,6 +206,7 @@ impl Builder {
                 processes: Mutex::new(Slots::default()),
                 returned: Condvar::new(),
                 shut_down: AtomicBool::new(false),
+                killed: AtomicBool::new(false),
                 started: AtomicUsize::new(0),
                 backlog: Mutex::new(VecDeque::new()),
                 next_seq: AtomicU64::new(0),

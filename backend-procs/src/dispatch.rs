@@ -268,6 +268,9 @@ impl Shared {
                 }
                 continue;
             }
+            if self.fail_if_killed(&mut ready) {
+                continue;
+            }
             let mut tracked = match self.check_out() {
                 Ok(tracked) => tracked,
                 Err(e) => {
@@ -276,6 +279,13 @@ impl Shared {
                     continue;
                 }
             };
+            if self.killed.load(Ordering::SeqCst) {
+                // Killed while this thread checked a worker out (a worker it started was
+                // listed before this check, so the kill reached it).
+                self.discard(tracked);
+                self.fail_if_killed(&mut ready);
+                continue;
+            }
             let started = if tracked.process.has_exited() {
                 // Died while idle (the OOM killer's favourite): nothing was sent.
                 self.discard(tracked);
@@ -313,6 +323,20 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// After `kill_workers`/`terminate_workers`: fails the jobs taken from the backlog (sent
+    /// ahead to a worker that was killed, or about to be sent), which are running tasks, as the
+    /// one the worker ran failed; no worker is started for them. `false` if not killed.
+    fn fail_if_killed(&self, ready: &mut VecDeque<Job>) -> bool {
+        if !self.killed.load(Ordering::SeqCst) {
+            return false;
+        }
+        for job in ready.drain(..) {
+            let why = format!("the pool's workers were killed before {} ran", job.name);
+            job.finish(Err(FutureError::WorkerLost(why.into())));
+        }
+        true
     }
 
     /// Whether recent tasks were short enough to send jobs ahead.

@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) returned: Condvar,
     /// Set by `shutdown`: `apply` refuses new work.
     pub(crate) shut_down: AtomicBool,
+    /// Set by `kill_workers`/`terminate_workers`: a job taken from the backlog (running) is
+    /// failed instead of being sent to a worker started after the kill.
+    pub(crate) killed: AtomicBool,
     /// Processes started so far.
     pub(crate) started: AtomicUsize,
     /// Submitted tasks waiting for a manager thread ([`crate::dispatch`]).

@@ -470,8 +470,8 @@ impl ProcessPool {
     }
 
     /// Python 3.14's `terminate_workers()`: SIGTERM to every live worker, then shut down
-    /// without waiting and cancel what is queued. Running tasks fail with
-    /// [`FutureError::WorkerLost`].
+    /// without waiting and cancel what is queued. Running tasks (those sent ahead to a worker
+    /// included) fail with [`FutureError::WorkerLost`]; no worker is started after it.
     pub fn terminate_workers(&self) {
         self.signal_workers(Signal::TERM);
     }
@@ -483,6 +483,8 @@ impl ProcessPool {
     }
 
     fn signal_workers(&self, signal: Signal) {
+        // Before the signals: a manager thread that checks a worker out after them sees it.
+        self.shared.killed.store(true, Ordering::SeqCst);
         self.shared.cancel_backlog();
         self.threads
             .shutdown(Shutdown::new().wait(false).cancel_futures(true));
