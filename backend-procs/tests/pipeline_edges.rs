@@ -18,6 +18,16 @@ fn id(x: u64) -> u64 {
 
 fn unit(_: ()) {}
 
+fn pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+/// `n` bytes of text, one letter repeated (the letter depends on `n`).
+fn text_of(n: usize) -> String {
+    let c = char::from(b'a' + (n % 26) as u8);
+    std::iter::repeat_n(c, n).collect()
+}
+
 fn sleep_ms(ms: u64) -> u64 {
     thread::sleep(Duration::from_millis(ms));
     ms
@@ -30,7 +40,7 @@ fn hold(path: String) -> u8 {
     0
 }
 
-futurepool_procs::register!(id, unit, hold, sleep_ms);
+futurepool_procs::register!(id, unit, hold, sleep_ms, text_of, pid);
 
 /// Submits 200 no-op tasks and waits for them: the pool's moving average of task times drops
 /// well under the 1 ms below which jobs are sent ahead.
@@ -146,5 +156,66 @@ fn kill_workers_fails_the_tasks_sent_ahead_and_starts_no_worker() {
             started,
             "a worker was started after kill_workers"
         );
+    });
+}
+
+/// Replies whose frames end at, just before and just after the parent's 64 KiB read buffer
+/// (and twice that), each followed by small replies that arrive in the same reads, from a
+/// worker that was sent the requests ahead (several of them in one of its reads).
+#[test]
+fn replies_around_the_read_buffers_size_arrive_whole_and_in_place() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        // A reply frame is 8 (prefix) + 18 (tag, id, outcome tag, length) + the result, and a
+        // result of n < 2^21 bytes of text is its length as a 3-byte varint + the text: n + 29.
+        let read = 64 * 1024;
+        let lengths: Vec<usize> = (read - 29 - 24..read - 29 + 24)
+            .chain(2 * read - 29 - 8..2 * read - 29 + 8)
+            .chain([read - 29 - 8 - 1, 100, 0, 1])
+            .collect();
+        for _ in 0..2 {
+            let warm = warm_up_async(&pool);
+            let futures: Vec<_> = lengths
+                .iter()
+                .map(|&n| {
+                    (
+                        pool.submit(text_of, n).unwrap(),
+                        pool.submit(id, n as u64).unwrap(),
+                    )
+                })
+                .collect();
+            warm();
+            for (&n, (text, echo)) in lengths.iter().zip(&futures) {
+                assert_eq!(text.result().map(|t| t.as_str()), Ok(text_of(n).as_str()));
+                assert_eq!(echo.result(), Ok(&(n as u64)));
+            }
+        }
+        assert_eq!(pool.processes_started(), 1);
+    });
+}
+
+/// `max_tasks_per_child` holds while tasks are sent ahead: no worker runs more than its
+/// share, counted per pid, over single tasks and over map items sent one by one.
+#[test]
+fn max_tasks_per_child_holds_with_tasks_sent_ahead() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(2)
+            .max_tasks_per_child(std::num::NonZeroUsize::new(5).unwrap())
+            .build()
+            .unwrap();
+        let mut per_pid = std::collections::HashMap::<u32, usize>::new();
+        let pids: Vec<_> = (0..600).map(|i| pool.submit(pid, i).unwrap()).collect();
+        for f in &pids {
+            *per_pid.entry(*f.result().unwrap()).or_default() += 1;
+        }
+        for p in pool
+            .map(pid, 0..600, MapOptions::new().buffersize(64))
+            .unwrap()
+        {
+            *per_pid.entry(p.unwrap()).or_default() += 1;
+        }
+        assert_eq!(per_pid.values().sum::<usize>(), 1200);
+        assert!(per_pid.values().all(|&n| n <= 5), "{per_pid:?}");
     });
 }
