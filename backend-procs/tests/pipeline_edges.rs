@@ -18,6 +18,11 @@ fn id(x: u64) -> u64 {
 
 fn unit(_: ()) {}
 
+fn sleep_then_exit(ms: u64) -> u64 {
+    thread::sleep(Duration::from_millis(ms));
+    std::process::exit(3)
+}
+
 fn pid(_: u64) -> u32 {
     std::process::id()
 }
@@ -40,7 +45,7 @@ fn hold(path: String) -> u8 {
     0
 }
 
-futurepool_procs::register!(id, unit, hold, sleep_ms, text_of, pid);
+futurepool_procs::register!(id, unit, hold, sleep_ms, text_of, pid, sleep_then_exit);
 
 /// Submits 200 no-op tasks and waits for them: the pool's moving average of task times drops
 /// well under the 1 ms below which jobs are sent ahead.
@@ -217,5 +222,32 @@ fn max_tasks_per_child_holds_with_tasks_sent_ahead() {
         }
         assert_eq!(per_pid.values().sum::<usize>(), 1200);
         assert!(per_pid.values().all(|&n| n <= 5), "{per_pid:?}");
+    });
+}
+
+/// With `break_on_worker_death`, a worker's death breaks the pool: the tasks still queued fail
+/// `Broken` (CPython's `BrokenProcessPool`), including those another manager thread would have
+/// taken next for its own, healthy worker.
+#[test]
+fn break_on_worker_death_fails_the_queued_tasks_a_busy_manager_would_take() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(2)
+            .break_on_worker_death(true)
+            .build()
+            .unwrap();
+        let crash = pool.submit(sleep_then_exit, 300).unwrap();
+        // About 5 s of work for the other worker: the last of these has not started when the
+        // crash (at 300 ms) breaks the pool.
+        let queued: Vec<_> = (0..1000)
+            .map(|_| pool.submit(sleep_ms, 5).unwrap())
+            .collect();
+        assert!(matches!(crash.result(), Err(FutureError::WorkerLost(_))));
+        match queued.last().unwrap().result() {
+            Err(FutureError::Broken(why)) => {
+                assert!(why.contains("terminated abruptly"), "{why}")
+            }
+            other => panic!("a task queued when the pool broke ended {other:?}"),
+        }
     });
 }
