@@ -170,11 +170,12 @@ enum Fed {
     /// submits again finds the worker idle and this thread about to look for work.
     Idle { last: Option<(Job, Answer)> },
     /// The worker is gone (or was killed); `started` is false when it was found dead before
-    /// it received its first job. The job it was running fails with the error once the worker
-    /// has been reaped (so a future that says `WorkerLost` never names a worker still listed).
+    /// it received its first job. The job it was running (and, rarely, the one after it) fails
+    /// with the error once the worker has been reaped (so a future that says `WorkerLost` never
+    /// names a worker still listed).
     Lost {
         started: bool,
-        failed: Option<(Job, FutureError<Infallible>)>,
+        failed: Vec<(Job, FutureError<Infallible>)>,
     },
 }
 
@@ -301,7 +302,7 @@ impl Shared {
                     }
                     Fed::Lost { started, failed } => {
                         self.discard(tracked);
-                        if let Some((job, error)) = failed {
+                        for (job, error) in failed {
                             job.finish(Err(error));
                         }
                         started
@@ -413,7 +414,7 @@ impl Shared {
                         // Its own deadline passed while its request was being sent.
                         return Fed::Lost {
                             started: true,
-                            failed: Some((job, FutureError::TimedOut)),
+                            failed: vec![(job, FutureError::TimedOut)],
                         };
                     }
                     Err(e) => {
@@ -423,7 +424,7 @@ impl Shared {
                         if first {
                             return Fed::Lost {
                                 started: false,
-                                failed: None,
+                                failed: Vec::new(),
                             };
                         }
                         let head = inflight.pop_front().expect("a running job");
@@ -438,9 +439,23 @@ impl Shared {
                 Ok(answer) => {
                     let done = inflight.pop_front().expect("the head");
                     if detach(&done.job) {
-                        // A cancel raced the reply, and may have killed the worker.
+                        // A cancel raced the reply and killed the worker (this job's killer
+                        // was attached). A worker starts the request queued behind as soon as
+                        // it has answered, so the next job may have started: it fails rather
+                        // than run again on the next worker.
                         process.kill();
-                        return self.lose(done, inflight, ready, CallError::TimedOut);
+                        let next = inflight.pop_front();
+                        let mut fed = self.lose(done, inflight, ready, CallError::TimedOut);
+                        if let (Some(next), Fed::Lost { failed, .. }) = (next, &mut fed) {
+                            let why = format!(
+                                "worker (pid {}) was killed to cancel the task before {}, \
+                                 which it may have started",
+                                process.pid(),
+                                next.job.name
+                            );
+                            failed.push((next.job, FutureError::WorkerLost(why.into())));
+                        }
+                        return fed;
                     }
                     let now = Instant::now();
                     self.note_pace(now - head_since);
@@ -499,7 +514,7 @@ impl Shared {
         };
         Fed::Lost {
             started: true,
-            failed: Some((head.job, error)),
+            failed: vec![(head.job, error)],
         }
     }
 

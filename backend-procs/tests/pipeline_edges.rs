@@ -23,6 +23,20 @@ fn sleep_then_exit(ms: u64) -> u64 {
     std::process::exit(3)
 }
 
+/// Appends a line to the file `path` (one per run), then sleeps 200 ms.
+fn mark(path: String) -> u8 {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(b"run\n").unwrap();
+    drop(file);
+    thread::sleep(Duration::from_millis(200));
+    0
+}
+
 fn pid(_: u64) -> u32 {
     std::process::id()
 }
@@ -45,7 +59,16 @@ fn hold(path: String) -> u8 {
     0
 }
 
-futurepool_procs::register!(id, unit, hold, sleep_ms, text_of, pid, sleep_then_exit);
+futurepool_procs::register!(
+    id,
+    unit,
+    hold,
+    sleep_ms,
+    text_of,
+    pid,
+    sleep_then_exit,
+    mark
+);
 
 /// Submits 200 no-op tasks and waits for them: the pool's moving average of task times drops
 /// well under the 1 ms below which jobs are sent ahead.
@@ -248,6 +271,48 @@ fn break_on_worker_death_fails_the_queued_tasks_a_busy_manager_would_take() {
                 assert!(why.contains("terminated abruptly"), "{why}")
             }
             other => panic!("a task queued when the pool broke ended {other:?}"),
+        }
+    });
+}
+
+/// With `cancel_kills_running`, a cancel of a task that lands after the task's worker has
+/// answered it (and started the task sent ahead behind it) kills the worker while it runs the
+/// next task: that task has started, so it must not be run again on the next worker (it fails
+/// instead). The cancel is aimed at that moment: as soon as the next task has started. Not
+/// every round hits the window (the manager thread may read the reply first); 20 rounds do.
+#[test]
+fn a_late_cancel_does_not_run_the_next_task_twice() {
+    watchdog(Duration::from_secs(120), || {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .cancel_kills_running(true)
+            .build()
+            .unwrap();
+        for round in 0..20 {
+            let path = scratch(&format!("mark-{round}"));
+            let _ = fs::remove_file(&path);
+            let warm = warm_up_async(&pool);
+            let first = pool.submit(sleep_ms, 30).unwrap();
+            let next = pool
+                .submit(mark, path.to_string_lossy().into_owned())
+                .unwrap();
+            warm();
+            eventually("the next task to be sent ahead", || next.running());
+            while !path.exists() {
+                std::hint::spin_loop();
+            }
+            first.cancel();
+            let outcome = next.result().cloned();
+            let runs = fs::read_to_string(&path).unwrap().lines().count();
+            let _ = fs::remove_file(&path);
+            // Killed before it wrote its line, it ran 0 times as far as the file can tell.
+            match outcome {
+                Ok(0) => assert_eq!(runs, 1, "round {round}: the next task ran {runs} times"),
+                Err(FutureError::WorkerLost(_)) => {
+                    assert!(runs <= 1, "round {round}: the next task ran {runs} times")
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
         }
     });
 }
