@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futurepool_procs::{FutureError, MapOptions, ProcessPool};
+use futurepool_procs::{FutureError, MapOptions, ProcessPool, Shutdown};
 use futurepool_testkit::watchdog;
 
 futurepool_procs::test_worker!();
@@ -312,6 +312,50 @@ fn a_late_cancel_does_not_run_the_next_task_twice() {
                     assert!(runs <= 1, "round {round}: the next task ran {runs} times")
                 }
                 other => panic!("round {round}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// `shutdown(wait=false, cancel_futures=true)` (even rounds) or `kill_workers()` (odd rounds)
+/// while other threads submit and the manager threads are draining the backlog: every future
+/// handed out completes (ran, cancelled, or lost with its killed worker), none is left
+/// pending, whichever way each submit raced the shutdown.
+#[test]
+fn shutdown_or_kill_while_submitting_leaves_no_future_pending() {
+    watchdog(LIMIT, || {
+        for round in 0..10 {
+            let pool = ProcessPool::new(2).unwrap();
+            warm_up(&pool);
+            let futures = thread::scope(|s| {
+                let submitters: Vec<_> = (0..3)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut futures = Vec::new();
+                            while let Ok(f) = pool.submit(id, futures.len() as u64) {
+                                futures.push(f);
+                            }
+                            futures
+                        })
+                    })
+                    .collect();
+                thread::sleep(Duration::from_millis(20 + 5 * round));
+                if round % 2 == 0 {
+                    pool.shutdown(Shutdown::new().wait(false).cancel_futures(true));
+                } else {
+                    pool.kill_workers();
+                }
+                submitters
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            for f in &futures {
+                match f.result() {
+                    Ok(_) | Err(FutureError::Cancelled) => {}
+                    Err(FutureError::WorkerLost(_)) if round % 2 == 1 => {}
+                    other => panic!("round {round}: {other:?}"),
+                }
             }
         }
     });
