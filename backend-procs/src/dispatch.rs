@@ -141,6 +141,9 @@ pub(crate) struct Job {
     pub(crate) seq: u64,
     pub(crate) name: Cow<'static, str>,
     pub(crate) payload: Payload,
+    /// Bytes of its request frame ([`Payload::frame_len`]): whether it fits behind a running
+    /// job.
+    pub(crate) bytes: usize,
     pub(crate) timeout: Option<Duration>,
     /// With `cancel_kills_running`: how a cancel reaches the worker running the job. It is
     /// attached to the worker when the job becomes the one running there (a cancel of a job
@@ -195,21 +198,22 @@ fn detach(job: &Job) -> bool {
 impl Shared {
     /// The next job of the backlog that was not cancelled, marked running.
     fn take_job(&self) -> Option<Job> {
-        self.take_job_leaving(0)
+        self.take_job_leaving(0, usize::MAX)
     }
 
     /// [`take_job`](Self::take_job) for a worker that is busy: only while at least
     /// `max_workers - 1` jobs would be left for the other workers, so that a short queue is
-    /// spread over the workers instead of lining up on one.
-    fn take_job_ahead(&self) -> Option<Job> {
-        self.take_job_leaving(self.max_workers - 1)
+    /// spread over the workers instead of lining up on one, and only a job whose request is at
+    /// most `room` bytes (a larger one stays for a free worker, this one's included).
+    fn take_job_ahead(&self, room: usize) -> Option<Job> {
+        self.take_job_leaving(self.max_workers - 1, room)
     }
 
-    fn take_job_leaving(&self, leave: usize) -> Option<Job> {
+    fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Job> {
         loop {
             let job = {
                 let mut backlog = lock(&self.backlog);
-                if backlog.len() <= leave {
+                if backlog.len() <= leave || backlog.front()?.bytes > room {
                     return None;
                 }
                 backlog.pop_front()?
@@ -379,14 +383,16 @@ impl Shared {
                         Some(job) => job,
                         None => break,
                     },
-                    None => match self.take_job_ahead() {
+                    None => match self.take_job_ahead(PIPELINE_BYTES - queued_bytes) {
                         Some(job) => job,
                         None => break,
                     },
                 };
-                let bytes = job.payload.frame_len(&job.name);
+                let bytes = job.bytes;
                 if !first && queued_bytes + bytes > PIPELINE_BYTES {
-                    ready.push_front(job); // too large to queue now: waits for the worker
+                    // One put back after a worker was lost, too large to queue now: it waits
+                    // for this worker.
+                    ready.push_front(job);
                     break;
                 }
                 if first && !attach(&job, process) {

@@ -291,10 +291,12 @@ impl ProcessPool {
             cell
         });
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let bytes = payload.frame_len(&name);
         lock(&shared.backlog).push_back(Job {
             seq,
             name,
             payload,
+            bytes,
             timeout,
             stop,
             done: done(promise),

@@ -37,6 +37,10 @@ fn mark(path: String) -> u8 {
     0
 }
 
+fn len_of(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
 fn pid(_: u64) -> u32 {
     std::process::id()
 }
@@ -67,7 +71,8 @@ futurepool_procs::register!(
     text_of,
     pid,
     sleep_then_exit,
-    mark
+    mark,
+    len_of
 );
 
 /// Submits 200 no-op tasks and waits for them: the pool's moving average of task times drops
@@ -358,5 +363,43 @@ fn shutdown_or_kill_while_submitting_leaves_no_future_pending() {
                 }
             }
         }
+    });
+}
+
+/// A task too large to be sent ahead to a busy worker stays in the queue for a worker that is
+/// free, instead of being taken (and marked running) by the busy one and held until its long
+/// task ends while the other worker idles.
+#[test]
+fn a_large_task_waits_for_a_free_worker_not_behind_a_long_one() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        warm_up(&pool);
+        let flag = scratch("hold-large");
+        let _ = fs::remove_file(&flag);
+        thread::scope(|s| {
+            // One worker held by `apply` (1.5 s), the other by a 2.5 s task: the manager thread
+            // that takes `long` waits for the first; when it gets it, `large` and the short
+            // tasks are queued, and the other manager thread is busy until 2.5 s.
+            let held = s.spawn(|| pool.apply(hold, flag.to_string_lossy().into_owned()));
+            wait_for_file(&flag);
+            let medium = pool.submit(sleep_ms, 2500).unwrap();
+            eventually("the 2.5 s task to start", || medium.running());
+            let long = pool.submit(sleep_ms, 20_000).unwrap();
+            let large = pool.submit(len_of, vec![1u8; 200_000]).unwrap();
+            let short: Vec<_> = (0..4).map(|i| pool.submit(id, i).unwrap()).collect();
+            assert_eq!(held.join().unwrap(), Ok(0));
+            assert_eq!(medium.result(), Ok(&2500));
+            for (i, f) in short.iter().enumerate() {
+                assert_eq!(f.result(), Ok(&(i as u64)));
+            }
+            assert_eq!(large.result(), Ok(&200_000));
+            assert!(
+                !long.done(),
+                "the large task waited for the 20 s one while the other worker was free"
+            );
+            pool.kill_workers(); // no 20 s wait in the drop
+            assert!(matches!(long.result(), Err(FutureError::WorkerLost(_))));
+        });
+        let _ = fs::remove_file(&flag);
     });
 }
