@@ -776,4 +776,99 @@ mod tests {
         not_utf8.extend_from_slice(&1u32.to_le_bytes());
         assert!(Reply::decode(not_utf8).is_err());
     }
+
+    /// Frames of `lengths` (bodies of distinct bytes) cut out of one stream by `reader`, the
+    /// stream delivered in reads of the sizes `pattern` cycles through (a read also stops at
+    /// the end of the buffer it is given, never empty).
+    fn cut(reader: &mut FrameReader, lengths: &[usize], pattern: &[usize]) {
+        let bodies: Vec<Vec<u8>> = lengths
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| (i * 31 + k * 7) as u8).collect())
+            .collect();
+        let mut stream = Vec::new();
+        for body in &bodies {
+            stream.extend_from_slice(&(body.len() as u64).to_le_bytes());
+            stream.extend_from_slice(body);
+        }
+        let mut at = 0;
+        let mut step = 0;
+        for (k, want) in bodies.iter().enumerate() {
+            let got = loop {
+                let read = reader.read_once(|buf| {
+                    assert!(!buf.is_empty(), "a read into an empty buffer");
+                    let n = pattern[step % pattern.len()]
+                        .min(buf.len())
+                        .min(stream.len() - at);
+                    step += 1;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    buf[..n].copy_from_slice(&stream[at..at + n]);
+                    at += n;
+                    Ok(Some(n))
+                });
+                match read.unwrap() {
+                    Some(body) => break body,
+                    None => assert!(
+                        at < stream.len(),
+                        "stuck before frame {k} ({} bytes) with the whole stream read",
+                        want.len()
+                    ),
+                }
+            };
+            assert_eq!(got.len(), want.len(), "frame {k}");
+            assert!(got == *want, "frame {k}: wrong bytes");
+        }
+        assert_eq!(at, stream.len(), "bytes left unread");
+        assert!(reader.buffered().unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_around_the_read_buffers_size_are_cut_whole_from_any_reads() {
+        let r = READ_AHEAD;
+        let lengths = [
+            0,
+            1,
+            7,
+            r - HEADER - 1,
+            r - HEADER,
+            3,
+            r - HEADER + 1,
+            r,
+            r + 1,
+            0,
+            2 * r,
+            5,
+            300_000,
+            2,
+            r - 2 * HEADER,
+            HEADER,
+            r - HEADER,
+        ];
+        let patterns: [&[usize]; 6] = [
+            &[usize::MAX],
+            &[1],
+            &[7, 8, 9],
+            &[r - 1, r + 1, 3],
+            &[HEADER, r - HEADER, 1, 100_000],
+            &[5, 0, 65_000, 0, 17],
+        ];
+        for pattern in patterns {
+            cut(&mut FrameReader::untrusted(1 << 20), &lengths, pattern);
+            cut(&mut FrameReader::trusted(), &lengths, pattern);
+        }
+    }
+
+    #[test]
+    fn a_frame_over_max_message_size_is_refused_before_its_body() {
+        let mut reader = FrameReader::untrusted(1000);
+        let mut stream = 1001u64.to_le_bytes().to_vec();
+        stream.extend_from_slice(&[0; 16]);
+        let read = reader.read_once(|buf| {
+            buf[..stream.len()].copy_from_slice(&stream);
+            Ok(Some(stream.len()))
+        });
+        assert!(matches!(read, Err(ReadError::Protocol(_))), "{read:?}");
+    }
 }
