@@ -509,6 +509,12 @@ impl Shared {
         if ready.is_empty() {
             return;
         }
+        // Grouped by client (and its options): the start script takes each client's keys
+        // and options once.
+        let (groups, ready) = group_by(ready, |(_, msg, _)| {
+            (msg.client.clone(), msg.max_attempts, msg.reply_ttl_ms)
+        });
+        let (low, high) = id_range(ready.iter().map(|(entry, _, _)| entry.as_str()));
         let keys = &self.keys;
         let results = link.run_retrying(
             Some(Instant::now() + self.lease),
@@ -519,26 +525,29 @@ impl Shared {
                 for (_, msg, _) in &ready {
                     start.key(keys.cancel(&msg.task));
                 }
-                for (_, msg, _) in &ready {
-                    start.key(keys.reply(&msg.client));
+                for ((client, _, _), _) in &groups {
+                    start.key(keys.reply(client)).key(keys.client(client));
                 }
-                for (_, msg, _) in &ready {
-                    start.key(keys.client(&msg.client));
+                start
+                    .arg(&self.name)
+                    .arg(ready.len())
+                    .arg(groups.len())
+                    .arg(&low)
+                    .arg(&high);
+                for ((_, attempts, ttl), count) in &groups {
+                    start.arg(*count).arg(*attempts).arg(*ttl);
                 }
-                start.arg(&self.name).arg(ready.len());
                 for (entry, msg, _) in &ready {
-                    start
-                        .arg(entry)
-                        .arg(&msg.task)
-                        .arg(msg.max_attempts)
-                        .arg(msg.seq)
-                        .arg(msg.reply_ttl_ms);
+                    start.arg(entry).arg(&msg.task).arg(msg.seq);
                 }
-                start.invoke::<Vec<(i64, u32)>>(c)
+                start.invoke::<Vec<i64>>(c)
             },
         );
         let results: Vec<(i64, u32)> = match results {
-            Ok(results) => results,
+            Ok(results) => results
+                .into_iter()
+                .map(|r| (r & 3, u32::try_from(r >> 2).unwrap_or(u32::MAX)))
+                .collect(),
             Err(e) => {
                 // Left pending: reclaimed after the lease by whichever agent is alive then.
                 log::warn!(
@@ -842,14 +851,9 @@ impl Shared {
                 (i, msg)
             })
             .collect();
-        let blobs: Vec<String> = batch
+        let blobs: Vec<&str> = batch
             .iter()
-            .map(|report| {
-                report
-                    .arg_blob
-                    .clone()
-                    .unwrap_or_else(|| keys.blob(&report.task, "arg"))
-            })
+            .filter_map(|report| report.arg_blob.as_deref())
             .collect();
         let sent = link.run_retrying(
             None,
@@ -857,21 +861,23 @@ impl Shared {
             |c| {
                 let mut finish = scripts::finish().key(keys.tasks());
                 finish.key(keys.running());
+                for (i, _) in &messages {
+                    let client = &batch[*i].client;
+                    finish.key(keys.reply(client)).key(keys.client(client));
+                }
                 for blob in &blobs {
-                    finish.key(blob);
+                    finish.key(*blob);
                 }
-                for (i, _) in &messages {
-                    finish.key(keys.reply(&batch[*i].client));
-                }
-                for (i, _) in &messages {
-                    finish.key(keys.client(&batch[*i].client));
-                }
-                finish.arg(&self.name).arg(batch.len()).arg(messages.len());
-                for report in &batch {
-                    finish.arg(&report.entry).arg(&report.task);
-                }
+                finish
+                    .arg(&self.name)
+                    .arg(batch.len())
+                    .arg(messages.len())
+                    .arg(blobs.len());
                 for (i, msg) in &messages {
                     finish.arg(msg).arg(batch[*i].reply_ttl_ms);
+                }
+                for report in &batch {
+                    finish.arg(&report.entry).arg(&report.task);
                 }
                 finish.invoke::<()>(c)
             },
@@ -977,6 +983,52 @@ fn refusal(msg: &TaskMsg, ours: Option<Signature>, agent: &str) -> Option<String
     }
 }
 
+/// `items` reordered so that those with the same key are together (groups in order of first
+/// appearance, items in their order within a group), and each group's key and size.
+fn group_by<T, K: PartialEq>(items: Vec<T>, key: impl Fn(&T) -> K) -> (Vec<(K, usize)>, Vec<T>) {
+    let mut groups: Vec<(K, usize)> = Vec::new();
+    let mut tagged: Vec<(usize, T)> = items
+        .into_iter()
+        .map(|item| {
+            let k = key(&item);
+            let g = match groups.iter().position(|(other, _)| *other == k) {
+                Some(g) => g,
+                None => {
+                    groups.push((k, 0));
+                    groups.len() - 1
+                }
+            };
+            groups[g].1 += 1;
+            (g, item)
+        })
+        .collect();
+    tagged.sort_by_key(|(g, _)| *g);
+    (groups, tagged.into_iter().map(|(_, item)| item).collect())
+}
+
+/// The lowest and highest of some stream entry ids (`ms-seq`), for a range command; the whole
+/// stream (`-`, `+`) if one does not parse.
+fn id_range<'a>(ids: impl Iterator<Item = &'a str>) -> (String, String) {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+    };
+    let mut range: Option<((u64, u64), (u64, u64))> = None;
+    for id in ids {
+        let Some(id) = parse(id) else {
+            return ("-".into(), "+".into());
+        };
+        range = Some(match range {
+            None => (id, id),
+            Some((low, high)) => (low.min(id), high.max(id)),
+        });
+    }
+    match range {
+        Some(((a, b), (c, d))) => (format!("{a}-{b}"), format!("{c}-{d}")),
+        None => ("-".into(), "+".into()),
+    }
+}
+
 /// How many tasks per slot an agent claims while its items took `recent_us` on average.
 fn claim_depth(recent_us: u64) -> usize {
     (HOLD.as_micros() as u64 / recent_us.max(1)).clamp(1, MAX_DEPTH) as usize
@@ -1036,6 +1088,36 @@ mod tests {
             delivery: false,
             chunk: false,
         }
+    }
+
+    #[test]
+    fn group_by_keeps_the_order_within_each_group() {
+        let items = vec![("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)];
+        let (groups, items) = group_by(items, |(k, _)| *k);
+        assert_eq!(groups, vec![("a", 3), ("b", 2), ("c", 1)]);
+        assert_eq!(
+            items,
+            vec![("a", 1), ("a", 3), ("a", 6), ("b", 2), ("b", 5), ("c", 4)]
+        );
+        let (groups, items) = group_by(Vec::<(&str, u8)>::new(), |(k, _)| *k);
+        assert!(groups.is_empty() && items.is_empty());
+    }
+
+    #[test]
+    fn id_range_spans_the_entries_in_stream_order() {
+        let ids = ["1700000000123-2", "1700000000099-7", "1700000000123-10"];
+        assert_eq!(
+            id_range(ids.into_iter()),
+            (
+                "1700000000099-7".to_string(),
+                "1700000000123-10".to_string()
+            )
+        );
+        assert_eq!(
+            id_range(["5-0", "x"].into_iter()),
+            ("-".to_string(), "+".to_string())
+        );
+        assert_eq!(id_range([].into_iter()), ("-".to_string(), "+".to_string()));
     }
 
     #[test]

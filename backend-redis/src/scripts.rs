@@ -7,105 +7,109 @@ use std::sync::OnceLock;
 use redis::Script;
 
 /// Starts a batch of delivered tasks, each unless it was cancelled or is no longer this
-/// agent's: one call for all the entries one read delivered (each redis.call inside costs
-/// far less than a script call of its own).
+/// agent's: one call for all the entries one read delivered (each redis.call inside, and each
+/// argument, costs far less than a script call of its own). The tasks come grouped by client.
 ///
-/// KEYS: tasks stream, running hash, then for each of the n tasks its cancel key, then each
-/// one's client reply stream, then each one's client key.
-/// ARGV: agent, n, then for each task: entry id, task id, max attempts, seq, reply TTL (ms).
-/// One reply entry per client lists the tasks started (field `s`: their seqs, comma-separated),
+/// KEYS: tasks stream, running hash, then each task's cancel key, then for each group its
+/// client's reply stream and client key.
+/// ARGV: agent, n tasks, m groups, lowest and highest entry id, then for each group: its
+/// number of tasks, max attempts, reply TTL (ms); then for each task: entry id, task id, seq.
+/// One reply entry per group lists the tasks started (field `s`: their seqs, comma-separated),
 /// written only while the client lives.
-/// Returns, per task, `{0, 0}` skip (cancelled, or claimed by another agent), `{1, n}` run
-/// attempt `n`, `{2, n}` fail: delivered `n` times, more than max attempts.
+/// Returns, per task, `code + 4 × attempt`: code 0 skip (cancelled, or claimed by another
+/// agent), 1 run attempt `attempt`, 2 fail: delivered `attempt` times, more than max attempts.
 const START: &str = r"
 local agent = ARGV[1]
-local n = tonumber(ARGV[2])
+local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
 local owned = {}
-local p = redis.pcall('XPENDING', KEYS[1], 'agents', '-', '+', 1000000000, agent)
+local p = redis.pcall('XPENDING', KEYS[1], 'agents', ARGV[4], ARGV[5], n + 10000, agent)
 if type(p) == 'table' then
   for _, e in ipairs(p) do
-    owned[e[1]] = tonumber(e[4])
+    owned[e[1]] = e[4]
   end
 end
 local cancelled = 0
 for i = 1, n, 500 do
   cancelled = cancelled + redis.call('EXISTS', unpack(KEYS, 2 + i, 2 + math.min(i + 499, n)))
 end
-local results = {}
-local running = {}
-local started = {}
-local clients = {}
-for i = 1, n do
-  local a = 2 + (i - 1) * 5
-  local entry, task = ARGV[a + 1], ARGV[a + 2]
-  local attempt = owned[entry]
-  if cancelled > 0 and redis.call('EXISTS', KEYS[2 + i]) == 1 then
-    redis.call('DEL', KEYS[2 + i])
-    redis.call('XACK', KEYS[1], 'agents', entry)
-    redis.call('XDEL', KEYS[1], entry)
-    results[i] = {0, 0}
-  elseif not attempt then
-    results[i] = {0, 0}
-  elseif attempt > tonumber(ARGV[a + 3]) then
-    results[i] = {2, attempt}
-  else
-    running[#running + 1] = task
-    running[#running + 1] = agent
-    local reply = KEYS[2 + n + i]
-    if not started[reply] then
-      started[reply] = {}
-      clients[#clients + 1] = {reply, KEYS[2 + 2 * n + i], ARGV[a + 5]}
+local results, running = {}, {}
+local t = 0
+local first = 5 + 3 * m
+for g = 1, m do
+  local count, max_attempts = tonumber(ARGV[3 + 3 * g]), tonumber(ARGV[4 + 3 * g])
+  local started = {}
+  for _ = 1, count do
+    t = t + 1
+    local a = first + 3 * (t - 1)
+    local entry = ARGV[a + 1]
+    local attempt = owned[entry]
+    if cancelled > 0 and redis.call('EXISTS', KEYS[2 + t]) == 1 then
+      redis.call('DEL', KEYS[2 + t])
+      redis.call('XACK', KEYS[1], 'agents', entry)
+      redis.call('XDEL', KEYS[1], entry)
+      results[t] = 0
+    elseif not attempt then
+      results[t] = 0
+    elseif attempt > max_attempts then
+      results[t] = 2 + 4 * attempt
+    else
+      running[#running + 1] = ARGV[a + 2]
+      running[#running + 1] = agent
+      started[#started + 1] = ARGV[a + 3]
+      results[t] = 1 + 4 * attempt
     end
-    table.insert(started[reply], ARGV[a + 4])
-    results[i] = {1, attempt}
+  end
+  if #started > 0 and redis.call('EXISTS', KEYS[2 + n + 2 * g]) == 1 then
+    local reply = KEYS[1 + n + 2 * g]
+    redis.call('XADD', reply, '*', 's', table.concat(started, ','))
+    redis.call('PEXPIRE', reply, ARGV[5 + 3 * g])
   end
 end
 for i = 1, #running, 1000 do
   redis.call('HSET', KEYS[2], unpack(running, i, math.min(i + 999, #running)))
-end
-for _, c in ipairs(clients) do
-  if redis.call('EXISTS', c[2]) == 1 then
-    redis.call('XADD', c[1], '*', 's', table.concat(started[c[1]], ','))
-    redis.call('PEXPIRE', c[1], c[3])
-  end
 end
 return results
 ";
 
 /// Reports a batch of outcomes and removes their tasks: one call for a batch of the replier.
 ///
-/// KEYS: tasks stream, running hash, then for each of the n tasks its argument blob key, then
-/// for each of the m reply messages its client reply stream, then its client key.
-/// ARGV: agent, n, m, then for each task: entry id, task id; then for each message: the
-/// message (the `Done`s of tasks of that client), reply TTL (ms).
+/// KEYS: tasks stream, running hash, then for each of the m reply messages its client's reply
+/// stream and client key, then the b argument blob keys (of the tasks whose argument was
+/// stored out of the stream).
+/// ARGV: agent, n tasks, m, b, then for each message: the message (the `Done`s of tasks of one
+/// client), reply TTL (ms); then for each task: entry id, task id.
 /// A reply is written only while its client lives (a duplicate after its pool is done, or a
 /// reply to a client gone longer than the reply TTL, leaves no key behind). A task's running
 /// record is removed only if it is still this agent's.
 const FINISH: &str = r"
 local agent = ARGV[1]
-local n = tonumber(ARGV[2])
-local m = tonumber(ARGV[3])
-local msg = 3 + 2 * n
+local n, m, b = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 for j = 1, m do
-  if redis.call('EXISTS', KEYS[2 + n + m + j]) == 1 then
-    local reply = KEYS[2 + n + j]
-    redis.call('XADD', reply, '*', 'm', ARGV[msg + 2 * j - 1])
-    redis.call('PEXPIRE', reply, ARGV[msg + 2 * j])
+  if redis.call('EXISTS', KEYS[2 + 2 * j]) == 1 then
+    local reply = KEYS[1 + 2 * j]
+    redis.call('XADD', reply, '*', 'm', ARGV[3 + 2 * j])
+    redis.call('PEXPIRE', reply, ARGV[4 + 2 * j])
   end
 end
-local entries = {}
+local first = 4 + 2 * m
+local entries, mine = {}, {}
 for i = 1, n do
-  local task = ARGV[3 + 2 * i]
-  entries[i] = ARGV[2 + 2 * i]
+  local task = ARGV[first + 2 * i]
+  entries[i] = ARGV[first + 2 * i - 1]
   if redis.call('HGET', KEYS[2], task) == agent then
-    redis.call('HDEL', KEYS[2], task)
+    mine[#mine + 1] = task
   end
+end
+for i = 1, #mine, 500 do
+  redis.call('HDEL', KEYS[2], unpack(mine, i, math.min(i + 499, #mine)))
 end
 for i = 1, n, 500 do
   local last = math.min(i + 499, n)
   redis.pcall('XACK', KEYS[1], 'agents', unpack(entries, i, last))
   redis.call('XDEL', KEYS[1], unpack(entries, i, last))
-  redis.call('DEL', unpack(KEYS, 2 + i, 2 + last))
+end
+for i = 1, b, 500 do
+  redis.call('DEL', unpack(KEYS, 2 + 2 * m + i, 2 + 2 * m + math.min(i + 499, b)))
 end
 return 1
 ";

@@ -225,6 +225,49 @@ fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
 }
 
 #[test]
+fn clients_sharing_agents_each_get_their_own_results() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(2, &server.url(), "shared", 2, LEASE);
+        // Three clients, two with other options: an agent's batches mix them (the start and
+        // finish scripts group tasks by client).
+        let pools: Vec<RedisPool> = [3, 3, 5]
+            .into_iter()
+            .map(|attempts| {
+                RedisPool::builder(server.url())
+                    .queue("shared")
+                    .max_attempts(attempts)
+                    .connect()
+                    .unwrap()
+            })
+            .collect();
+        let futures: Vec<Vec<_>> = {
+            let mut futures = vec![Vec::new(), Vec::new(), Vec::new()];
+            for i in 0..600u64 {
+                let p = (i % 3) as usize;
+                futures[p].push((i, pools[p].submit(square, i).unwrap()));
+            }
+            futures
+        };
+        for (p, futures) in futures.iter().enumerate() {
+            for (i, f) in futures {
+                assert_eq!(f.result(), Ok(&(i * i)), "client {p}, task {i}");
+            }
+        }
+        for pool in &pools {
+            pool.shutdown(Shutdown::default());
+        }
+        drop(pools);
+        assert_eq!(leftovers(&server, "shared"), Vec::<String>::new());
+        let len: usize = redis::cmd("XLEN")
+            .arg("fp:{shared}:tasks")
+            .query(&mut server.conn())
+            .unwrap();
+        assert_eq!(len, 0, "finished tasks leave the stream");
+    });
+}
+
+#[test]
 fn values_errors_and_panics_come_back_typed() {
     watchdog(LIMIT, || {
         let server = Server::start();
