@@ -25,11 +25,12 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futurepool_core::{FutureError, Outcome, Promise};
+use futurepool_core::{FutureError, Outcome, Panic, Promise};
 
 use crate::cancel::StopCell;
 use crate::manager::codec_error;
@@ -83,11 +84,19 @@ where
 
     fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>) {
         let outcome = match answer.and_then(one) {
-            Ok(bytes) => (self.decode)(bytes),
+            Ok(bytes) => contained(|| (self.decode)(bytes)),
             Err(e) => Err(e.map_raised(|never| match never {})),
         };
         let _ = self.promise.set_outcome(outcome);
     }
+}
+
+/// Runs the decoding of a result into the caller's type, whose `Deserialize` may be the user's
+/// own: a panic in it fails this one future (`Panicked`) instead of unwinding through the
+/// manager thread, which holds a worker (its slot would be lost) and the jobs sent to it.
+fn contained<T, E>(decode: impl FnOnce() -> Outcome<T, E>) -> Outcome<T, E> {
+    panic::catch_unwind(AssertUnwindSafe(decode))
+        .unwrap_or_else(|payload| Err(FutureError::Panicked(Panic::from_payload(payload))))
 }
 
 /// A single call's encoded return value, or why there is none.
@@ -126,7 +135,9 @@ where
                         return Err(e);
                     }
                     let bytes = decode_outcome(outcome)?;
-                    crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+                    contained(|| {
+                        crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+                    })
                 })
                 .collect()),
             Ok(Answer::One(_)) => unreachable!("a chunk is answered with a chunk of outcomes"),

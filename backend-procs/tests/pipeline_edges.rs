@@ -37,6 +37,27 @@ fn mark(path: String) -> u8 {
     0
 }
 
+/// A result whose `Deserialize` panics in the parent (a user's hand-written impl that
+/// unwraps).
+#[derive(Debug)]
+struct Touchy;
+
+impl serde::Serialize for Touchy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(7)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Touchy, D::Error> {
+        panic!("Touchy does not deserialize")
+    }
+}
+
+fn touchy(_: u64) -> Touchy {
+    Touchy
+}
+
 fn len_of(bytes: Vec<u8>) -> usize {
     bytes.len()
 }
@@ -72,7 +93,8 @@ futurepool_procs::register!(
     pid,
     sleep_then_exit,
     mark,
-    len_of
+    len_of,
+    touchy
 );
 
 /// Submits 200 no-op tasks and waits for them: the pool's moving average of task times drops
@@ -401,5 +423,42 @@ fn a_large_task_waits_for_a_free_worker_not_behind_a_long_one() {
             assert!(matches!(long.result(), Err(FutureError::WorkerLost(_))));
         });
         let _ = fs::remove_file(&flag);
+    });
+}
+
+/// A result whose decoding panics in the parent fails its own future (`Panicked`, as before
+/// tasks were sent ahead, when the decoding ran in the thread pool's task) and nothing else:
+/// the tasks sent ahead behind it still complete, and the pool's one worker slot is not lost
+/// (a later task would wait for it for ever).
+#[test]
+fn a_result_that_panics_while_decoding_fails_only_its_future() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let warm = warm_up_async(&pool);
+        let bad = pool.submit(touchy, 0).unwrap();
+        let behind: Vec<_> = (0..3).map(|i| pool.submit(id, i).unwrap()).collect();
+        warm();
+        assert!(
+            matches!(bad.result(), Err(FutureError::Panicked(_))),
+            "{:?}",
+            bad.result()
+        );
+        for (i, f) in behind.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64)));
+        }
+        assert_eq!(pool.submit(id, 9).unwrap().result(), Ok(&9));
+        // In a map's chunk: each item fails alike, the pool goes on.
+        let items: Vec<_> = pool
+            .map(touchy, 0..6, MapOptions::new().chunksize(3))
+            .unwrap()
+            .collect();
+        assert_eq!(items.len(), 6);
+        assert!(
+            items
+                .iter()
+                .all(|o| matches!(o, Err(FutureError::Panicked(_)))),
+            "{items:?}"
+        );
+        assert_eq!(pool.submit(id, 10).unwrap().result(), Ok(&10));
     });
 }
