@@ -459,17 +459,18 @@ impl WorkerProcess {
 
     /// Waits until the socket is ready for `interest`, the process ends, or the deadline.
     /// With no interest, waits for the process to end (or the deadline).
+    ///
+    /// Past the deadline the socket is still looked at once: a reply that is already there
+    /// (the manager thread was busy elsewhere, e.g. completing the task before, while the
+    /// worker answered) is read rather than the worker killed.
     fn wait(&mut self, interest: Option<PollFlags>, deadline: Option<Instant>) -> Result<(), Stop> {
         loop {
-            let left = match deadline {
+            let (left, last_look) = match deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Stop::Deadline);
-                    }
-                    Some(left)
+                    (Some(left), left.is_zero())
                 }
-                None => None,
+                None => (None, false),
             };
             let left = match (&self.pidfd, left) {
                 (None, Some(l)) => Some(l.min(TICK)),
@@ -499,6 +500,9 @@ impl WorkerProcess {
             };
             if ready {
                 return Ok(());
+            }
+            if last_look {
+                return Err(Stop::Deadline);
             }
             if exited || (self.pidfd.is_none() && self.try_reap()) {
                 self.reap();

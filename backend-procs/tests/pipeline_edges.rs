@@ -462,3 +462,35 @@ fn a_result_that_panics_while_decoding_fails_only_its_future() {
         assert_eq!(pool.submit(id, 10).unwrap().result(), Ok(&10));
     });
 }
+
+/// A task sent ahead finishes well within its timeout while the manager thread runs a slow
+/// done-callback of the task before it: its reply waits in the socket. It is delivered (not
+/// `TimedOut` with its worker killed), and the task after it, which the worker started as soon
+/// as it had answered, runs once.
+#[test]
+fn a_slow_callback_does_not_time_out_the_task_answered_meanwhile() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .task_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let path = scratch("after-slow-callback");
+        let _ = fs::remove_file(&path);
+        let warm = warm_up_async(&pool);
+        let first = pool.submit(id, 1).unwrap();
+        first.add_done_callback(|_| thread::sleep(Duration::from_millis(1500)));
+        let second = pool.submit(sleep_ms, 20).unwrap();
+        let third = pool
+            .submit(mark, path.to_string_lossy().into_owned())
+            .unwrap();
+        warm();
+        assert_eq!(first.result(), Ok(&1));
+        assert_eq!(second.result(), Ok(&20));
+        assert_eq!(third.result(), Ok(&0));
+        let runs = fs::read_to_string(&path).unwrap().lines().count();
+        let _ = fs::remove_file(&path);
+        assert_eq!(runs, 1, "the third task ran {runs} times");
+        assert_eq!(pool.processes_started(), 1);
+    });
+}
