@@ -33,6 +33,7 @@ pub struct Builder {
     task_timeout: Option<Duration>,
     break_on_worker_death: bool,
     cancel_kills_running: bool,
+    send_ahead: usize,
     max_message_size: u64,
 }
 
@@ -53,6 +54,7 @@ impl fmt::Debug for Builder {
             .field("task_timeout", &self.task_timeout)
             .field("break_on_worker_death", &self.break_on_worker_death)
             .field("cancel_kills_running", &self.cancel_kills_running)
+            .field("send_ahead", &self.send_ahead)
             .finish()
     }
 }
@@ -93,6 +95,7 @@ impl Builder {
             task_timeout: None,
             break_on_worker_death: false,
             cancel_kills_running: false,
+            send_ahead: crate::dispatch::PIPELINE_DEPTH - 1,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
@@ -156,6 +159,18 @@ impl Builder {
         self
     }
 
+    /// How many tasks a worker may have queued behind its running one (default 7), while the
+    /// pool's recent tasks took under 1 ms on average: the worker finds its next request
+    /// waiting, and a batch of replies costs one wake-up (submit-all of no-op tasks about 3×
+    /// faster here). A task sent ahead is running (as in CPython's call queue) and waits for
+    /// *its* worker: a long task among short ones holds those queued behind it even if another
+    /// worker is idle. `0` sends one task per worker at a time; for tasks of very uneven
+    /// lengths, or when every task must start on the first free worker.
+    pub fn send_ahead(mut self, tasks: usize) -> Builder {
+        self.send_ahead = tasks;
+        self
+    }
+
     /// The largest message a worker may send (a result, or a chunk's results), in bytes;
     /// default 4 GiB. A worker that announces a larger one is killed and its task fails with
     /// [`FutureError::WorkerLost`] saying so; the parent never allocates for it. An argument
@@ -199,6 +214,7 @@ impl Builder {
                 task_timeout: self.task_timeout,
                 break_on_worker_death: self.break_on_worker_death,
                 cancel_kills_running: self.cancel_kills_running,
+                pipeline_depth: self.send_ahead.saturating_add(1),
                 max_message_size: self.max_message_size,
                 broken: Mutex::new(None),
                 live: Arc::new(Mutex::new(HashMap::new())),

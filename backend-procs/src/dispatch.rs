@@ -4,7 +4,7 @@
 //! the internal thread pool.
 //! A manager thread running a token serves the backlog until it is empty: it checks a worker
 //! process out and sends it jobs, and while recent tasks have been short it keeps up to
-//! [`PIPELINE_DEPTH`] of them on the worker at once (at most [`PIPELINE_BYTES`] of requests
+//! [`PIPELINE_DEPTH`] of them (`Builder::send_ahead` + 1) on the worker at once (at most [`PIPELINE_BYTES`] of requests
 //! queued behind the running one; never the last jobs of the backlog that other workers could
 //! start at once). The worker finds its next request already in its socket
 //! when it finishes one, so neither side sleeps between short tasks: the system calls and
@@ -39,7 +39,8 @@ use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
 use serde::de::DeserializeOwned;
 
-/// The most jobs on one worker at once (one running, the others waiting in its socket).
+/// The most jobs on one worker at once by default (one running, the others waiting in its
+/// socket): `Builder::send_ahead`'s default + 1.
 pub(crate) const PIPELINE_DEPTH: usize = 8;
 
 /// The most request bytes (whole frames, framing included) queued on a worker behind its
@@ -383,7 +384,11 @@ impl Shared {
         loop {
             // Hand the worker more while there is room.
             loop {
-                let depth = if self.pipelining() { PIPELINE_DEPTH } else { 1 };
+                let depth = if self.pipelining() {
+                    self.pipeline_depth
+                } else {
+                    1
+                };
                 if room == 0 || inflight.len() >= depth || queued_bytes >= PIPELINE_BYTES {
                     break;
                 }

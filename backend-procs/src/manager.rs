@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) break_on_worker_death: bool,
     pub(crate) cancel_kills_running: bool,
+    /// The most jobs on one worker at once while tasks are short (`Builder::send_ahead` + 1).
+    pub(crate) pipeline_depth: usize,
     pub(crate) max_message_size: u64,
     pub(crate) broken: Mutex<Option<Arc<str>>>,
     /// Every live worker (idle or busy), by pid, with a way to signal it.

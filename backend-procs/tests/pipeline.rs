@@ -215,3 +215,25 @@ fn map_without_chunks_sends_items_ahead_and_a_crash_fails_only_its_item() {
         assert_eq!(pool.processes_started(), 2);
     });
 }
+
+#[test]
+fn send_ahead_zero_keeps_short_tasks_off_a_worker_busy_with_a_long_one() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .max_workers(2)
+            .send_ahead(0)
+            .build()
+            .unwrap();
+        let warm = warm_up(&pool);
+        let long = pool.submit(sleep_ms, 3000).unwrap();
+        let short: Vec<_> = (0..20).map(|i| pool.submit(id, i).unwrap()).collect();
+        warm();
+        // With tasks sent ahead (the default), some of these would wait the 3 s behind the
+        // long one on its worker; here the other worker runs them all meanwhile.
+        for (i, f) in short.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64)));
+        }
+        assert!(!long.done(), "the short tasks waited for the long one");
+        assert_eq!(long.result(), Ok(&3000));
+    });
+}
