@@ -441,7 +441,16 @@ impl Shared {
                     }
                     Err(e) => {
                         // The worker cannot have started this job (it is sequential, and did
-                        // not receive all of it): it goes to the next worker.
+                        // not receive all of it): it goes to the next worker. Its stop cell lets
+                        // go of this worker (without a pidfd its pid could be reused).
+                        if first {
+                            detach(&job);
+                            if let CallError::Died(why) = &e {
+                                // Died while receiving it: with `break_on_worker_death`, the
+                                // pool breaks at once, as for any death.
+                                self.note_death(why);
+                            }
+                        }
                         ready.push_front(job);
                         if first {
                             return Fed::Lost {
