@@ -1,14 +1,13 @@
 //! Submitted tasks, and how a manager thread feeds them to its worker process several at a time.
 //!
 //! `submit` (and `map`, for each chunk) puts a [`Job`] in the pool's *backlog* and a *token* on
-//! the internal thread pool.
-//! A manager thread running a token serves the backlog until it is empty: it checks a worker
-//! process out and sends it jobs, and while recent tasks have been short it keeps up to
-//! [`PIPELINE_DEPTH`] of them (`Builder::send_ahead` + 1) on the worker at once (at most [`PIPELINE_BYTES`] of requests
-//! queued behind the running one; never the last jobs of the backlog that other workers could
-//! start at once). The worker finds its next request already in its socket
-//! when it finishes one, so neither side sleeps between short tasks: the system calls and
-//! wake-ups of one round trip are shared by several tasks. A worker answers in order, so the
+//! the internal thread pool. A manager thread running a token serves the backlog until it is
+//! empty: it checks a worker process out and sends it jobs, and while recent tasks have been
+//! short it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
+//! worker at once (at most [`PIPELINE_BYTES`] of requests queued behind the running one; never
+//! the last jobs of the backlog that other workers could start at once). The worker finds its
+//! next request already in its socket when it finishes one, so neither side sleeps between
+//! short tasks: the system calls and wake-ups of one round trip are shared by several tasks. A worker answers in order, so the
 //! oldest job sent is the one running; its deadline (`task_timeout`) runs from the moment the
 //! reply before it arrived.
 //!
@@ -32,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use futurepool_core::{FutureError, Outcome, Panic, Promise};
 
+use serde::de::DeserializeOwned;
+
 use crate::cancel::StopCell;
-use crate::manager::codec_error;
-use crate::manager::{decode_outcome, lock, Encoded, Shared, ATTEMPTS};
+use crate::manager::{codec_error, decode_outcome, lock, Encoded, Shared, ATTEMPTS};
 use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
-use serde::de::DeserializeOwned;
 
 /// The most jobs on one worker at once by default (one running, the others waiting in its
 /// socket): `Builder::send_ahead`'s default + 1.
@@ -174,8 +173,6 @@ impl Job {
 struct Sent {
     job: Job,
     id: u64,
-    /// Its request's bytes, counted in `queued_bytes` while it waits behind the running job.
-    bytes: usize,
 }
 
 /// How feeding one worker ended.
@@ -430,7 +427,7 @@ impl Shared {
                         } else {
                             queued_bytes += bytes;
                         }
-                        inflight.push_back(Sent { job, id, bytes });
+                        inflight.push_back(Sent { job, id });
                     }
                     Err(CallError::TimedOut) if first => {
                         // Its own deadline passed while its request was being sent.
@@ -493,7 +490,7 @@ impl Shared {
                     head_since = now;
                     let next_cancelled = match inflight.front() {
                         Some(next) => {
-                            queued_bytes -= next.bytes;
+                            queued_bytes -= next.job.bytes;
                             deadline = next.job.timeout.and_then(|t| now.checked_add(t));
                             !attach(&next.job, process)
                         }
@@ -546,13 +543,6 @@ impl Shared {
         Fed::Lost {
             started: true,
             failed: vec![(head.job, error)],
-        }
-    }
-
-    /// A worker died: with `break_on_worker_death`, so does the pool.
-    fn note_death(&self, why: &str) {
-        if self.break_on_worker_death {
-            self.break_pool(why);
         }
     }
 }

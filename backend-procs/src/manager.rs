@@ -1,11 +1,11 @@
-//! The manager side of the pool: what one of the pool's manager threads does for a task.
+//! The pool's worker processes as a resource, and what running one call on one of them takes.
 //!
-//! Each manager thread (a thread of the pool's internal `ThreadPool`) owns at most one worker
-//! process, started lazily on its first task and kept in the pool's table under the thread's
-//! id between tasks. For a task, the thread checks its process out, makes sure it is still
-//! alive, sends the call, waits for the reply (with the task's deadline, and watching the
-//! process through its pidfd) and checks the process back in — or, if the call failed, ends
-//! and reaps it, so the next task starts a fresh one.
+//! Whoever runs a call — a manager thread serving the backlog ([`crate::dispatch`]), or the
+//! caller of `apply` — checks an idle process out of the pool's slots (or starts one while
+//! fewer than `max_workers` exist, or waits for one), makes sure it is still alive, sends the
+//! call, waits for the reply (with the task's deadline, and watching the process through its
+//! pidfd) and checks the process back in — or, if the call failed, ends and reaps it, so the
+//! next task starts a fresh one.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use futurepool_core::{FutureError, Panic};
 use rustix::process::Signal;
 
-use crate::cancel::StopCell;
 use crate::dispatch::Job;
 use crate::process::{CallError, Killer, StartError, StartSpec, WorkerProcess};
 use crate::wire::{self, Bytes};
@@ -163,9 +162,7 @@ impl Shared {
                 Err(FutureError::Broken(why.into()))
             }
             Err(StartError::Failed(why)) => {
-                if self.break_on_worker_death {
-                    self.break_pool(&why);
-                }
+                self.note_death(&why);
                 Err(FutureError::WorkerLost(why.into()))
             }
         }
@@ -239,16 +236,19 @@ impl Shared {
         self.release();
     }
 
-    /// Runs `call` on a worker process, starting one if needed. A process found dead before
-    /// it received the task (killed while idle) is replaced and the task goes to the new one;
-    /// a process that died during the call, timed out or reached `max_tasks_per_child` is
-    /// ended and reaped here.
-    pub(crate) fn with_worker<T>(
-        &self,
-        name: &str,
-        stop: Option<&StopCell>,
-        mut call: impl FnMut(&mut WorkerProcess) -> Result<T, CallError>,
-    ) -> Result<T, FutureError<Infallible>> {
+    /// A worker died: with `break_on_worker_death`, so does the pool.
+    pub(crate) fn note_death(&self, why: &str) {
+        if self.break_on_worker_death {
+            self.break_pool(why);
+        }
+    }
+
+    /// Runs `name(arg)` on a worker process (`apply`), starting one if needed; the encoded
+    /// return value or why there is none. A process found dead before it received the task
+    /// (killed while idle) is replaced and the task goes to the new one; a process that died
+    /// during the call, timed out or reached `max_tasks_per_child` is ended and reaped here.
+    pub(crate) fn run(&self, name: &str, arg: Bytes, timeout: Option<Duration>) -> Encoded {
+        let mut arg = Some(arg);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -267,62 +267,26 @@ impl Shared {
                         .into(),
                 ));
             }
-            if let Some(stop) = stop {
-                if !stop.attach(tracked.process.killer()) {
-                    self.check_in(tracked);
-                    return Err(FutureError::Cancelled);
-                }
-            }
-            let result = call(&mut tracked.process);
-            let stopped = stop.is_some_and(StopCell::detach);
-            let keep = !stopped
-                && result.is_ok()
-                && self
-                    .max_tasks_per_child
-                    .is_none_or(|n| tracked.process.tasks_run < n.get());
-            if keep {
-                self.check_in(tracked);
+            // The task's clock starts when its worker is ready, not while one is being started.
+            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+            let result = tracked.process.call(name, &mut arg, deadline);
+            if result.is_ok() {
+                self.check_in_or_retire(tracked);
             } else {
                 self.discard(tracked); // exit (or kill) and reap the process now
             }
-            if stopped {
-                // Killed on request (its worker was ended and reaped above).
-                return Err(FutureError::Cancelled);
-            }
             return match result {
-                Ok(value) => Ok(value),
+                Ok(outcome) => decode_outcome(outcome),
                 Err(CallError::NotStarted(_)) if attempt < ATTEMPTS => continue,
                 Err(CallError::TimedOut) => Err(FutureError::TimedOut),
                 Err(CallError::Died(why) | CallError::NotStarted(why)) => {
-                    if self.break_on_worker_death {
-                        self.break_pool(&why);
-                    }
+                    self.note_death(&why);
                     Err(FutureError::WorkerLost(
                         format!("worker {why} while running {name}").into(),
                     ))
                 }
             };
         }
-    }
-
-    /// Runs `name(arg)` in a worker; the encoded return value or why there is none.
-    pub(crate) fn run(
-        &self,
-        name: &str,
-        arg: Bytes,
-        timeout: Option<Duration>,
-        stop: Option<&StopCell>,
-    ) -> Encoded {
-        // The task's clock starts when its worker is ready, not while one is being started.
-        let mut arg = Some(arg);
-        self.with_worker(name, stop, |p| {
-            p.call(
-                name,
-                &mut arg,
-                timeout.and_then(|t| Instant::now().checked_add(t)),
-            )
-        })
-        .and_then(decode_outcome)
     }
 
     /// Ends (and reaps) every idle process.

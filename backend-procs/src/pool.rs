@@ -149,7 +149,7 @@ impl ProcessPool {
         self.check_remote(&f)?;
         let name = registry::name_of(&f);
         let arg = self.encode(&arg)?;
-        let bytes = self.shared.run(name, arg, timeout, None)?;
+        let bytes = self.shared.run(name, arg, timeout)?;
         crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
     }
 

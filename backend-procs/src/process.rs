@@ -105,6 +105,23 @@ impl Payload {
         }
     }
 
+    /// The request that sends it to run `task`.
+    fn request(&self, id: u64, task: &str) -> Request {
+        let task = task.to_string();
+        match self {
+            Payload::One(arg) => Request::Run {
+                id,
+                task,
+                arg: arg.clone(),
+            },
+            Payload::Chunk(args) => Request::RunChunk {
+                id,
+                task,
+                args: args.clone(),
+            },
+        }
+    }
+
     /// Tasks it counts as (`max_tasks_per_child`).
     pub(crate) fn tasks(&self) -> usize {
         match self {
@@ -406,19 +423,7 @@ impl WorkerProcess {
     ) -> Result<u64, CallError> {
         let id = self.next_id;
         self.next_id += 1;
-        let task = task.to_string();
-        let request = match payload {
-            Payload::One(arg) => Request::Run {
-                id,
-                task,
-                arg: arg.clone(),
-            },
-            Payload::Chunk(args) => Request::RunChunk {
-                id,
-                task,
-                args: args.clone(),
-            },
-        };
+        let request = payload.request(id, task);
         let frame = request.frame();
         drop(request);
         self.send(&frame, deadline)?;
@@ -760,19 +765,10 @@ mod tests {
             Payload::Chunk(vec![Some(arg(0)), None, Some(arg(3)), Some(arg(17_000))]),
         ];
         for payload in &payloads {
-            let request = match payload {
-                Payload::One(arg) => Request::Run {
-                    id: 5,
-                    task: name.into(),
-                    arg: arg.clone(),
-                },
-                Payload::Chunk(args) => Request::RunChunk {
-                    id: 5,
-                    task: name.into(),
-                    args: args.clone(),
-                },
-            };
-            assert_eq!(payload.frame_len(name), request.frame().len());
+            assert_eq!(
+                payload.frame_len(name),
+                payload.request(5, name).frame().len()
+            );
         }
     }
 }
