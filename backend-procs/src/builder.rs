@@ -204,8 +204,7 @@ impl Builder {
             .build()
             .map_err(|_| BuildError::ZeroWorkers)?;
         Ok(ProcessPool {
-            threads,
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|me| Shared {
                 exe,
                 own_exe,
                 startup_timeout: self.startup_timeout,
@@ -228,6 +227,11 @@ impl Builder {
                 next_seq: AtomicU64::new(0),
                 tokens: AtomicUsize::new(0),
                 pace_ns: AtomicU64::new(crate::dispatch::INITIAL_PACE.as_nanos() as u64),
+                threads,
+                held: Mutex::new(Default::default()),
+                tick: Condvar::new(),
+                prompt: AtomicUsize::new(0),
+                me: me.clone(),
             }),
         })
     }

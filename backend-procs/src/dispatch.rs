@@ -34,7 +34,7 @@ use futurepool_core::{FutureError, Outcome, Panic, Promise};
 use serde::de::DeserializeOwned;
 
 use crate::cancel::StopCell;
-use crate::manager::{codec_error, decode_outcome, lock, Encoded, Shared, ATTEMPTS};
+use crate::manager::{codec_error, decode_outcome, lock, Encoded, Shared, Tracked, ATTEMPTS};
 use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
 
@@ -62,8 +62,33 @@ pub(crate) const INITIAL_PACE: Duration = Duration::from_millis(10);
 pub(crate) trait Completion: Send {
     /// Marks the future running; `false` if it was cancelled (the job is then dropped).
     fn start(&self) -> bool;
-    /// Completes the future with the call's answer (or why there is none).
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>);
+    /// Completes the future with the call's answer (or why there is none). `helped`: on the
+    /// thread of a waiter that runs the job itself ([`Shared::help`]), where done-callbacks must
+    /// not run (they go to a thread of their own).
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool);
+}
+
+/// Completes `promise`, on a waiter's thread (`helped`) without running done-callbacks there:
+/// those registered meanwhile run on a thread of their own (or, if no thread can be started,
+/// here after all).
+fn complete<T, E>(promise: &Promise<T, E>, outcome: Outcome<T, E>, helped: bool)
+where
+    T: Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    if !helped {
+        let _ = promise.set_outcome(outcome);
+        return;
+    }
+    let _ = promise.set_outcome_deferring_callbacks(outcome, |later| {
+        let spawned = std::thread::Builder::new()
+            .name("futurepool-callbacks".into())
+            .spawn(move || later.run());
+        if let Err(e) = spawned {
+            // The closure was dropped, and with it `later`, which ran the callbacks here.
+            log::warn!("no thread for done-callbacks ({e}): they ran on the waiting thread");
+        }
+    });
 }
 
 /// A typed future's completion: decodes the returned bytes.
@@ -82,12 +107,12 @@ where
         matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
     }
 
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>) {
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool) {
         let outcome = match answer.and_then(one) {
             Ok(bytes) => contained(|| (self.decode)(bytes)),
             Err(e) => Err(e.map_raised(|never| match never {})),
         };
-        let _ = self.promise.set_outcome(outcome);
+        complete(&self.promise, outcome, helped);
     }
 }
 
@@ -123,7 +148,7 @@ where
         matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
     }
 
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>) {
+    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool) {
         let items = match answer {
             Err(FutureError::Cancelled) => Err(FutureError::Cancelled),
             Err(e) => Ok(self.unsent.iter().map(|_| Err(e.clone())).collect()),
@@ -142,7 +167,7 @@ where
                 .collect()),
             Ok(Answer::One(_)) => unreachable!("a chunk is answered with a chunk of outcomes"),
         };
-        let _ = self.promise.set_outcome(items);
+        complete(&self.promise, items, helped);
     }
 }
 
@@ -161,11 +186,13 @@ pub(crate) struct Job {
     /// still queued on a worker kills that worker as the job reaches the front).
     pub(crate) stop: Option<Arc<StopCell>>,
     pub(crate) done: Box<dyn Completion>,
+    /// Taken by the thread waiting for it ([`Shared::help`]), which runs it.
+    pub(crate) helped: bool,
 }
 
 impl Job {
-    fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
-        self.done.finish(answer)
+    pub(crate) fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
+        self.done.finish(answer, self.helped)
     }
 }
 
@@ -264,16 +291,65 @@ impl Shared {
 
     /// A token's work on a manager thread: runs jobs from the backlog until it is empty.
     pub(crate) fn serve_backlog(&self) {
-        // Jobs taken (marked running) and not yet answered by a live worker: those a lost
-        // worker had queued behind its running job go to the next one, first.
-        let mut ready: VecDeque<Job> = VecDeque::new();
+        self.serve(VecDeque::new(), None);
+    }
+
+    /// A waiter's help ([`crate::hold`]): if the job `seq` is next in the backlog and a
+    /// worker is idle right now, runs it on this thread as `apply` does — no manager thread in
+    /// between, so the round trip costs the two wake-ups of a bare pipe instead of four — and
+    /// returns `true`. Otherwise does nothing (a manager thread runs it, as for a task nobody
+    /// waits for). A token queued for the job finds it gone.
+    pub(crate) fn run_inline(&self, seq: u64) -> bool {
+        if lock(&self.backlog).front().is_none_or(|job| job.seq != seq) {
+            return false;
+        }
+        let Some(tracked) = self.check_out_idle_to_help() else {
+            return false;
+        };
+        let job = {
+            let mut backlog = lock(&self.backlog);
+            match backlog.front() {
+                Some(job) if job.seq == seq => backlog.pop_front(),
+                _ => None,
+            }
+        };
+        let ran = match job {
+            Some(mut job) => {
+                self.forget_held(seq);
+                if job.done.start() {
+                    job.helped = true;
+                    self.serve(VecDeque::from([job]), Some(tracked));
+                } else {
+                    // Cancelled meanwhile: its future says so.
+                    self.check_in(tracked);
+                }
+                true
+            }
+            // Taken by a manager thread meanwhile.
+            None => {
+                self.check_in(tracked);
+                false
+            }
+        };
+        self.end_help();
+        ran
+    }
+
+    /// Runs the jobs in `ready` (taken, marked running) and then, on a manager thread, the
+    /// backlog's until it is empty; a waiter's help (`first` is the idle worker it checked out)
+    /// runs only its own job.
+    fn serve(&self, mut ready: VecDeque<Job>, mut first: Option<Tracked>) {
+        let helping = first.is_some();
         // Workers in a row found dead before they received anything.
         let mut dead_on_arrival = 0;
         loop {
             if ready.is_empty() {
+                if helping {
+                    break;
+                }
                 match self.take_job() {
                     Some(job) => ready.push_back(job),
-                    None => return,
+                    None => break,
                 }
             }
             if let Some(why) = self.broken() {
@@ -285,7 +361,11 @@ impl Shared {
             if self.fail_if_killed(&mut ready) {
                 continue;
             }
-            let mut tracked = match self.check_out() {
+            let checked_out = match first.take() {
+                Some(tracked) => Ok(tracked),
+                None => self.check_out(),
+            };
+            let mut tracked = match checked_out {
                 Ok(tracked) => tracked,
                 Err(e) => {
                     let job = ready.pop_front().expect("a job is ready");
@@ -305,7 +385,7 @@ impl Shared {
                 self.discard(tracked);
                 false
             } else {
-                match self.feed(&mut tracked.process, &mut ready) {
+                match self.feed(&mut tracked.process, &mut ready, !helping) {
                     Fed::Idle { last } => {
                         self.check_in_or_retire(tracked);
                         if let Some((job, answer)) = last {
@@ -337,6 +417,10 @@ impl Shared {
                 }
             }
         }
+        if let Some(tracked) = first {
+            // Unused: the pool broke or was killed before the job was sent.
+            self.check_in(tracked);
+        }
     }
 
     /// After `kill_workers`/`terminate_workers`: fails the jobs taken from the backlog (sent
@@ -366,10 +450,10 @@ impl Shared {
         self.pace_ns.store(new, Ordering::Relaxed);
     }
 
-    /// Sends jobs (from `ready`, then the backlog) to `process` and completes them as its
-    /// replies come, until there is nothing left or the worker is lost. Jobs that were sent
-    /// but never started on a lost worker are put back at the front of `ready`.
-    fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>) -> Fed {
+    /// Sends jobs (from `ready`, then, if `backlog`, the backlog) to `process` and completes
+    /// them as its replies come, until there is nothing left or the worker is lost. Jobs that
+    /// were sent but never started on a lost worker are put back at the front of `ready`.
+    fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>, backlog: bool) -> Fed {
         let mut inflight: VecDeque<Sent> = VecDeque::new();
         let mut queued_bytes = 0; // request bytes behind the running job
         let mut head_since = Instant::now();
@@ -392,6 +476,7 @@ impl Shared {
                 let first = inflight.is_empty();
                 let job = match ready.pop_front() {
                     Some(job) => job,
+                    None if !backlog => break,
                     None if first => match self.take_job() {
                         Some(job) => job,
                         None => break,
@@ -496,7 +581,10 @@ impl Shared {
                         }
                         None => false,
                     };
-                    if inflight.is_empty() && ready.is_empty() && self.backlog_len() == 0 {
+                    if inflight.is_empty()
+                        && ready.is_empty()
+                        && (!backlog || self.backlog_len() == 0)
+                    {
                         return Fed::Idle {
                             last: Some((done.job, answer)),
                         };

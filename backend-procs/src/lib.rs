@@ -52,6 +52,7 @@ mod cancel;
 #[doc(hidden)]
 pub mod codec;
 mod dispatch;
+mod hold;
 mod manager;
 mod map;
 mod pool;

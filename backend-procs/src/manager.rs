@@ -13,10 +13,11 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use futurepool_core::{FutureError, Panic};
+use futurepool_threads::ThreadPool;
 use rustix::process::Signal;
 
 use crate::dispatch::Job;
@@ -69,6 +70,16 @@ pub(crate) struct Shared {
     /// A moving average of recent tasks' time on their worker, in nanoseconds: whether jobs
     /// are sent ahead.
     pub(crate) pace_ns: AtomicU64,
+    /// The manager threads ([`crate::dispatch`]): one token per job is queued here.
+    pub(crate) threads: ThreadPool,
+    /// The job whose token is held back, and the ticker ([`crate::hold`]).
+    pub(crate) held: Mutex<crate::hold::Held>,
+    /// Wakes the ticker.
+    pub(crate) tick: Condvar,
+    /// Recent jobs in a row run by a waiter that came promptly (up to `hold::HOLD_AFTER`).
+    pub(crate) prompt: AtomicUsize,
+    /// This `Shared`, for the tokens' closures.
+    pub(crate) me: Weak<Shared>,
 }
 
 /// The pool's worker processes as a resource: whoever runs a call (a manager thread for a
@@ -84,6 +95,9 @@ pub(crate) struct Slots {
     closed: bool,
     /// Callers waiting in `check_out` (no wake-up system call when there are none).
     waiting: usize,
+    /// Waiters running their own job ([`Shared::help`]): `shutdown(wait)` waits for them as
+    /// for the manager threads.
+    helping: usize,
 }
 
 /// A worker process and the pool-wide table of live workers it is listed in.
@@ -189,8 +203,32 @@ impl Shared {
         self.start_worker().inspect_err(|_| self.release())
     }
 
+    /// An idle process for a waiter to run its own job on ([`Shared::help`]), counted as
+    /// helping until [`end_help`](Self::end_help); `None` if none is idle right now or the pool
+    /// is closed.
+    pub(crate) fn check_out_idle_to_help(&self) -> Option<Tracked> {
+        let mut slots = lock(&self.processes);
+        if slots.closed {
+            return None;
+        }
+        let tracked = slots.idle.pop()?;
+        slots.helping += 1;
+        Some(tracked)
+    }
+
+    /// A waiter's help is over (its job completed, its process checked back in).
+    pub(crate) fn end_help(&self) {
+        let mut slots = lock(&self.processes);
+        slots.helping -= 1;
+        let wake = slots.helping == 0 && slots.closed;
+        drop(slots);
+        if wake {
+            self.returned.notify_all();
+        }
+    }
+
     /// Puts a healthy process back for the next call (or ends it after shutdown).
-    fn check_in(&self, tracked: Tracked) {
+    pub(crate) fn check_in(&self, tracked: Tracked) {
         let mut slots = lock(&self.processes);
         if slots.closed {
             drop(slots);
@@ -301,10 +339,15 @@ impl Shared {
         self.returned.notify_all();
     }
 
-    /// Ends every idle process, and from now on every process checked back in.
+    /// Ends every idle process, and from now on every process checked back in; then waits
+    /// for the waiters running their own jobs ([`Shared::help`]) to finish them.
     pub(crate) fn close(&self) {
         lock(&self.processes).closed = true;
         self.end_idle_processes();
+        let mut slots = lock(&self.processes);
+        while slots.helping > 0 {
+            slots = self.returned.wait(slots).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Sends `signal` to every live worker, idle or busy.

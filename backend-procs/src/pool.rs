@@ -15,13 +15,12 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futurepool_core::{
     Executor, Future, FutureError, MapOptions, OptionsError, Outcome, Promise, Shutdown,
     SubmitError,
 };
-use futurepool_threads::ThreadPool;
 use rustix::process::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -55,7 +54,6 @@ use crate::wire::Bytes;
 /// }
 /// ```
 pub struct ProcessPool {
-    pub(crate) threads: ThreadPool,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -282,17 +280,25 @@ impl ProcessPool {
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        let (future, promise) = Future::pending();
         let shared = &self.shared;
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        // The first interest in the future: a waiter may run the job itself, or its token is
+        // queued if it was held back (`crate::hold`). Weak: a future may outlive its pool.
+        let helper = Arc::downgrade(shared);
+        let submitted = Instant::now();
+        let (future, promise) = Future::pending_with_helper(move |help| {
+            if let Some(shared) = helper.upgrade() {
+                shared.help(seq, help, submitted);
+            }
+        });
         let stop = shared.cancel_kills_running.then(|| {
             let cell = Arc::new(StopCell::default());
             let hook = cell.clone();
             promise.set_cancel_hook(move || hook.request());
             cell
         });
-        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let bytes = payload.frame_len(&name);
-        lock(&shared.backlog).push_back(Job {
+        let job = Job {
             seq,
             name,
             payload,
@@ -300,32 +306,15 @@ impl ProcessPool {
             timeout,
             stop,
             done: done(promise),
-        });
-        shared.tokens.fetch_add(1, Ordering::Relaxed);
-        let server = shared.clone();
-        let token = match self.threads.submit(move || {
-            server.tokens.fetch_sub(1, Ordering::Relaxed);
-            server.serve_backlog();
-        }) {
-            Ok(token) => token,
-            Err(e) => {
-                shared.tokens.fetch_sub(1, Ordering::Relaxed);
-                if shared.take_back(seq).is_some() {
-                    return Err(e);
-                }
-                // A manager thread took the job already: it runs.
-                return Ok(future);
-            }
+            helped: false,
         };
-        let server = shared.clone();
-        token.add_done_callback(move |token: &Future<()>| {
-            if let Err(e) = token.result() {
-                // Dropped unrun: by `shutdown(cancel_futures)` (which has cancelled the
-                // backlog already) or for want of a thread.
-                server.tokens.fetch_sub(1, Ordering::Relaxed);
-                server.fail_one(e.cloned());
-            }
-        });
+        let was_empty = {
+            let mut backlog = lock(&shared.backlog);
+            let was_empty = backlog.is_empty();
+            backlog.push_back(job);
+            was_empty
+        };
+        shared.post_or_hold(seq, was_empty)?;
         Ok(future)
     }
 
@@ -465,7 +454,8 @@ impl ProcessPool {
         if options.cancel_futures {
             self.shared.cancel_backlog();
         }
-        self.threads.shutdown(options);
+        self.shared.close_held(options.cancel_futures);
+        self.shared.threads.shutdown(options);
         if options.wait {
             self.shared.close();
         }
@@ -488,7 +478,9 @@ impl ProcessPool {
         // Before the signals: a manager thread that checks a worker out after them sees it.
         self.shared.killed.store(true, Ordering::SeqCst);
         self.shared.cancel_backlog();
-        self.threads
+        self.shared.close_held(true);
+        self.shared
+            .threads
             .shutdown(Shutdown::new().wait(false).cancel_futures(true));
         // Idle processes are ended here; busy ones get the signal and fail their task.
         self.shared.end_idle_processes();
@@ -498,7 +490,7 @@ impl ProcessPool {
     /// A snapshot of the pool, for monitoring: Python's `executor._processes` and
     /// `_pending_work_items`, and more.
     pub fn stats(&self) -> Stats {
-        let threads = self.threads.stats();
+        let threads = self.shared.threads.stats();
         Stats {
             max_workers: threads.max_workers,
             busy_workers: threads.live_threads - threads.idle_threads,
@@ -525,7 +517,7 @@ impl ProcessPool {
 
     /// The most worker processes this pool runs.
     pub fn max_workers(&self) -> usize {
-        self.threads.max_workers()
+        self.shared.threads.max_workers()
     }
 }
 
@@ -550,7 +542,7 @@ impl fmt::Debug for ProcessPool {
 
 impl Executor for ProcessPool {
     fn max_workers(&self) -> usize {
-        self.threads.max_workers()
+        self.shared.threads.max_workers()
     }
 
     /// The same as the inherent [`ProcessPool::shutdown`]: with `wait`, the worker processes

@@ -58,6 +58,7 @@
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::body::Body;
@@ -81,6 +82,12 @@ const PHASE: u8 = 0b111;
 /// Flag in the state word: somebody registered in the slow part (see the module docs), so the
 /// move to a final state must take its lock and notify.
 const WAITERS: u8 = 0b1000;
+/// Flag in the state word, set at creation and never cleared: the future has a helper (see
+/// [`Future::pending_with_helper`]).
+const HELPER: u8 = 0b1_0000;
+/// Flag in the state word: a waiter claimed the future's helper; set once, by the one thread
+/// that then takes it.
+const HELPED: u8 = 0b10_0000;
 
 fn is_final(phase: u8) -> bool {
     phase >= FINISHED
@@ -101,6 +108,27 @@ pub type Outcome<T, E = std::convert::Infallible> = Result<T, FutureError<E>>;
 
 type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 
+/// What the first interest in a pending future runs (see [`Future::pending_with_helper`]).
+type Helper = Box<dyn FnOnce(Help) + Send>;
+
+/// Why a future's helper runs ([`Future::pending_with_helper`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Help {
+    /// A thread is about to block until the future is done, without a timeout
+    /// ([`Future::result`], [`Future::wait`], [`Future::try_into_result`]...): the helper may
+    /// run the task right here, on that thread, and complete the future.
+    Run,
+    /// Somebody takes another interest in the future — a timed wait, a done-callback,
+    /// `wait`/`as_completed`, an `.await`, a look at its state (`done()`, `running()`...), a
+    /// cancel, or dropping its handles: the task should get going if it has not; the helper
+    /// must not block.
+    Start,
+}
+
+/// Where a completion hands its done-callbacks instead of running them
+/// ([`Promise::set_outcome_deferring_callbacks`]); `None`: it runs them.
+type Defer<'a, T, E> = Option<&'a mut dyn FnMut(DeferredCallbacks<T, E>)>;
+
 /// The state shared by every [`Future`] and [`Promise`] of one task.
 pub(crate) struct Inner<T, E> {
     /// The state (`PHASE` bits) and the `WAITERS` flag.
@@ -118,6 +146,9 @@ pub(crate) struct Inner<T, E> {
     /// the future is shared, taken once by the task's only owner (its `TaskRef`), or dropped
     /// with the future.
     body: UnsafeCell<Body<T, E>>,
+    /// The executor's helper ([`Future::pending_with_helper`]): written before the future is
+    /// shared, taken once by the waiter that set `HELPED`, or dropped with the future.
+    helper: UnsafeCell<Option<Helper>>,
 }
 
 /// What only waiting needs: kept out of the future's own allocation until somebody waits.
@@ -129,9 +160,10 @@ struct Slow<T, E> {
 }
 
 // SAFETY: `Inner` owns `T`/`E` values (in the outcome cell), so sending it moves them: `T: Send`,
-// `E: Send`. The callbacks are `Send` by their type, and so is a task's closure in `body`
-// (`Future::with_task` requires `F: Send`); the closure is never shared, only moved out by its
-// one owner, so it needs no `Sync`. The slow part is owned (a boxed `Mutex` and `Condvar`).
+// `E: Send`. The callbacks and the helper are `Send` by their type, and so is a task's closure in
+// `body` (`Future::with_task` requires `F: Send`); the closure and the helper are never shared,
+// only moved out by their one owner (the task's, the waiter that set `HELPED`), so they need no
+// `Sync`. The slow part is owned (a boxed `Mutex` and `Condvar`).
 unsafe impl<T: Send, E: Send> Send for Inner<T, E> {}
 // SAFETY: shared `Inner`s hand out `&T`/`&E` to any thread (`T: Sync`, `E: Sync`) and let any
 // thread store or take the value (`T: Send`, `E: Send`). The outcome cell follows the protocol in
@@ -158,6 +190,7 @@ impl<T, E> Inner<T, E> {
             handles: AtomicUsize::new(1),
             promises: AtomicUsize::new(promises),
             body: UnsafeCell::new(body),
+            helper: UnsafeCell::new(None),
         }
     }
 
@@ -232,12 +265,26 @@ impl<T, E> Inner<T, E> {
 
     /// Blocks until the state is final or `deadline` passes; returns the last state seen.
     fn wait_final(&self, deadline: Option<Instant>) -> u8 {
-        let state = self.state();
+        let mut state = self.state();
         if is_final(state) {
             return state;
         }
         if matches!(deadline, Some(d) if Instant::now() >= d) {
+            self.notice();
             return state;
+        }
+        if state == PENDING {
+            let help = if deadline.is_none() {
+                Help::Run
+            } else {
+                Help::Start
+            };
+            if self.help(help) {
+                state = self.state();
+                if is_final(state) {
+                    return state;
+                }
+            }
         }
         if crate::loom::spin_until(|| is_final(self.state())) {
             return self.state();
@@ -270,6 +317,51 @@ impl<T, E> Inner<T, E> {
         }
     }
 
+    /// Runs the future's helper with [`Help::Start`] if it is pending and has a helper that
+    /// nothing claimed yet: every kind of interest in a future but an untimed wait calls this.
+    fn notice(&self) {
+        // A future without a helper (`HELPER` is part of its state from creation on), or no
+        // longer pending, costs this one load.
+        if self.state.load(Ordering::Acquire) & (HELPER | HELPED | PHASE) == HELPER | PENDING {
+            self.help(Help::Start);
+        }
+    }
+
+    /// Runs the future's helper, if it has one that nothing claimed yet — for [`Help::Run`],
+    /// only while no done-callback is registered (a callback registered while the helper runs
+    /// is handed to the executor: see [`Promise::set_outcome_deferring_callbacks`]; one
+    /// registered before would run on the waiting thread, so the helper is then told to
+    /// start the task instead). `true` if it ran.
+    fn help(&self, mut help: Help) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        if state & (HELPER | HELPED | PHASE) != HELPER | PENDING {
+            return false;
+        }
+        if help == Help::Run && state & WAITERS != 0 {
+            // Somebody registered: a done-callback would run on this thread, which may hold a
+            // lock the callback takes. Leave the task to the executor's own threads.
+            if let Some(slow) = self.slow_if_any() {
+                if slow.waiters.lock().lent {
+                    help = Help::Start;
+                }
+            }
+        }
+        // AcqRel: Acquire as every load of the state; the claim publishes nothing.
+        if self.state.fetch_or(HELPED, Ordering::AcqRel) & HELPED != 0 {
+            return false;
+        }
+        // SAFETY: we set `HELPED` first: no other thread takes the helper, and the destructor
+        // cannot run while we hold a handle.
+        let helper = self.helper.with_mut(|p| unsafe { (*p).take() });
+        match helper {
+            Some(helper) => {
+                helper(help);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// On a final future, blocks until no done-callbacks run with a lent handle (at once when
     /// none do) and returns `true`: the handle count is then free of the lent handle. Returns
     /// `false` at once when the calling thread is the one running the callbacks (a callback
@@ -296,7 +388,11 @@ impl<T, E> Inner<T, E> {
     /// The FINISHED step: from PENDING or RUNNING, stores `outcome` and notifies. Fails, giving
     /// the outcome back with the state seen, when the future is already final or another
     /// completion is under way (the first outcome is kept).
-    fn finish(this: &Arc<Self>, outcome: Outcome<T, E>) -> Result<(), (Outcome<T, E>, u8)> {
+    fn finish(
+        this: &Arc<Self>,
+        outcome: Outcome<T, E>,
+        defer: Defer<'_, T, E>,
+    ) -> Result<(), (Outcome<T, E>, u8)> {
         // Claim the cell: PENDING or RUNNING → COMPLETING, keeping the flag. Acquire, as every
         // load of the state; nothing is published by the claim.
         let mut current = this.state.load(Ordering::Acquire);
@@ -328,7 +424,7 @@ impl<T, E> Inner<T, E> {
             .state
             .fetch_add(FINISHED - COMPLETING, Ordering::AcqRel);
         if before & WAITERS != 0 {
-            Inner::publish(this);
+            Inner::publish(this, defer);
         }
         Ok(())
     }
@@ -336,19 +432,23 @@ impl<T, E> Inner<T, E> {
     /// The CANCELLED step for a task that has not started (`Future::cancel`): from PENDING
     /// only. Fails with the state seen when the future is running or already final.
     fn cancel_pending(this: &Arc<Self>) -> Result<(), u8> {
-        Inner::cancel_from(this, |phase| phase == PENDING)
+        Inner::cancel_from(this, |phase| phase == PENDING, None)
     }
 
     /// The CANCELLED step for a task its executor stopped on request (see
     /// [`Promise::set_cancel_hook`]): from RUNNING, or from PENDING as
     /// [`cancel_pending`](Self::cancel_pending). Fails with the state seen when already final
     /// (or being completed).
-    fn cancel_running(this: &Arc<Self>) -> Result<(), u8> {
-        Inner::cancel_from(this, |phase| matches!(phase, PENDING | RUNNING))
+    fn cancel_running(this: &Arc<Self>, defer: Defer<'_, T, E>) -> Result<(), u8> {
+        Inner::cancel_from(this, |phase| matches!(phase, PENDING | RUNNING), defer)
     }
 
     /// Moves to CANCELLED, keeping the flag, from a state `from` accepts.
-    fn cancel_from(this: &Arc<Self>, from: impl Fn(u8) -> bool) -> Result<(), u8> {
+    fn cancel_from(
+        this: &Arc<Self>,
+        from: impl Fn(u8) -> bool,
+        defer: Defer<'_, T, E>,
+    ) -> Result<(), u8> {
         let mut current = this.state.load(Ordering::Acquire);
         loop {
             if !from(current & PHASE) {
@@ -367,17 +467,18 @@ impl<T, E> Inner<T, E> {
             }
         }
         if current & WAITERS != 0 {
-            Inner::publish(this);
+            Inner::publish(this, defer);
         }
         Ok(())
     }
 
     /// Notifies the waiters of a future that has just become final and found `WAITERS` set:
     /// takes the waiter list and the cancel hook under the slow part's lock, then, with the lock
-    /// released, wakes sleepers in `result()`, pushes `wait`/`as_completed` queues, wakes async
-    /// wakers, and runs the done-callbacks in order with the lent handle. `this` is the `Arc`
-    /// the callbacks' handle is made from.
-    fn publish(this: &Arc<Self>) {
+    /// released, wakes sleepers in `result()`, pushes `wait`/`as_completed` queues, and runs the
+    /// done-callbacks in order with the lent handle, then wakes async wakers — or, with
+    /// `defer`, hands the callbacks and the wakers after them to it. `this` is the `Arc` the
+    /// callbacks' handle is made from.
+    fn publish(this: &Arc<Self>, defer: Defer<'_, T, E>) {
         let slow = this
             .slow_if_any()
             .expect("WAITERS is only set once the slow part exists");
@@ -386,7 +487,9 @@ impl<T, E> Inner<T, E> {
         let hooks = waiters.cancel.take();
         let sleepers = waiters.sleepers;
         let lent = waiters.lent;
-        if lent {
+        // Without callbacks there is nothing to hand over.
+        let defer = if lent { defer } else { None };
+        if lent && defer.is_none() {
             waiters.lender = Some(crate::loom::thread::current().id());
         }
         drop(waiters);
@@ -404,37 +507,100 @@ impl<T, E> Inner<T, E> {
                 Entry::Callback(cb) => callbacks.push(cb),
             }
         }
-        if lent {
-            // The lent handle was counted when the first callback registered.
-            let lent = Future {
-                inner: this.clone(),
-            };
-            for cb in callbacks {
-                run_callback(cb, &lent);
-            }
-            drop(lent);
-            // Wakers and blocked takers that found the lent handle in the way (see
-            // `Future::poll_take` and `Future::try_into_result`).
-            let mut waiters = slow.waiters.lock();
-            waiters.lent = false;
-            waiters.lender = None;
-            for entry in mem::take(&mut waiters.entries) {
-                if let Entry::Waker { waker, .. } = entry {
-                    wakers.push(waker);
+        match defer {
+            Some(defer) => defer(DeferredCallbacks {
+                parts: Some((this.clone(), callbacks, wakers)),
+            }),
+            None => {
+                if lent {
+                    Inner::run_callbacks(this, callbacks, &mut wakers);
+                }
+                for waker in wakers {
+                    waker.wake();
                 }
             }
-            let takers = waiters.sleepers;
-            drop(waiters);
-            if takers > 0 {
-                slow.finished.notify_all();
-            }
-        }
-        for waker in wakers {
-            waker.wake();
         }
         // Last: the hook's and arbiter's drops are user code, and a panic there must not keep
         // anyone above from being notified.
         drop(hooks);
+    }
+
+    /// Runs the done-callbacks of a final future with the lent handle (on the thread that
+    /// `Waiters::lender` names), then returns the handle: clears `lent` and collects the
+    /// wakers and wakes the blocked takers that found it in the way.
+    fn run_callbacks(this: &Arc<Self>, callbacks: Vec<Callback<T, E>>, wakers: &mut Vec<Waker>) {
+        let slow = this
+            .slow_if_any()
+            .expect("callbacks are only registered once the slow part exists");
+        // The lent handle was counted when the first callback registered.
+        let lent = Future {
+            inner: this.clone(),
+        };
+        for cb in callbacks {
+            run_callback(cb, &lent);
+        }
+        drop(lent);
+        // Wakers and blocked takers that found the lent handle in the way (see
+        // `Future::poll_take` and `Future::try_into_result`).
+        let mut waiters = slow.waiters.lock();
+        waiters.lent = false;
+        waiters.lender = None;
+        for entry in mem::take(&mut waiters.entries) {
+            if let Entry::Waker { waker, .. } = entry {
+                wakers.push(waker);
+            }
+        }
+        let takers = waiters.sleepers;
+        drop(waiters);
+        if takers > 0 {
+            slow.finished.notify_all();
+        }
+    }
+}
+
+/// The done-callbacks of a future completed by
+/// [`Promise::set_outcome_deferring_callbacks`], and the async wakers that come after them:
+/// to be run on another thread with [`run`](Self::run). The future is done already (its
+/// sleepers are awake); until these have run, a blocking take of its value by value
+/// ([`Future::try_into_result`]) waits for them, as for callbacks running anywhere. Dropped
+/// unrun, it runs them where it is dropped: no callback is lost.
+pub struct DeferredCallbacks<T, E = std::convert::Infallible> {
+    /// `None` once run.
+    parts: Option<DeferredParts<T, E>>,
+}
+
+type DeferredParts<T, E> = (Arc<Inner<T, E>>, Vec<Callback<T, E>>, Vec<Waker>);
+
+impl<T, E> DeferredCallbacks<T, E> {
+    /// Runs the callbacks, in the order they were added, on this thread, then wakes the
+    /// wakers.
+    pub fn run(mut self) {
+        self.run_here();
+    }
+
+    fn run_here(&mut self) {
+        let Some((inner, callbacks, mut wakers)) = self.parts.take() else {
+            return;
+        };
+        if let Some(slow) = inner.slow_if_any() {
+            slow.waiters.lock().lender = Some(crate::loom::thread::current().id());
+        }
+        Inner::run_callbacks(&inner, callbacks, &mut wakers);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+impl<T, E> Drop for DeferredCallbacks<T, E> {
+    fn drop(&mut self) {
+        self.run_here();
+    }
+}
+
+impl<T, E> fmt::Debug for DeferredCallbacks<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredCallbacks").finish_non_exhaustive()
     }
 }
 
@@ -489,6 +655,61 @@ impl<T, E> Future<T, E> {
         (Future::from_inner(inner.clone()), Promise { inner })
     }
 
+    /// A pending future and its promise, with a *helper*: what the first interest in the
+    /// pending future runs, once. A thread about to block on it without a timeout
+    /// ([`result`](Self::result), [`wait`](Self::wait), [`exception`](Self::exception),
+    /// [`try_into_result`](Self::try_into_result), [`into_result`](Self::into_result)) runs it
+    /// with [`Help::Run`] before it sleeps: the executor may run the task right there, saving
+    /// the wake-ups of a hand-off to a thread of its own and back (the process pool sends the
+    /// call to an idle worker and reads the reply itself). Any other interest — a timed wait, a
+    /// done-callback, `wait`/`as_completed`, `.await`, `done()`/`running()`/`cancelled()`,
+    /// `cancel()`, dropping the handles — runs it with [`Help::Start`]: the executor should
+    /// make sure the task gets going, without blocking. So an executor may even hold a task
+    /// back for a moment, expecting its submitter to wait for it, and still learn of every
+    /// other use in time.
+    ///
+    /// The helper does not run once the future is no longer pending. [`Help::Run`] is not
+    /// given while a done-callback is registered (it would run on the waiting thread, which
+    /// may hold a lock the callback takes: the helper gets [`Help::Start`] instead); a helper
+    /// that completes the future should do so with
+    /// [`Promise::set_outcome_deferring_callbacks`], so that a callback registered while it ran
+    /// does not run on the waiting thread either. After the helper returns, the waiter waits
+    /// as usual.
+    ///
+    /// ```
+    /// use futurepool_core::{Future, Help, Promise};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// // A queue of tasks that a waiter may run itself if no worker has taken its task yet.
+    /// let queue: Arc<Mutex<Vec<(u32, Promise<u32>)>>> = Default::default();
+    /// let q = queue.clone();
+    /// let (future, promise) = Future::<u32>::pending_with_helper(move |help| {
+    ///     assert_eq!(help, Help::Run);
+    ///     let job = q.lock().unwrap().pop();
+    ///     if let Some((x, promise)) = job {
+    ///         if promise.set_running_or_notify_cancel() == Ok(true) {
+    ///             let _ = promise.set_outcome_deferring_callbacks(Ok(x * 2), |later| {
+    ///                 std::thread::spawn(move || later.run());
+    ///             });
+    ///         }
+    ///     }
+    /// });
+    /// queue.lock().unwrap().push((21, promise));
+    /// assert_eq!(future.result(), Ok(&42)); // run by this thread, in `result`
+    /// ```
+    pub fn pending_with_helper<H>(helper: H) -> (Future<T, E>, Promise<T, E>)
+    where
+        H: FnOnce(Help) + Send + 'static,
+    {
+        let inner = Inner::new(PENDING | HELPER, None, 1);
+        inner.helper.with_mut(|p| {
+            // SAFETY: the future is not shared yet: nothing else can reach the cell.
+            unsafe { *p = Some(Box::new(helper)) }
+        });
+        let inner = Arc::new(inner);
+        (Future::from_inner(inner.clone()), Promise { inner })
+    }
+
     /// A pending future and the task that completes it, in one allocation: `body` lives in the
     /// future's own memory (up to four words inline), and the returned [`TaskRef`] is what an
     /// executor queues. Running the `TaskRef` runs `body` the way [`Promise::run`] does;
@@ -539,6 +760,7 @@ impl<T, E> Future<T, E> {
     /// future becomes cancelled once the executor has stopped it — unless the task finished in
     /// the meantime, in which case its outcome stands (the first outcome always wins).
     pub fn cancel(&self) -> bool {
+        self.inner.notice();
         loop {
             match self.inner.state() {
                 CANCELLED => return true,
@@ -594,22 +816,26 @@ impl<T, E> Future<T, E> {
 
     /// `true` if the future was cancelled.
     pub fn cancelled(&self) -> bool {
+        self.inner.notice();
         self.inner.state() == CANCELLED
     }
 
     /// `true` if a worker is running the task right now.
     pub fn running(&self) -> bool {
+        self.inner.notice();
         matches!(self.inner.state(), RUNNING | COMPLETING)
     }
 
     /// `true` if the future is finished or cancelled.
     pub fn done(&self) -> bool {
+        self.inner.notice();
         is_final(self.inner.state())
     }
 
     /// `true` if the future finished with an error that counts as raised (see
     /// [`FutureError::is_raised`]); `false` while it is not done.
     pub fn raised(&self) -> bool {
+        self.inner.notice();
         self.inner.state() == FINISHED && matches!(self.inner.outcome(), Err(e) if e.is_raised())
     }
 
@@ -676,6 +902,7 @@ impl<T, E> Future<T, E> {
         E: Send + Sync,
     {
         if !self.done() {
+            // (`done` noticed the interest: the task gets going.)
             let slow = self.inner.slow();
             let mut waiters = slow.waiters.lock();
             // The lent handle is counted before `WAITERS` is set (Release), so a completion
@@ -894,6 +1121,9 @@ impl<T, E> Clone for Future<T, E> {
 
 impl<T, E> Drop for Future<T, E> {
     fn drop(&mut self) {
+        // Nobody may look at it again: the task gets going (it runs whether or not anyone
+        // waits, as with every executor).
+        self.inner.notice();
         // Release: our reads of the outcome happen before a later move-out (see
         // `try_into_result`).
         self.inner.handles.fetch_sub(1, Ordering::Release);
@@ -998,11 +1228,35 @@ impl<T, E> Promise<T, E> {
         &self,
         outcome: Outcome<T, E>,
     ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
+        self.complete(outcome, None)
+    }
+
+    /// Like [`set_outcome`](Self::set_outcome), but done-callbacks registered on the future are
+    /// not run here: if there are any, `defer` gets them ([`DeferredCallbacks`]) to run on
+    /// another thread. For a completion made on a thread that must not run user code — a
+    /// waiter's, in a helper ([`Future::pending_with_helper`]), which may hold a lock a
+    /// callback takes. Waiters blocked in `result()` and `wait`/`as_completed` queues are
+    /// notified here, as always; `defer` is not called when there are no callbacks.
+    pub fn set_outcome_deferring_callbacks(
+        &self,
+        outcome: Outcome<T, E>,
+        mut defer: impl FnMut(DeferredCallbacks<T, E>),
+    ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
+        self.complete(outcome, Some(&mut defer))
+    }
+
+    fn complete(
+        &self,
+        outcome: Outcome<T, E>,
+        defer: Defer<'_, T, E>,
+    ) -> Result<(), InvalidStateError<Outcome<T, E>>> {
         match outcome {
-            Err(FutureError::Cancelled) => Inner::cancel_running(&self.inner).map_err(|state| {
-                InvalidStateError::new(Err(FutureError::Cancelled), state_name(state))
-            }),
-            outcome => Inner::finish(&self.inner, outcome)
+            Err(FutureError::Cancelled) => {
+                Inner::cancel_running(&self.inner, defer).map_err(|state| {
+                    InvalidStateError::new(Err(FutureError::Cancelled), state_name(state))
+                })
+            }
+            outcome => Inner::finish(&self.inner, outcome, defer)
                 .map_err(|(rejected, state)| InvalidStateError::new(rejected, state_name(state))),
         }
     }
@@ -1168,6 +1422,7 @@ impl<T, E> Drop for Promise<T, E> {
                 Err(FutureError::Broken(
                     "the task was dropped before it completed its future".into(),
                 )),
+                None,
             );
         }
     }

@@ -48,7 +48,7 @@ pub use crate::executor::{
     fallible_job, job, Executor, FallibleJob, FnJob, Job, Map, MapOptions, OptionsError, Shutdown,
     Submit,
 };
-pub use crate::future::{Future, Outcome, Promise, TaskRef};
+pub use crate::future::{DeferredCallbacks, Future, Help, Outcome, Promise, TaskRef};
 pub use crate::wait::{wait, ReturnWhen, Waited};
 pub use crate::waitable::{AnyFuture, Waitable};
 

@@ -445,3 +445,100 @@ fn callback_registration_vs_completion_vs_take() {
         completer.join().unwrap();
     });
 }
+
+/// A waiter's helper ([`Future::pending_with_helper`]) racing the executor's own worker for the
+/// task, with two waiters: the helper runs at most once, exactly one completion wins, and both
+/// waiters see it.
+#[test]
+fn helper_vs_worker_vs_two_waiters() {
+    loom::model(|| {
+        let slot = Arc::new(crate::loom::Mutex::new(None));
+        let helped = Arc::new(AtomicUsize::new(0));
+        let (future, promise) = {
+            let slot = slot.clone();
+            let helped = helped.clone();
+            F::pending_with_helper(move |_| {
+                helped.fetch_add(1, Ordering::SeqCst);
+                let taken: Option<crate::Promise<u32, &'static str>> = slot.lock().take();
+                if let Some(promise) = taken {
+                    // No callback is registered here: nothing to hand over.
+                    promise
+                        .set_outcome_deferring_callbacks(Ok(1), |_| unreachable!("no callbacks"))
+                        .unwrap();
+                }
+            })
+        };
+        *slot.lock() = Some(promise);
+        let worker = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                let taken = slot.lock().take();
+                if let Some(promise) = taken {
+                    promise.set_result(2).unwrap();
+                }
+            })
+        };
+        let waiter = {
+            let future = future.clone();
+            thread::spawn(move || *future.result().unwrap())
+        };
+        let mine = *future.result().unwrap();
+        assert_eq!(waiter.join().unwrap(), mine);
+        worker.join().unwrap();
+        assert!(helped.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+/// A done-callback registered (from another thread) while a waiter's helper completes the
+/// future, and the executor's worker racing the helper for the task: the callback runs exactly
+/// once, never on the helping waiter's thread (the helper hands it over to a thread of its
+/// own), and the owner's take by value waits for it and then gets the value.
+#[test]
+fn helper_defers_a_callback_registered_meanwhile() {
+    loom::model(|| {
+        let main = thread::current().id();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let deferred = Arc::new(crate::loom::Mutex::new(None));
+        let slot = Arc::new(crate::loom::Mutex::new(None));
+        let (future, promise) = {
+            let slot = slot.clone();
+            let deferred = deferred.clone();
+            Future::<String, ()>::pending_with_helper(move |_| {
+                let taken: Option<crate::Promise<String, ()>> = slot.lock().take();
+                if let Some(promise) = taken {
+                    promise
+                        .set_outcome_deferring_callbacks(Ok("v".to_string()), |later| {
+                            *deferred.lock() = Some(thread::spawn(move || later.run()));
+                        })
+                        .unwrap();
+                }
+            })
+        };
+        *slot.lock() = Some(promise);
+        let worker = {
+            let clone = future.clone();
+            let calls = calls.clone();
+            let slot = slot.clone();
+            thread::spawn(move || {
+                clone.add_done_callback(move |f| {
+                    assert_ne!(thread::current().id(), main, "ran on the helping waiter");
+                    assert_eq!(f.result().map(String::as_str), Ok("v"));
+                    calls.fetch_add(1, Ordering::SeqCst);
+                });
+                drop(clone);
+                let taken = slot.lock().take();
+                if let Some(promise) = taken {
+                    promise.set_result("v".to_string()).unwrap();
+                }
+            })
+        };
+        assert_eq!(future.result().map(String::as_str), Ok("v"));
+        worker.join().unwrap();
+        assert_eq!(future.try_into_result().ok(), Some(Ok("v".to_string())));
+        let later = deferred.lock().take();
+        if let Some(later) = later {
+            later.join().unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}

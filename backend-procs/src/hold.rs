@@ -1,0 +1,245 @@
+//! Who runs a submitted job: a manager thread, woken by a *token* on the internal thread pool
+//! ([`crate::dispatch`]), or the thread that waits for the job's future.
+//!
+//! Every job's future has a helper ([`Future::pending_with_helper`]): the first thread to
+//! block on it without a timeout while the job is next in the backlog and a worker is idle
+//! runs the job itself ([`Shared::run_inline`]: as `apply` does, two wake-ups per round trip
+//! instead of four). That alone loses to the manager threads, though: the token wakes one (or
+//! keeps one spinning), and on a machine with few cores that thread is in the way of the worker
+//! and of the waiter.
+//!
+//! So once a pool's recent tasks were each waited for right after they were submitted and run
+//! by their waiter ([`HOLD_AFTER`] in a row, each within [`PROMPTLY`]), a job submitted to an
+//! empty backlog is *held*: its token is not queued yet. It is queued as soon as anything but
+//! an untimed wait shows interest in the future ([`Help::Start`]: a timed wait, a callback,
+//! `wait`/`as_completed`, `done()`, a cancel, dropping it), when the next job is submitted,
+//! when the waiter cannot run it, at shutdown, and by the pool's *ticker* thread if the job is
+//! still held at two of its ticks ([`TICK`] apart, while jobs are being held). So a held job
+//! nobody waits for starts at most about two ticks late, once, and the next jobs are not held
+//! ([`Help::Start`] and the ticker both end the run of prompt waiters).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use futurepool_core::{Future, FutureError, Help, SubmitError};
+
+use crate::manager::{lock, Shared};
+
+/// Jobs in a row run by a waiter that came within [`PROMPTLY`] of the submit, before jobs are
+/// held.
+pub(crate) const HOLD_AFTER: usize = 8;
+
+/// A waiter that blocks on the future this soon after the submit counts as prompt.
+pub(crate) const PROMPTLY: Duration = Duration::from_micros(50);
+
+/// The ticker's period while jobs are being held.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// The job whose token is held back, and the ticker.
+#[derive(Default)]
+pub(crate) struct Held {
+    /// The one job held (only a job submitted to an empty backlog is held, and the next
+    /// submit queues its token).
+    job: Option<u64>,
+    /// A job was held since the ticker's last look: it keeps ticking.
+    held_lately: bool,
+    /// The ticker thread, started with the first held job.
+    ticker: Option<JoinHandle<()>>,
+    /// The ticker sleeps until woken (no job was held during its last tick).
+    ticker_asleep: bool,
+    /// Shut down: nothing is held any more, and the ticker ends.
+    closed: bool,
+}
+
+impl Shared {
+    /// What a job's future runs on the first interest in it (see the module docs).
+    pub(crate) fn help(&self, seq: u64, help: Help, submitted: Instant) {
+        if help == Help::Start {
+            // Another kind of use than submit-then-wait: hold nothing for a while.
+            self.prompt.store(0, Ordering::Relaxed);
+            self.release_held(seq);
+            return;
+        }
+        // A waiter that came late (its job, if held, started late): jobs are no longer held,
+        // until two prompt waiters in a row. (Not back to zero: a waiter preempted once on a
+        // busy machine should not cost a long run of hand-offs to manager threads.)
+        let prompt = submitted.elapsed() < PROMPTLY;
+        let _ = self
+            .prompt
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(if prompt {
+                    (n + 1).min(HOLD_AFTER)
+                } else {
+                    n.saturating_sub(2)
+                })
+            });
+        let ran = self.run_inline(seq);
+        if !ran {
+            self.release_held(seq);
+        }
+    }
+
+    /// Queues the token for a job just pushed to the backlog — or holds it back, when the
+    /// backlog was empty and recent jobs were run by prompt waiters (`hold`). Queues the
+    /// token of a job held before this one either way. An error (the thread pool refused the
+    /// token) is the submit's: the job was taken back.
+    pub(crate) fn post_or_hold(self: &Arc<Self>, seq: u64, hold: bool) -> Result<(), SubmitError> {
+        let hold = hold && self.prompt.load(Ordering::Relaxed) >= HOLD_AFTER;
+        let (previous, held_now, wake) = {
+            let mut held = lock(&self.held);
+            let previous = held.job.take();
+            if hold && !held.closed && held.ticker.is_none() {
+                held.ticker = self.start_ticker(); // `None`: no thread, no holding
+            }
+            let held_now = hold && !held.closed && held.ticker.is_some();
+            if held_now {
+                held.job = Some(seq);
+                held.held_lately = true;
+            }
+            (previous, held_now, held_now && held.ticker_asleep)
+        };
+        if wake {
+            self.tick.notify_one();
+        }
+        if let Some(previous) = previous {
+            self.post_held(previous);
+        }
+        if held_now {
+            return Ok(());
+        }
+        self.post(seq)
+    }
+
+    /// Forgets the job held back, if it is `seq` (its waiter is running it).
+    pub(crate) fn forget_held(&self, seq: u64) {
+        let mut held = lock(&self.held);
+        if held.job == Some(seq) {
+            held.job = None;
+        }
+    }
+
+    /// Queues the token of job `seq` if it is the one held back.
+    fn release_held(&self, seq: u64) {
+        let mine = {
+            let mut held = lock(&self.held);
+            let mine = held.job == Some(seq);
+            if mine {
+                held.job = None;
+            }
+            mine
+        };
+        if mine {
+            self.post_held(seq);
+        }
+    }
+
+    /// Queues the token of a job that was held back; if the thread pool refuses it (shut down
+    /// or broken), the job fails instead.
+    fn post_held(&self, seq: u64) {
+        if let Err(e) = self.post(seq) {
+            if let Some(job) = self.take_back(seq) {
+                job.finish(Err(FutureError::from(e)));
+            }
+        }
+    }
+
+    /// Queues a token for job `seq` on the thread pool; if the pool refuses it and the job is
+    /// still in the backlog, takes the job back and returns the error.
+    fn post(&self, seq: u64) -> Result<(), SubmitError> {
+        let Some(server) = self.me.upgrade() else {
+            return Ok(()); // the pool is being dropped: its shutdown queued every token
+        };
+        self.tokens.fetch_add(1, Ordering::Relaxed);
+        let token = match self.threads.submit(move || {
+            server.tokens.fetch_sub(1, Ordering::Relaxed);
+            server.serve_backlog();
+        }) {
+            Ok(token) => token,
+            Err(e) => {
+                self.tokens.fetch_sub(1, Ordering::Relaxed);
+                if self.take_back(seq).is_some() {
+                    return Err(e);
+                }
+                // A manager thread took the job already: it runs.
+                return Ok(());
+            }
+        };
+        let server = self.me.clone();
+        token.add_done_callback(move |token: &Future<()>| {
+            if let (Err(e), Some(server)) = (token.result(), server.upgrade()) {
+                // Dropped unrun: by `shutdown(cancel_futures)` (which has cancelled the
+                // backlog already) or for want of a thread.
+                server.tokens.fetch_sub(1, Ordering::Relaxed);
+                server.fail_one(e.cloned());
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts the ticker; `None` if no thread can be started (then nothing is held).
+    fn start_ticker(&self) -> Option<JoinHandle<()>> {
+        let shared = self.me.clone();
+        thread::Builder::new()
+            .name("futurepool-procs-ticker".into())
+            .spawn(move || tick(shared))
+            .ok()
+    }
+
+    /// Shutdown: queues the token of the job held back (unless `cancelled`: the backlog was
+    /// cancelled), holds nothing from now on, and ends the ticker.
+    pub(crate) fn close_held(&self, cancelled: bool) {
+        let (job, ticker) = {
+            let mut held = lock(&self.held);
+            held.closed = true;
+            (held.job.take(), held.ticker.take())
+        };
+        self.tick.notify_all();
+        if let (Some(seq), false) = (job, cancelled) {
+            self.post_held(seq);
+        }
+        if let Some(ticker) = ticker {
+            if ticker.thread().id() != thread::current().id() {
+                let _ = ticker.join();
+            }
+        }
+    }
+}
+
+/// The ticker: queues the token of a job still held at two of its looks, [`TICK`] apart;
+/// sleeps until woken when no job was held during a tick; ends at shutdown.
+fn tick(shared: Weak<Shared>) {
+    let mut seen = None;
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut held = lock(&shared.held);
+        if held.closed {
+            return;
+        }
+        if held.job.is_some() && held.job == seen {
+            let seq = held.job.take().expect("a held job");
+            drop(held);
+            shared.prompt.store(0, Ordering::Relaxed);
+            shared.post_held(seq);
+            seen = None;
+            continue;
+        }
+        seen = held.job;
+        if held.held_lately || held.job.is_some() {
+            held.held_lately = false;
+            drop(
+                shared
+                    .tick
+                    .wait_timeout(held, TICK)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+        } else {
+            held.ticker_asleep = true;
+            let mut held = shared.tick.wait(held).unwrap_or_else(|p| p.into_inner());
+            held.ticker_asleep = false;
+        }
+    }
+}
