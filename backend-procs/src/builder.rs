@@ -232,6 +232,8 @@ impl Builder {
                 tick: Condvar::new(),
                 prompt: AtomicUsize::new(0),
                 me: me.clone(),
+                helpers_done: Condvar::new(),
+                callback_threads: Default::default(),
             }),
         })
     }

@@ -26,7 +26,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futurepool_core::{FutureError, Outcome, Panic, Promise};
@@ -64,27 +65,67 @@ pub(crate) trait Completion: Send {
     fn start(&self) -> bool;
     /// Completes the future with the call's answer (or why there is none). `helped`: on the
     /// thread of a waiter that runs the job itself ([`Shared::help`]), where done-callbacks must
-    /// not run (they go to a thread of their own).
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool);
+    /// not run: they go to a thread of their own, started on `helped`.
+    fn finish(
+        self: Box<Self>,
+        answer: Result<Answer, FutureError<Infallible>>,
+        helped: Option<&CallbackThreads>,
+    );
+}
+
+/// The threads that run the done-callbacks of jobs completed on a waiter's thread
+/// ([`complete`]): `shutdown(wait)` joins them ([`Shared::close`]), as it joins the manager
+/// threads that run the callbacks of the other jobs — so every callback has run when it
+/// returns, as with CPython, whose management thread runs them.
+#[derive(Default)]
+pub(crate) struct CallbackThreads(Mutex<Vec<JoinHandle<()>>>);
+
+impl CallbackThreads {
+    /// Runs `callbacks` on a thread of its own, listed to be joined; the error if no thread
+    /// could be started.
+    fn spawn(&self, callbacks: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name("futurepool-callbacks".into())
+            .spawn(callbacks)?;
+        let mut handles = lock(&self.0);
+        // The finished ones need no join: the list stays as long as the callbacks running.
+        handles.retain(|h| !h.is_finished());
+        handles.push(handle);
+        Ok(())
+    }
+
+    /// Joins every thread started so far but the calling one (a callback may shut the pool
+    /// down).
+    pub(crate) fn join(&self) {
+        let me = std::thread::current().id();
+        loop {
+            let handles = std::mem::take(&mut *lock(&self.0));
+            if handles.is_empty() {
+                return;
+            }
+            for handle in handles {
+                if handle.thread().id() != me && handle.join().is_err() {
+                    log::error!("futurepool-procs: a done-callback thread panicked");
+                }
+            }
+        }
+    }
 }
 
 /// Completes `promise`, on a waiter's thread (`helped`) without running done-callbacks there:
 /// those registered meanwhile run on a thread of their own (or, if no thread can be started,
 /// here after all).
-fn complete<T, E>(promise: &Promise<T, E>, outcome: Outcome<T, E>, helped: bool)
+fn complete<T, E>(promise: &Promise<T, E>, outcome: Outcome<T, E>, helped: Option<&CallbackThreads>)
 where
     T: Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    if !helped {
+    let Some(threads) = helped else {
         let _ = promise.set_outcome(outcome);
         return;
-    }
+    };
     let _ = promise.set_outcome_deferring_callbacks(outcome, |later| {
-        let spawned = std::thread::Builder::new()
-            .name("futurepool-callbacks".into())
-            .spawn(move || later.run());
-        if let Err(e) = spawned {
+        if let Err(e) = threads.spawn(move || later.run()) {
             // The closure was dropped, and with it `later`, which ran the callbacks here.
             log::warn!("no thread for done-callbacks ({e}): they ran on the waiting thread");
         }
@@ -107,7 +148,11 @@ where
         matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
     }
 
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool) {
+    fn finish(
+        self: Box<Self>,
+        answer: Result<Answer, FutureError<Infallible>>,
+        helped: Option<&CallbackThreads>,
+    ) {
         let outcome = match answer.and_then(one) {
             Ok(bytes) => contained(|| (self.decode)(bytes)),
             Err(e) => Err(e.map_raised(|never| match never {})),
@@ -148,7 +193,11 @@ where
         matches!(self.promise.set_running_or_notify_cancel(), Ok(true))
     }
 
-    fn finish(self: Box<Self>, answer: Result<Answer, FutureError<Infallible>>, helped: bool) {
+    fn finish(
+        self: Box<Self>,
+        answer: Result<Answer, FutureError<Infallible>>,
+        helped: Option<&CallbackThreads>,
+    ) {
         let items = match answer {
             Err(FutureError::Cancelled) => Err(FutureError::Cancelled),
             Err(e) => Ok(self.unsent.iter().map(|_| Err(e.clone())).collect()),
@@ -186,13 +235,14 @@ pub(crate) struct Job {
     /// still queued on a worker kills that worker as the job reaches the front).
     pub(crate) stop: Option<Arc<StopCell>>,
     pub(crate) done: Box<dyn Completion>,
-    /// Taken by the thread waiting for it ([`Shared::help`]), which runs it.
-    pub(crate) helped: bool,
+    /// Taken by the thread waiting for it ([`Shared::help`]), which runs it: where its
+    /// done-callbacks run.
+    pub(crate) helped: Option<Arc<CallbackThreads>>,
 }
 
 impl Job {
     pub(crate) fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
-        self.done.finish(answer, self.helped)
+        self.done.finish(answer, self.helped.as_deref())
     }
 }
 
@@ -317,7 +367,7 @@ impl Shared {
             Some(mut job) => {
                 self.forget_held(seq);
                 if job.done.start() {
-                    job.helped = true;
+                    job.helped = Some(self.callback_threads.clone());
                     self.serve(VecDeque::from([job]), Some(tracked));
                 } else {
                     // Cancelled meanwhile: its future says so.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futurepool_core::{Future, FutureError, Help, SubmitError};
 
+use crate::dispatch::Job;
 use crate::manager::{lock, Shared};
 
 /// Jobs in a row run by a waiter that came within [`PROMPTLY`] of the submit, before jobs are
@@ -89,7 +90,8 @@ impl Shared {
         let hold = hold && self.prompt.load(Ordering::Relaxed) >= HOLD_AFTER;
         let (previous, held_now, wake) = {
             let mut held = lock(&self.held);
-            let previous = held.job.take();
+            // Queued under the lock, as every held job's token (see `release_held`).
+            let previous = held.job.take().map(|seq| (seq, self.queue_token()));
             if hold && !held.closed && held.ticker.is_none() {
                 held.ticker = self.start_ticker(); // `None`: no thread, no holding
             }
@@ -103,8 +105,8 @@ impl Shared {
         if wake {
             self.tick.notify_one();
         }
-        if let Some(previous) = previous {
-            self.post_held(previous);
+        if let Some((previous, queued)) = previous {
+            self.track_held(previous, queued);
         }
         if held_now {
             return Ok(());
@@ -122,48 +124,65 @@ impl Shared {
 
     /// Queues the token of job `seq` if it is the one held back.
     fn release_held(&self, seq: u64) {
-        let mine = {
-            let mut held = lock(&self.held);
-            let mine = held.job == Some(seq);
-            if mine {
-                held.job = None;
-            }
-            mine
-        };
-        if mine {
-            self.post_held(seq);
+        let mut held = lock(&self.held);
+        if held.job != Some(seq) {
+            return;
         }
+        held.job = None;
+        // Under the lock: a shutdown takes this lock (`close_held`) before it shuts the thread
+        // pool down, so the token of a job that was held when the shutdown began is queued
+        // before the thread pool refuses tokens (the job runs, as every job submitted before a
+        // shutdown that does not cancel).
+        let queued = self.queue_token();
+        drop(held);
+        self.track_held(seq, queued);
     }
 
-    /// Queues the token of a job that was held back; if the thread pool refuses it (shut down
-    /// or broken), the job fails instead.
-    fn post_held(&self, seq: u64) {
-        if let Err(e) = self.post(seq) {
-            if let Some(job) = self.take_back(seq) {
-                job.finish(Err(FutureError::from(e)));
-            }
+    /// After [`queue_token`](Self::queue_token) for a job that was held back: if the thread
+    /// pool refused the token (broken), the job fails instead.
+    fn track_held(&self, seq: u64, queued: Option<Result<Future<()>, SubmitError>>) {
+        if let Err((e, job)) = self.track_token(seq, queued) {
+            job.finish(Err(FutureError::from(e)));
         }
     }
 
     /// Queues a token for job `seq` on the thread pool; if the pool refuses it and the job is
     /// still in the backlog, takes the job back and returns the error.
     fn post(&self, seq: u64) -> Result<(), SubmitError> {
-        let Some(server) = self.me.upgrade() else {
-            return Ok(()); // the pool is being dropped: its shutdown queued every token
-        };
+        let queued = self.queue_token();
+        // The job taken back is dropped: the submit fails, nobody has its future.
+        self.track_token(seq, queued).map_err(|(e, _job)| e)
+    }
+
+    /// Queues a token (a manager thread's turn at the backlog) on the thread pool; `None` if
+    /// the pool is being dropped (its shutdown queued every token).
+    fn queue_token(&self) -> Option<Result<Future<()>, SubmitError>> {
+        let server = self.me.upgrade()?;
         self.tokens.fetch_add(1, Ordering::Relaxed);
-        let token = match self.threads.submit(move || {
+        Some(self.threads.submit(move || {
             server.tokens.fetch_sub(1, Ordering::Relaxed);
             server.serve_backlog();
-        }) {
-            Ok(token) => token,
-            Err(e) => {
+        }))
+    }
+
+    /// Follows a token [`queue_token`](Self::queue_token) queued for job `seq`: one the thread
+    /// pool drops unrun fails a job; if the pool refused it and the job is still in the
+    /// backlog, the job is taken back and returned with the error.
+    fn track_token(
+        &self,
+        seq: u64,
+        queued: Option<Result<Future<()>, SubmitError>>,
+    ) -> Result<(), (SubmitError, Job)> {
+        let token = match queued {
+            None => return Ok(()),
+            Some(Ok(token)) => token,
+            Some(Err(e)) => {
                 self.tokens.fetch_sub(1, Ordering::Relaxed);
-                if self.take_back(seq).is_some() {
-                    return Err(e);
-                }
-                // A manager thread took the job already: it runs.
-                return Ok(());
+                return match self.take_back(seq) {
+                    Some(job) => Err((e, job)),
+                    // A manager thread took the job already: it runs.
+                    None => Ok(()),
+                };
             }
         };
         let server = self.me.clone();
@@ -193,11 +212,17 @@ impl Shared {
         let (job, ticker) = {
             let mut held = lock(&self.held);
             held.closed = true;
-            (held.job.take(), held.ticker.take())
+            // Queued under the lock (see `release_held`): a concurrent shutdown's thread pool
+            // shutdown comes after.
+            let job = match held.job.take() {
+                Some(seq) if !cancelled => Some((seq, self.queue_token())),
+                _ => None,
+            };
+            (job, held.ticker.take())
         };
         self.tick.notify_all();
-        if let (Some(seq), false) = (job, cancelled) {
-            self.post_held(seq);
+        if let Some((seq, queued)) = job {
+            self.track_held(seq, queued);
         }
         if let Some(ticker) = ticker {
             if ticker.thread().id() != thread::current().id() {
@@ -221,9 +246,11 @@ fn tick(shared: Weak<Shared>) {
         }
         if held.job.is_some() && held.job == seen {
             let seq = held.job.take().expect("a held job");
+            // Queued under the lock (see `Shared::release_held`).
+            let queued = shared.queue_token();
             drop(held);
             shared.prompt.store(0, Ordering::Relaxed);
-            shared.post_held(seq);
+            shared.track_held(seq, queued);
             seen = None;
             continue;
         }

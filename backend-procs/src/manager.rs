@@ -80,6 +80,12 @@ pub(crate) struct Shared {
     pub(crate) prompt: AtomicUsize,
     /// This `Shared`, for the tokens' closures.
     pub(crate) me: Weak<Shared>,
+    /// Signalled when the last waiter running its own job is done ([`Shared::end_help`]); a
+    /// condition of its own: `returned` wakes one `check_out` waiter at a time, and a helper may
+    /// be one.
+    pub(crate) helpers_done: Condvar,
+    /// The threads running the done-callbacks of jobs run by their waiters.
+    pub(crate) callback_threads: Arc<crate::dispatch::CallbackThreads>,
 }
 
 /// The pool's worker processes as a resource: whoever runs a call (a manager thread for a
@@ -223,7 +229,7 @@ impl Shared {
         let wake = slots.helping == 0 && slots.closed;
         drop(slots);
         if wake {
-            self.returned.notify_all();
+            self.helpers_done.notify_all();
         }
     }
 
@@ -340,14 +346,22 @@ impl Shared {
     }
 
     /// Ends every idle process, and from now on every process checked back in; then waits
-    /// for the waiters running their own jobs ([`Shared::help`]) to finish them.
+    /// for the waiters running their own jobs ([`Shared::help`]) to finish them, and for the
+    /// done-callbacks of those jobs.
     pub(crate) fn close(&self) {
         lock(&self.processes).closed = true;
         self.end_idle_processes();
         let mut slots = lock(&self.processes);
         while slots.helping > 0 {
-            slots = self.returned.wait(slots).unwrap_or_else(|p| p.into_inner());
+            slots = self
+                .helpers_done
+                .wait(slots)
+                .unwrap_or_else(|p| p.into_inner());
         }
+        drop(slots);
+        // No job is run by a waiter any more (a closed pool lends no process), so no thread
+        // for callbacks starts after this.
+        self.callback_threads.join();
     }
 
     /// Sends `signal` to every live worker, idle or busy.

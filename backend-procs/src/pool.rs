@@ -306,7 +306,7 @@ impl ProcessPool {
             timeout,
             stop,
             done: done(promise),
-            helped: false,
+            helped: None,
         };
         let was_empty = {
             let mut backlog = lock(&shared.backlog);
