@@ -172,14 +172,14 @@ impl Shared {
         &self,
         seq: u64,
         queued: Option<Result<Future<()>, SubmitError>>,
-    ) -> Result<(), (SubmitError, Job)> {
+    ) -> Result<(), (SubmitError, Box<Job>)> {
         let token = match queued {
             None => return Ok(()),
             Some(Ok(token)) => token,
             Some(Err(e)) => {
                 self.tokens.fetch_sub(1, Ordering::Relaxed);
                 return match self.take_back(seq) {
-                    Some(job) => Err((e, job)),
+                    Some(job) => Err((e, Box::new(job))),
                     // A manager thread took the job already: it runs.
                     None => Ok(()),
                 };
