@@ -132,6 +132,15 @@ where
     });
 }
 
+/// A waiter's help in progress ([`Shared::run_inline`]): ends it when dropped.
+struct Helping<'a>(&'a Shared);
+
+impl Drop for Helping<'_> {
+    fn drop(&mut self) {
+        self.0.end_help();
+    }
+}
+
 /// A typed future's completion: decodes the returned bytes.
 pub(crate) struct Typed<T, E, D> {
     pub(crate) promise: Promise<T, E>,
@@ -356,6 +365,9 @@ impl Shared {
         let Some(tracked) = self.check_out_idle_to_help() else {
             return false;
         };
+        // Ends the help on the way out, unwinding included (a waker woken by the completion is
+        // user code): `shutdown(wait)` waits for helpers.
+        let _helping = Helping(self);
         let job = {
             let mut backlog = lock(&self.backlog);
             match backlog.front() {
@@ -381,7 +393,6 @@ impl Shared {
                 false
             }
         };
-        self.end_help();
         ran
     }
 

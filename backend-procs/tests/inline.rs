@@ -291,3 +291,46 @@ fn a_held_task_released_during_shutdown_still_runs() {
         }
     });
 }
+
+/// An async waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics");
+    }
+}
+
+/// A panic on the waiting thread while it runs its task (here: an async waker registered
+/// meanwhile panics when the completion wakes it) reaches the waiter, and the pool still
+/// shuts down: the waiter's help is over.
+#[test]
+fn a_panic_while_the_waiter_runs_its_task_does_not_hang_shutdown() {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        warm(&pool);
+        let (tx, rx) = mpsc::channel();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let future = pool.submit(sleep_ms, 400).unwrap();
+                tx.send(future.clone()).unwrap();
+                let _ = future.result();
+            });
+            let future = rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(100));
+            let waker = Waker::from(Arc::new(PanickingWaker));
+            let mut done = Box::pin(future.done_async());
+            let polled = done.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+            assert!(
+                waiter.join().is_err(),
+                "the waker's panic reaches the waiter"
+            );
+            drop(done);
+        });
+        pool.shutdown(Shutdown::new());
+        assert!(pool.worker_pids().is_empty());
+    });
+}
