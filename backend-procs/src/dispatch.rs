@@ -375,7 +375,7 @@ impl Shared {
                 _ => None,
             }
         };
-        let ran = match job {
+        match job {
             Some(mut job) => {
                 self.forget_held(seq);
                 if job.done.start() {
@@ -392,8 +392,7 @@ impl Shared {
                 self.check_in(tracked);
                 false
             }
-        };
-        ran
+        }
     }
 
     /// Runs the jobs in `ready` (taken, marked running) and then, on a manager thread, the
