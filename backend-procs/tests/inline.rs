@@ -307,7 +307,7 @@ impl std::task::Wake for PanickingWaker {
 #[test]
 fn a_panic_while_the_waiter_runs_its_task_does_not_hang_shutdown() {
     use std::future::Future as _;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
     watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
         warm(&pool);
