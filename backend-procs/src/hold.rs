@@ -206,23 +206,32 @@ impl Shared {
             .ok()
     }
 
-    /// Shutdown: queues the token of the job held back (unless `cancelled`: the backlog was
-    /// cancelled), holds nothing from now on, and ends the ticker.
+    /// Shutdown: queues the token of the job held back — or, if `cancelled` (the backlog was
+    /// cancelled), cancels it: it may have been submitted after the backlog was cancelled —,
+    /// holds nothing from now on, and ends the ticker.
     pub(crate) fn close_held(&self, cancelled: bool) {
         let (job, ticker) = {
             let mut held = lock(&self.held);
             held.closed = true;
             // Queued under the lock (see `release_held`): a concurrent shutdown's thread pool
             // shutdown comes after.
-            let job = match held.job.take() {
-                Some(seq) if !cancelled => Some((seq, self.queue_token())),
-                _ => None,
-            };
+            let job = held
+                .job
+                .take()
+                .map(|seq| (seq, (!cancelled).then(|| self.queue_token())));
             (job, held.ticker.take())
         };
         self.tick.notify_all();
-        if let Some((seq, queued)) = job {
-            self.track_held(seq, queued);
+        match job {
+            Some((seq, Some(queued))) => self.track_held(seq, queued),
+            Some((seq, None)) => {
+                // Submitted between the backlog's cancel and now (no token: nothing else
+                // would ever take it from the backlog).
+                if let Some(job) = self.take_back(seq) {
+                    job.finish(Err(FutureError::Cancelled));
+                }
+            }
+            None => {}
         }
         if let Some(ticker) = ticker {
             if ticker.thread().id() != thread::current().id() {

@@ -334,3 +334,43 @@ fn a_panic_while_the_waiter_runs_its_task_does_not_hang_shutdown() {
         assert!(pool.worker_pids().is_empty());
     });
 }
+
+/// A task submitted (and held) while `shutdown(cancel_futures=True)` is under way, after the
+/// backlog was cancelled: its future still completes (run or cancelled), it is not left
+/// pending for ever.
+#[test]
+fn a_task_held_while_shutdown_cancels_still_completes() {
+    watchdog(LIMIT, || {
+        for round in 0..40u64 {
+            let pool = ProcessPool::new(1).unwrap();
+            warm(&pool);
+            thread::scope(|s| {
+                let submitter = s.spawn(|| {
+                    let mut outcomes = Vec::new();
+                    for i in 0.. {
+                        let Ok(future) = pool.submit(id, i) else {
+                            break;
+                        };
+                        if i % 10 == 9 {
+                            // A waiter that comes late: its task was held, and the shutdown
+                            // may come meanwhile.
+                            thread::sleep(Duration::from_millis(30));
+                        }
+                        // A future left pending for ever hangs here (the watchdog fails
+                        // the test).
+                        outcomes.push((i, future.result().cloned().ok()));
+                    }
+                    outcomes
+                });
+                thread::sleep(Duration::from_millis(5 + 7 * (round % 5)));
+                pool.shutdown(Shutdown::new().cancel_futures(true));
+                for (i, got) in submitter.join().unwrap() {
+                    assert!(
+                        got.is_none() || got == Some(i),
+                        "round {round}: task {i}: {got:?}"
+                    );
+                }
+            });
+        }
+    });
+}
