@@ -16,10 +16,11 @@
 //! times out, the running job fails (`WorkerLost`, `TimedOut`) and the jobs queued behind it,
 //! which never started, go to the next worker.
 //!
-//! Every job in the backlog has a token in the thread pool's queue (tokens ≥ jobs: a token
-//! whose job another manager took finds the backlog empty and returns). A token the thread
-//! pool drops unrun (no thread could be started) fails one job with the thread pool's error;
-//! `shutdown(cancel_futures)` cancels the backlog itself.
+//! Every job in the backlog but the one held back ([`crate::hold`]) has a token in the thread
+//! pool's queue (a token whose job another manager or its waiter took finds the backlog empty
+//! and returns). A token the thread pool drops unrun (no thread could be started) fails one job
+//! with the thread pool's error; `shutdown(cancel_futures)` cancels the backlog itself, and the
+//! job held back.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
