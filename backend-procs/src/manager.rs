@@ -210,11 +210,14 @@ impl Shared {
     }
 
     /// An idle process for a waiter to run its own job on ([`Shared::help`]), counted as
-    /// helping until [`end_help`](Self::end_help); `None` if none is idle right now or the pool
-    /// is closed.
+    /// helping until [`end_help`](Self::end_help); `None` if none is idle right now, the pool
+    /// is closed, or somebody waits in `check_out` — a manager thread holding an older job
+    /// (taken from the backlog, marked running) that the process was checked in for: a thread
+    /// submitting and waiting in a loop, back before that manager thread wakes, would otherwise
+    /// take the process every time and starve that job.
     pub(crate) fn check_out_idle_to_help(&self) -> Option<Tracked> {
         let mut slots = lock(&self.processes);
-        if slots.closed {
+        if slots.closed || slots.waiting > 0 {
             return None;
         }
         let tracked = slots.idle.pop()?;

@@ -374,3 +374,41 @@ fn a_task_held_while_shutdown_cancels_still_completes() {
         }
     });
 }
+
+/// A task a manager thread has taken (it waits for the only worker) is not starved by a
+/// thread that submits and waits in a loop, running each of its tasks itself: the waiter
+/// leaves an idle worker to a manager thread that waits for one.
+#[test]
+fn a_waiter_looping_does_not_starve_a_task_taken_by_a_manager_thread() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        warm(&pool);
+        let other_done = AtomicBool::new(false);
+        thread::scope(|s| {
+            let looper = s.spawn(|| {
+                let start = Instant::now();
+                let mut rounds = 0u64;
+                while !other_done.load(Ordering::SeqCst) {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "the other task starved for 30 s ({rounds} round trips meanwhile)"
+                    );
+                    assert_eq!(pool.submit(id, rounds).unwrap().result(), Ok(&rounds));
+                    rounds += 1;
+                }
+                rounds
+            });
+            for i in 0..20u64 {
+                thread::sleep(Duration::from_millis(20));
+                let other = pool.submit(sleep_ms, i).unwrap();
+                // Its own waiter would run it (or release it): look only from afar.
+                while !other.done() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                assert_eq!(other.result(), Ok(&i));
+            }
+            other_done.store(true, Ordering::SeqCst);
+            looper.join().unwrap();
+        });
+    });
+}
