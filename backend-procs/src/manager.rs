@@ -225,6 +225,11 @@ impl Shared {
         Some(tracked)
     }
 
+    /// Waiters running their own job right now.
+    pub(crate) fn helping(&self) -> usize {
+        lock(&self.processes).helping
+    }
+
     /// A waiter's help is over (its job completed, its process checked back in).
     pub(crate) fn end_help(&self) {
         let mut slots = lock(&self.processes);

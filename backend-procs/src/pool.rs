@@ -493,7 +493,10 @@ impl ProcessPool {
         let threads = self.shared.threads.stats();
         Stats {
             max_workers: threads.max_workers,
-            busy_workers: threads.live_threads - threads.idle_threads,
+            // Manager threads at work, and waiters running their own task (a manager thread
+            // may wait for a worker a waiter runs a task on: at most one task per worker).
+            busy_workers: (threads.live_threads - threads.idle_threads + self.shared.helping())
+                .min(threads.max_workers),
             // The thread pool's queue holds one token per backlog job (or more) besides
             // `map`'s chunks.
             queued_tasks: self.shared.backlog_len()

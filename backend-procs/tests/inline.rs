@@ -412,3 +412,29 @@ fn a_waiter_looping_does_not_starve_a_task_taken_by_a_manager_thread() {
         });
     });
 }
+
+/// `stats()` counts a task its waiter runs as running: one busy worker, nothing queued.
+#[test]
+fn stats_count_a_task_its_waiter_runs() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        warm(&pool);
+        let (tx, rx) = mpsc::channel();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let future = pool.submit(sleep_ms, 800).unwrap();
+                tx.send(()).unwrap();
+                assert_eq!(future.result(), Ok(&800));
+            });
+            rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(200));
+            let stats = pool.stats();
+            assert_eq!(
+                (stats.busy_workers, stats.queued_tasks),
+                (1, 0),
+                "{stats:?}"
+            );
+            waiter.join().unwrap();
+        });
+    });
+}
