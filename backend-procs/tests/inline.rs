@@ -438,3 +438,91 @@ fn stats_count_a_task_its_waiter_runs() {
         });
     });
 }
+
+/// The pool's options hold for a task its waiter runs: `task_timeout` kills it,
+/// `cancel_kills_running` cancels it, `max_tasks_per_child` replaces the worker, and a worker
+/// that dies under it fails it (and, with `break_on_worker_death`, breaks the pool).
+#[test]
+fn options_hold_for_a_task_its_waiter_runs() {
+    watchdog(LIMIT, || {
+        // task_timeout
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .task_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        warm(&pool);
+        let start = Instant::now();
+        assert_eq!(
+            pool.submit(sleep_ms, 30_000).unwrap().result(),
+            Err(FutureError::TimedOut)
+        );
+        assert!(start.elapsed() < Duration::from_secs(20));
+        warm(&pool);
+        drop(pool);
+
+        // cancel_kills_running
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .cancel_kills_running(true)
+            .build()
+            .unwrap();
+        warm(&pool);
+        let (tx, rx) = mpsc::channel();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let future = pool.submit(sleep_ms, 30_000).unwrap();
+                tx.send(future.clone()).unwrap();
+                future.result().cloned().map_err(FutureError::cloned)
+            });
+            let future = rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(200));
+            assert!(future.running());
+            future.cancel();
+            assert_eq!(waiter.join().unwrap(), Err(FutureError::Cancelled));
+        });
+        warm(&pool);
+        drop(pool);
+
+        // max_tasks_per_child
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .max_tasks_per_child(std::num::NonZeroUsize::new(3).unwrap())
+            .build()
+            .unwrap();
+        warm(&pool);
+        assert_eq!(pool.processes_started(), 8, "24 tasks, 3 per worker");
+        drop(pool);
+
+        // a worker dying under the waiter, with break_on_worker_death
+        let pool = ProcessPool::builder()
+            .max_workers(1)
+            .break_on_worker_death(true)
+            .build()
+            .unwrap();
+        warm(&pool);
+        let (tx, rx) = mpsc::channel();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let future = pool.submit(sleep_ms, 30_000).unwrap();
+                tx.send(()).unwrap();
+                future.result().cloned().map_err(FutureError::cloned)
+            });
+            rx.recv().unwrap();
+            thread::sleep(Duration::from_millis(200));
+            for pid in pool.worker_pids() {
+                // SAFETY: kill(2) has no memory-safety preconditions; `pid` is the pool's
+                // worker, not yet reaped.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGKILL);
+                }
+            }
+            let outcome = waiter.join().unwrap();
+            assert!(
+                matches!(outcome, Err(FutureError::WorkerLost(_))),
+                "{outcome:?}"
+            );
+        });
+        assert!(pool.submit(id, 1).is_err(), "the pool is broken");
+    });
+}
