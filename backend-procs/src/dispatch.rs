@@ -89,7 +89,7 @@ impl CallbackThreads {
             .name("futurepool-callbacks".into())
             .spawn(callbacks)?;
         let mut handles = lock(&self.0);
-        // The finished ones need no join: the list stays as long as the callbacks running.
+        // Finished ones need no join: the list stays as short as the callbacks still running.
         handles.retain(|h| !h.is_finished());
         handles.push(handle);
         Ok(())

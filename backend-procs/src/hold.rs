@@ -3,7 +3,7 @@
 //!
 //! Every job's future has a helper ([`Future::pending_with_helper`]): the first thread to
 //! block on it without a timeout while the job is next in the backlog and a worker is idle
-//! runs the job itself ([`Shared::run_inline`]: as `apply` does, two wake-ups per round trip
+//! (and no manager thread waits for one: it holds an older job) runs the job itself ([`Shared::run_inline`]: as `apply` does, two wake-ups per round trip
 //! instead of four). That alone loses to the manager threads, though: the token wakes one (or
 //! keeps one spinning), and on a machine with few cores that thread is in the way of the worker
 //! and of the waiter.
