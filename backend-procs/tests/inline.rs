@@ -526,3 +526,62 @@ fn options_hold_for_a_task_its_waiter_runs() {
         assert!(pool.submit(id, 1).is_err(), "the pool is broken");
     });
 }
+
+/// The Redis backend's agents' way: `submit_encoded`, then a done-callback that submits the
+/// next item — on a pool whose recent tasks were run by prompt waiters (so the first may be
+/// held): every item runs, in order, and the chain ends.
+#[test]
+fn a_chain_of_submits_from_done_callbacks_runs_to_the_end() {
+    use futurepool_procs::__private::{codec, name_of};
+
+    fn next(pool: Arc<ProcessPool>, i: u64, tx: mpsc::Sender<u64>) {
+        if i == 50 {
+            tx.send(i).unwrap();
+            return;
+        }
+        let arg = codec::encode(&i).unwrap();
+        let future = pool.submit_encoded(name_of(&id), arg, None).unwrap();
+        let after = pool.clone();
+        future.add_done_callback(move |f| {
+            let got: u64 = codec::decode(f.result().unwrap()).unwrap();
+            assert_eq!(got, i);
+            next(after, i + 1, tx);
+        });
+    }
+
+    watchdog(LIMIT, || {
+        let pool = Arc::new(ProcessPool::new(1).unwrap());
+        for _ in 0..3 {
+            warm(&pool);
+            let (tx, rx) = mpsc::channel();
+            next(pool.clone(), 0, tx);
+            assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(50));
+        }
+    });
+}
+
+/// `cancel()` right after the submit, on a pool that holds tasks back: the future ends
+/// cancelled (or, if a manager thread started the task first, with its value), and the pool
+/// goes on.
+#[test]
+fn cancelling_a_task_held_back() {
+    watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let mut cancelled = 0;
+        for round in 0..10u64 {
+            warm(&pool);
+            let future = pool.submit(sleep_ms, 100 + round).unwrap();
+            if future.cancel() {
+                cancelled += 1;
+                assert_eq!(future.result(), Err(FutureError::Cancelled));
+            } else {
+                assert_eq!(future.result(), Ok(&(100 + round)));
+            }
+        }
+        assert!(
+            cancelled > 0,
+            "no cancel of a task just submitted succeeded"
+        );
+        warm(&pool);
+    });
+}
