@@ -2,8 +2,9 @@
 //! cross the socket in pieces, both ways and into crashing workers) and every fault case (hostile
 //! frames, a truncated frame past its deadline, a grandchild holding a socket, workers killed
 //! while idle): no zombie children, the parent's open file descriptors back to their starting
-//! count, nothing left in the temporary directory. Alone in its test binary so other tests' processes and
-//! descriptors do not blur the counts.
+//! count, no thread of the pool's left (manager threads, the ticker, the threads running the
+//! done-callbacks of tasks their waiters ran), nothing left in the temporary directory. Alone in
+//! its test binary so other tests' processes, descriptors and threads do not blur the counts.
 
 use std::fs;
 use std::time::Duration;
@@ -30,7 +31,12 @@ fn die_holding(_: Vec<u8>) -> u32 {
     std::process::exit(3)
 }
 
-futurepool_procs::register!(id, die, echo, die_holding);
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+futurepool_procs::register!(id, die, echo, die_holding, nap);
 
 fn open_fds() -> usize {
     fs::read_dir("/proc/self/fd").unwrap().count()
@@ -58,6 +64,39 @@ fn children() -> (usize, usize) {
         }
     }
     (all, zombies)
+}
+
+/// This process's threads that belong to a process pool (its manager threads, its ticker,
+/// the threads running done-callbacks of tasks their waiters ran), by name.
+fn pool_threads() -> Vec<String> {
+    fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .filter(|comm| comm.starts_with("ProcessPoolExe") || comm.starts_with("futurepool-"))
+        .collect()
+}
+
+/// Round trips waited for at once (the pool then runs tasks on their waiters and holds tokens
+/// back: its ticker starts), and a done-callback added while a waiter runs its task (it runs
+/// on a thread of its own).
+fn waiters_run_tasks(pool: &ProcessPool) {
+    for i in 0..40u32 {
+        assert_eq!(pool.submit(id, i).unwrap().result(), Ok(&i));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let future = pool.submit(nap, 300).unwrap();
+            tx.send(future.clone()).unwrap();
+            assert_eq!(future.result(), Ok(&300));
+        });
+        let future = rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        future.add_done_callback(|_| std::thread::sleep(Duration::from_millis(200)));
+        waiter.join().unwrap();
+    });
 }
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
@@ -99,12 +138,13 @@ fn no_leaks_after_tasks_crashes_and_faults() {
             }
             assert!(pool.processes_started() >= 50);
             faults(&pool);
+            waiters_run_tasks(&pool);
         }
         let (children, zombies) = children();
-        tx.send((fds_before, open_fds(), children, zombies))
+        tx.send((fds_before, open_fds(), children, zombies, pool_threads()))
             .unwrap();
     });
-    let (fds_before, fds_after, children, zombies) = rx
+    let (fds_before, fds_after, children, zombies, threads) = rx
         .recv_timeout(Duration::from_secs(180))
         .expect("watchdog: the leak test hung");
     let left = entries(&tmp);
@@ -112,6 +152,7 @@ fn no_leaks_after_tasks_crashes_and_faults() {
     assert_eq!(zombies, 0, "zombie children left");
     assert_eq!(children, 0, "worker processes left");
     assert_eq!(fds_after, fds_before, "file descriptors leaked");
+    assert!(threads.is_empty(), "pool threads left: {threads:?}");
     assert!(left.is_empty(), "left in the temporary directory: {left:?}");
 }
 
