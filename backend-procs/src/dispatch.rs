@@ -441,11 +441,9 @@ impl Shared {
                 self.fail_if_killed(&mut ready);
                 continue;
             }
-            let started = if tracked.process.has_exited() {
-                // Died while idle (the OOM killer's favourite): nothing was sent.
-                self.discard(tracked);
-                false
-            } else {
+            // A worker that died while idle (the OOM killer's favourite) is found out by the
+            // send (the job goes to the next worker: `Fed::Lost` with `started == false`).
+            let started = {
                 match self.feed(&mut tracked.process, &mut ready, !helping) {
                     Fed::Idle { last } => {
                         self.check_in_or_retire(tracked);

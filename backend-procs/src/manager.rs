@@ -308,17 +308,8 @@ impl Shared {
                 return Err(FutureError::Broken(why));
             }
             let mut tracked = self.check_out()?;
-            if tracked.process.has_exited() {
-                // Died while idle (the OOM killer's favourite): the task has not started.
-                self.discard(tracked);
-                if attempt < ATTEMPTS {
-                    continue;
-                }
-                return Err(FutureError::WorkerLost(
-                    format!("{ATTEMPTS} worker processes in a row died before {name} could start")
-                        .into(),
-                ));
-            }
+            // A worker that died while idle (the OOM killer's favourite) is found out by the
+            // send: `NotStarted`, and the task goes to the next one.
             // The task's clock starts when its worker is ready, not while one is being started.
             let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             let result = tracked.process.call(name, &mut arg, deadline);
@@ -330,8 +321,12 @@ impl Shared {
             return match result {
                 Ok(outcome) => decode_outcome(outcome),
                 Err(CallError::NotStarted(_)) if attempt < ATTEMPTS => continue,
+                Err(CallError::NotStarted(_)) => Err(FutureError::WorkerLost(
+                    format!("{ATTEMPTS} worker processes in a row died before {name} could start")
+                        .into(),
+                )),
                 Err(CallError::TimedOut) => Err(FutureError::TimedOut),
-                Err(CallError::Died(why) | CallError::NotStarted(why)) => {
+                Err(CallError::Died(why)) => {
                     self.note_death(&why);
                     Err(FutureError::WorkerLost(
                         format!("worker {why} while running {name}").into(),

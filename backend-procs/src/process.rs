@@ -49,6 +49,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How often a wait wakes to check the child when there is no pidfd.
 const TICK: Duration = Duration::from_millis(20);
 
+/// How long a read that waits for a reply without a deadline blocks before it looks whether
+/// the worker is still alive (the socket's receive timeout): a worker's death closes the socket
+/// at once, unless a process it started still holds the socket open.
+const LOOK: Duration = Duration::from_millis(100);
+
 /// What starting a worker needs.
 pub(crate) struct StartSpec<'a> {
     pub(crate) exe: &'a Path,
@@ -247,10 +252,18 @@ impl WorkerProcess {
             None,
         )
         .map_err(|e| failed("cannot create a socket pair", &io::Error::from(e)))?;
-        // The worker's end must be blocking; O_NONBLOCK is per open file description, and the
-        // two ends are two descriptions.
-        rustix::io::ioctl_fionbio(&theirs, false)
-            .map_err(|e| failed("cannot configure the socket", &io::Error::from(e)))?;
+        // Both ends block (O_NONBLOCK is per open file description, and the two ends are two
+        // descriptions): the parent's reads and writes say `DONTWAIT` where they must not
+        // wait, and a read for a reply with no deadline waits in the read itself, up to `LOOK`.
+        let configure = |e: Errno| failed("cannot configure the socket", &io::Error::from(e));
+        rustix::io::ioctl_fionbio(&theirs, false).map_err(configure)?;
+        rustix::io::ioctl_fionbio(&sock, false).map_err(configure)?;
+        rustix::net::sockopt::set_socket_timeout(
+            &sock,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(LOOK),
+        )
+        .map_err(configure)?;
         let fd = theirs.as_raw_fd();
         let mut command = Command::new(spec.exe);
         command
@@ -586,7 +599,16 @@ impl WorkerProcess {
     /// One read of what has arrived; a whole body once there is one.
     fn read_some(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
         let sock = &self.sock;
-        self.reader.read_once(|buf| recv_some(sock, buf))
+        self.reader
+            .read_once(|buf| recv_into(sock, buf, RecvFlags::DONTWAIT))
+    }
+
+    /// One read that waits for something to arrive, up to the socket's receive timeout
+    /// (`LOOK`) or a signal; a whole body once there is one.
+    fn read_waiting(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        let sock = &self.sock;
+        self.reader
+            .read_once(|buf| recv_into(sock, buf, RecvFlags::empty()))
     }
 
     /// Everything left in the socket of a worker that has ended: a reply it sent just before
@@ -627,6 +649,19 @@ impl WorkerProcess {
                 Err(ReadError::Os(e)) => {
                     return Err(self.protocol_error(format!("its socket failed: {e}")));
                 }
+            }
+            if deadline.is_none() {
+                // Wait in the read itself: one system call per reply instead of a poll and a
+                // read. Each wait ends after `LOOK` to see whether the worker is still alive.
+                read = self.read_waiting();
+                if matches!(read, Ok(None)) && self.has_exited() {
+                    // A reply sent just before the end is still in the socket.
+                    if let Some(reply) = self.read_remains() {
+                        return Ok(reply);
+                    }
+                    return Err(CallError::Died(self.reap_description()));
+                }
+                continue;
             }
             match self.wait(Some(PollFlags::IN), deadline) {
                 Ok(()) => {}
@@ -692,12 +727,19 @@ impl WorkerProcess {
 /// One non-blocking read into `buf` (not empty): how many bytes came, `None` if none are
 /// waiting.
 fn recv_some(sock: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+    recv_into(sock, buf, RecvFlags::DONTWAIT)
+}
+
+/// One read into `buf` (not empty): how many bytes came, `None` if none came (nothing waiting
+/// with `DONTWAIT`; the receive timeout passed, or a signal came, without it).
+fn recv_into(sock: &OwnedFd, buf: &mut [u8], flags: RecvFlags) -> Result<Option<usize>, ReadError> {
     loop {
-        return match recv(sock, &mut *buf, RecvFlags::DONTWAIT) {
+        return match recv(sock, &mut *buf, flags) {
             Ok((_, 0)) => Err(ReadError::Closed),
             Ok((_, n)) => Ok(Some(n)),
             Err(Errno::AGAIN) => Ok(None),
-            Err(Errno::INTR) => continue,
+            Err(Errno::INTR) if flags.contains(RecvFlags::DONTWAIT) => continue,
+            Err(Errno::INTR) => Ok(None),
             Err(Errno::CONNRESET) => Err(ReadError::Closed),
             Err(e) => Err(ReadError::Os(e.into())),
         };
