@@ -5,16 +5,18 @@
 //!
 //! The parent and a worker talk over a `socketpair` made for that worker alone (the worker's
 //! end is inherited as a numbered descriptor; there is no rendezvous socket in the file system
-//! that another process could reach first). Every wait on the socket — for room to write, for
-//! a reply to read — is a `poll` on the socket *and* the worker's pidfd, with the call's
-//! deadline as its timeout. So:
+//! that another process could reach first). Every wait on the socket with a deadline — for
+//! room to write, for a reply to read — is a `poll` on the socket *and* the worker's pidfd, with
+//! the deadline as its timeout; a wait for a reply with no deadline is the read itself (one
+//! system call per reply instead of two), which the socket's receive timeout ends every 100 ms
+//! to look at the pidfd. So:
 //!
-//! - a worker that exits or is killed is seen at once through its pidfd, even when a
-//!   grandchild it forked still holds its end of the socket open;
+//! - a worker that exits or is killed is seen at once (its end of the socket closes), and
+//!   within 100 ms through its pidfd when a grandchild it forked still holds that end open;
 //! - a deadline (`task_timeout`, `startup_timeout`) is kept whatever the worker sends or does
-//!   not send: the parent never blocks in a read or a write;
-//! - the socket is non-blocking on the parent's side, and a frame is only accepted whole and
-//!   within the pool's `max_message_size` (see [`crate::wire`]).
+//!   not send: with a deadline the parent never blocks in a read or a write;
+//! - every other read and write of the parent's says `DONTWAIT`, and a frame is only accepted
+//!   whole and within the pool's `max_message_size` (see [`crate::wire`]).
 //!
 //! Every path that gives up on a worker kills it (SIGKILL through its pidfd when there is one),
 //! then reaps it, then closes its descriptors, in that order: no `wait` on a live child, no
