@@ -1,4 +1,7 @@
-//! Warm round trips on the process pool in a loop, for `perf`: `procs_round_trip [n] [rounds]`.
+//! Warm round trips on the process pool in a loop, for `perf`:
+//! `procs_round_trip [n] [rounds] [submit|apply|both]` — `submit(..)?.result()` and `apply`, `n`
+//! in a row per round (both by default, alternating). With `CTXT=1` set it prints, at the end,
+//! each thread's voluntary and involuntary context switches (this process and its workers).
 use std::time::Instant;
 
 use futurepool_procs::ProcessPool;
