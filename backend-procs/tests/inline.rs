@@ -303,7 +303,8 @@ impl std::task::Wake for PanickingWaker {
 
 /// A panic on the waiting thread while it runs its task (here: an async waker registered
 /// meanwhile panics when the completion wakes it) reaches the waiter, and the pool still
-/// shuts down: the waiter's help is over.
+/// shuts down: the waiter's help is over. (Hung, before the fix, whenever the waiter ran the
+/// task: in most runs.)
 #[test]
 fn a_panic_while_the_waiter_runs_its_task_does_not_hang_shutdown() {
     use std::future::Future as _;
@@ -324,10 +325,10 @@ fn a_panic_while_the_waiter_runs_its_task_does_not_hang_shutdown() {
             let mut done = Box::pin(future.done_async());
             let polled = done.as_mut().poll(&mut Context::from_waker(&waker));
             assert!(polled.is_pending());
-            assert!(
-                waiter.join().is_err(),
-                "the waker's panic reaches the waiter"
-            );
+            // The waiter runs its task (and the waker's panic reaches it) when its task was
+            // held or still queued; on a busy machine a manager thread may have taken the task
+            // first (the panic is then that thread's). Either way nothing may hang.
+            let _ = waiter.join();
             drop(done);
         });
         pool.shutdown(Shutdown::new());

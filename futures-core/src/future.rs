@@ -760,7 +760,14 @@ impl<T, E> Future<T, E> {
     /// future becomes cancelled once the executor has stopped it — unless the task finished in
     /// the meantime, in which case its outcome stands (the first outcome always wins).
     pub fn cancel(&self) -> bool {
+        let cancelled = self.cancel_once();
+        // Still pending (an executor's arbiter could not tell): the task should get going. A
+        // held task that was cancelled stays where it is, and never starts.
         self.inner.notice();
+        cancelled
+    }
+
+    fn cancel_once(&self) -> bool {
         loop {
             match self.inner.state() {
                 CANCELLED => return true,
