@@ -3,10 +3,11 @@
 //!
 //! Every job's future has a helper ([`Future::pending_with_helper`]): the first thread to
 //! block on it without a timeout while the job is next in the backlog and a worker is idle
-//! (and no manager thread waits for one: it holds an older job) runs the job itself ([`Shared::run_inline`]: as `apply` does, two wake-ups per round trip
-//! instead of four). That alone loses to the manager threads, though: the token wakes one (or
-//! keeps one spinning), and on a machine with few cores that thread is in the way of the worker
-//! and of the waiter.
+//! (and no manager thread waits for one: it holds an older job) runs the job itself
+//! ([`Shared::run_inline`]: as `apply` does, two wake-ups per round trip instead of four).
+//! That alone loses to the manager threads, though: the token wakes one (or keeps one
+//! spinning), and on a machine with few cores that thread is in the way of the worker and of
+//! the waiter.
 //!
 //! So once a pool's recent tasks were each waited for right after they were submitted and run
 //! by their waiter ([`HOLD_AFTER`] in a row, each within [`PROMPTLY`]), a job submitted to an
