@@ -443,22 +443,20 @@ impl Shared {
             }
             // A worker that died while idle (the OOM killer's favourite) is found out by the
             // send (the job goes to the next worker: `Fed::Lost` with `started == false`).
-            let started = {
-                match self.feed(&mut tracked.process, &mut ready, !helping) {
-                    Fed::Idle { last } => {
-                        self.check_in_or_retire(tracked);
-                        if let Some((job, answer)) = last {
-                            job.finish(Ok(answer));
-                        }
-                        true
+            let started = match self.feed(&mut tracked.process, &mut ready, !helping) {
+                Fed::Idle { last } => {
+                    self.check_in_or_retire(tracked);
+                    if let Some((job, answer)) = last {
+                        job.finish(Ok(answer));
                     }
-                    Fed::Lost { started, failed } => {
-                        self.discard(tracked);
-                        for (job, error) in failed {
-                            job.finish(Err(error));
-                        }
-                        started
+                    true
+                }
+                Fed::Lost { started, failed } => {
+                    self.discard(tracked);
+                    for (job, error) in failed {
+                        job.finish(Err(error));
                     }
+                    started
                 }
             };
             if started {

@@ -620,7 +620,7 @@ impl WorkerProcess {
             let mut got = false;
             let sock = &self.sock;
             let read = self.reader.read_once(|buf| {
-                let n = recv_some(sock, buf)?;
+                let n = recv_into(sock, buf, RecvFlags::DONTWAIT)?;
                 got = n.is_some();
                 Ok(n)
             });
@@ -724,12 +724,6 @@ impl WorkerProcess {
             self.reap();
         }
     }
-}
-
-/// One non-blocking read into `buf` (not empty): how many bytes came, `None` if none are
-/// waiting.
-fn recv_some(sock: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
-    recv_into(sock, buf, RecvFlags::DONTWAIT)
 }
 
 /// One read into `buf` (not empty): how many bytes came, `None` if none came (nothing waiting
