@@ -262,6 +262,9 @@ struct Sent {
     id: u64,
 }
 
+/// A job's answer, or why there is none.
+type Settled = (Job, Result<Answer, FutureError<Infallible>>);
+
 /// How feeding one worker ended.
 enum Fed {
     /// Nothing is left to do; the worker is idle and healthy. The last job answered is
@@ -269,13 +272,39 @@ enum Fed {
     /// submits again finds the worker idle and this thread about to look for work.
     Idle { last: Option<(Job, Answer)> },
     /// The worker is gone (or was killed); `started` is false when it was found dead before
-    /// it received its first job. The job it was running (and, rarely, the one after it) fails
-    /// with the error once the worker has been reaped (so a future that says `WorkerLost` never
-    /// names a worker still listed).
+    /// it received its first job. `settled`: the jobs it ended with, each with its outcome (the
+    /// answers it wrote before its end, the error of the job it was running), completed once
+    /// the worker has been reaped (so a future that says `WorkerLost` never names a worker
+    /// still listed).
     Lost {
         started: bool,
-        failed: Vec<(Job, FutureError<Infallible>)>,
+        settled: Vec<Settled>,
     },
+}
+
+/// Why a worker with jobs on it was lost.
+enum Loss {
+    /// A call failed: the worker died, overran the running job's deadline (and was killed), or
+    /// broke the protocol.
+    Call(CallError),
+    /// The pool killed it to stop a cancelled task (`cancel_kills_running`).
+    Cancel,
+}
+
+/// The jobs on one worker, oldest first: the oldest is running (or done, its reply on the
+/// way), the others wait in the worker's socket. A worker answers in order.
+struct Conveyor<'w> {
+    process: &'w mut WorkerProcess,
+    inflight: VecDeque<Sent>,
+    /// Request bytes queued behind the running job.
+    queued_bytes: usize,
+    /// When the running job started: it was sent to an idle worker, or the reply before it
+    /// came.
+    head_since: Instant,
+    /// The running job's deadline (`task_timeout`, from `head_since`).
+    deadline: Option<Instant>,
+    /// Tasks this worker may still be sent (`max_tasks_per_child`).
+    room: usize,
 }
 
 /// Before a job runs on `process`: lets a cancel kill it; `false` if it was already cancelled.
@@ -451,10 +480,10 @@ impl Shared {
                     }
                     true
                 }
-                Fed::Lost { started, failed } => {
+                Fed::Lost { started, settled } => {
                     self.discard(tracked);
-                    for (job, error) in failed {
-                        job.finish(Err(error));
+                    for (job, outcome) in settled {
+                        job.finish(outcome);
                     }
                     started
                 }
@@ -511,183 +540,219 @@ impl Shared {
     /// them as its replies come, until there is nothing left or the worker is lost. Jobs that
     /// were sent but never started on a lost worker are put back at the front of `ready`.
     fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>, backlog: bool) -> Fed {
-        let mut inflight: VecDeque<Sent> = VecDeque::new();
-        let mut queued_bytes = 0; // request bytes behind the running job
-        let mut head_since = Instant::now();
-        let mut deadline: Option<Instant> = None;
-        // Tasks this worker may still be sent (`max_tasks_per_child`).
-        let mut room = self
+        let room = self
             .max_tasks_per_child
             .map_or(usize::MAX, |n| n.get().saturating_sub(process.tasks_run));
+        let mut belt = Conveyor {
+            process,
+            inflight: VecDeque::new(),
+            queued_bytes: 0,
+            head_since: Instant::now(),
+            deadline: None,
+            room,
+        };
         loop {
-            // Hand the worker more while there is room.
-            loop {
-                let depth = if self.pipelining() {
-                    self.pipeline_depth
-                } else {
-                    1
-                };
-                if room == 0 || inflight.len() >= depth || queued_bytes >= PIPELINE_BYTES {
-                    break;
-                }
-                let first = inflight.is_empty();
-                let job = match ready.pop_front() {
-                    Some(job) => job,
-                    None if !backlog => break,
-                    None if first => match self.take_job() {
-                        Some(job) => job,
-                        None => break,
-                    },
-                    None => match self.take_job_ahead(PIPELINE_BYTES - queued_bytes) {
-                        Some(job) => job,
-                        None => break,
-                    },
-                };
-                let bytes = job.bytes;
-                if !first && queued_bytes + bytes > PIPELINE_BYTES {
-                    // One put back after a worker was lost, too large to queue now: it waits
-                    // for this worker.
-                    ready.push_front(job);
-                    break;
-                }
-                if first && !attach(&job, process) {
-                    job.finish(Err(FutureError::Cancelled)); // cancelled before it was sent
-                    continue;
-                }
-                let now = Instant::now();
-                let send_deadline = if first {
-                    job.timeout.and_then(|t| now.checked_add(t))
-                } else {
-                    deadline
-                };
-                match process.send_job(&job.name, &job.payload, send_deadline) {
-                    Ok(id) => {
-                        room = room.saturating_sub(job.payload.tasks());
-                        if first {
-                            head_since = now;
-                            deadline = send_deadline;
-                        } else {
-                            queued_bytes += bytes;
-                        }
-                        inflight.push_back(Sent { job, id });
-                    }
-                    Err(CallError::TimedOut) if first => {
-                        // Its own deadline passed while its request was being sent.
-                        return Fed::Lost {
-                            started: true,
-                            failed: vec![(job, FutureError::TimedOut)],
-                        };
-                    }
-                    Err(e) => {
-                        // The worker cannot have started this job (it is sequential, and did
-                        // not receive all of it): it goes to the next worker. Its stop cell lets
-                        // go of this worker (without a pidfd its pid could be reused).
-                        if first {
-                            detach(&job);
-                            if let CallError::Died(why) = &e {
-                                // Died while receiving it: with `break_on_worker_death`, the
-                                // pool breaks at once, as for any death.
-                                self.note_death(why);
-                            }
-                        }
-                        ready.push_front(job);
-                        if first {
-                            return Fed::Lost {
-                                started: false,
-                                failed: Vec::new(),
-                            };
-                        }
-                        let head = inflight.pop_front().expect("a running job");
-                        return self.lose(head, inflight, ready, e);
-                    }
-                }
+            if let Some(fed) = self.load(&mut belt, ready, backlog) {
+                return fed;
             }
-            let Some(head) = inflight.front() else {
+            let Some(head) = belt.inflight.front() else {
                 return Fed::Idle { last: None };
             };
-            match process.receive_answer(head.id, head.job.payload.kind(), deadline) {
-                Ok(answer) => {
-                    let done = inflight.pop_front().expect("the head");
-                    if detach(&done.job) {
-                        // A cancel raced the reply and killed the worker (this job's killer
-                        // was attached). A worker starts the request queued behind as soon as
-                        // it has answered, so the next job may have started: it fails rather
-                        // than run again on the next worker.
-                        process.kill();
-                        let next = inflight.pop_front();
-                        let mut fed = self.lose(done, inflight, ready, CallError::TimedOut);
-                        if let (Some(next), Fed::Lost { failed, .. }) = (next, &mut fed) {
-                            let why = format!(
-                                "worker (pid {}) was killed to cancel the task before {}, \
-                                 which it may have started",
-                                process.pid(),
-                                next.job.name
-                            );
-                            failed.push((next.job, FutureError::WorkerLost(why.into())));
-                        }
-                        return fed;
-                    }
-                    let now = Instant::now();
-                    self.note_pace(now - head_since);
-                    head_since = now;
-                    let next_cancelled = match inflight.front() {
-                        Some(next) => {
-                            queued_bytes -= next.job.bytes;
-                            deadline = next.job.timeout.and_then(|t| now.checked_add(t));
-                            !attach(&next.job, process)
-                        }
-                        None => false,
-                    };
-                    if inflight.is_empty()
-                        && ready.is_empty()
-                        && (!backlog || self.backlog_len() == 0)
-                    {
-                        return Fed::Idle {
-                            last: Some((done.job, answer)),
-                        };
-                    }
-                    done.job.finish(Ok(answer));
-                    if next_cancelled {
-                        // Cancelled while queued on the worker, where it has started by now.
-                        process.kill();
-                        let next = inflight.pop_front().expect("the next job");
-                        return self.lose(next, inflight, ready, CallError::TimedOut);
-                    }
-                }
-                Err(e) => {
-                    let head = inflight.pop_front().expect("the head");
-                    return self.lose(head, inflight, ready, e);
-                }
+            let (id, kind) = (head.id, head.job.payload.kind());
+            let fed = match belt.process.receive_answer(id, kind, belt.deadline) {
+                Ok(answer) => self.answered(&mut belt, answer, ready, backlog),
+                Err(e) => Some(self.wind_up(&mut belt, ready, Loss::Call(e))),
+            };
+            if let Some(fed) = fed {
+                return fed;
             }
         }
     }
 
-    /// The worker running `head` was lost with `e`: that job fails (`Cancelled` if it was
-    /// cancelled, whatever else happened), the jobs queued behind it, which never started, go
-    /// back to the front of `ready`, in order.
-    fn lose(
+    /// Sends the worker jobs while it has room: one if it is idle, and while recent tasks were
+    /// short, more behind the running one. `Some` if the worker was lost meanwhile.
+    fn load(
         &self,
-        head: Sent,
-        inflight: VecDeque<Sent>,
+        belt: &mut Conveyor<'_>,
         ready: &mut VecDeque<Job>,
-        e: CallError,
-    ) -> Fed {
-        for sent in inflight.into_iter().rev() {
-            ready.push_front(sent.job);
-        }
-        let error = match e {
-            _ if detach(&head.job) => FutureError::Cancelled,
-            CallError::TimedOut => FutureError::TimedOut,
-            CallError::Died(why) | CallError::NotStarted(why) => {
-                self.note_death(&why);
-                FutureError::WorkerLost(
-                    format!("worker {why} while running {}", head.job.name).into(),
-                )
+        backlog: bool,
+    ) -> Option<Fed> {
+        loop {
+            let depth = if self.pipelining() {
+                self.pipeline_depth
+            } else {
+                1
+            };
+            if belt.room == 0 || belt.inflight.len() >= depth || belt.queued_bytes >= PIPELINE_BYTES
+            {
+                return None;
             }
+            let first = belt.inflight.is_empty();
+            let job = match ready.pop_front() {
+                Some(job) => job,
+                None if !backlog => return None,
+                None if first => self.take_job()?,
+                None => self.take_job_ahead(PIPELINE_BYTES - belt.queued_bytes)?,
+            };
+            if !first && belt.queued_bytes + job.bytes > PIPELINE_BYTES {
+                // One put back after a worker was lost, too large to queue now: it waits for
+                // this worker.
+                ready.push_front(job);
+                return None;
+            }
+            if first && !attach(&job, belt.process) {
+                job.finish(Err(FutureError::Cancelled)); // cancelled before it was sent
+                continue;
+            }
+            if let Some(fed) = self.send(belt, job, ready) {
+                return Some(fed);
+            }
+        }
+    }
+
+    /// Sends `job` to the worker: to run at once if the worker is idle, else queued behind the
+    /// jobs on it. `Some` if the worker was lost.
+    fn send(&self, belt: &mut Conveyor<'_>, job: Job, ready: &mut VecDeque<Job>) -> Option<Fed> {
+        let first = belt.inflight.is_empty();
+        let now = Instant::now();
+        // A job queued behind the running one: the wait for room to send it is the running
+        // job's time.
+        let deadline = if first {
+            job.timeout.and_then(|t| now.checked_add(t))
+        } else {
+            belt.deadline
         };
+        match belt.process.send_job(&job.name, &job.payload, deadline) {
+            Ok(id) => {
+                belt.room = belt.room.saturating_sub(job.payload.tasks());
+                if first {
+                    belt.head_since = now;
+                    belt.deadline = deadline;
+                } else {
+                    belt.queued_bytes += job.bytes;
+                }
+                belt.inflight.push_back(Sent { job, id });
+                None
+            }
+            Err(CallError::TimedOut) if first => {
+                // Its own deadline passed while its request was being sent.
+                Some(Fed::Lost {
+                    started: true,
+                    settled: vec![(job, Err(FutureError::TimedOut))],
+                })
+            }
+            Err(e) => {
+                // The worker cannot have started this job (it is sequential, and did not
+                // receive all of it): it goes to the next worker. Its stop cell lets go of this
+                // worker (without a pidfd its pid could be reused).
+                if first {
+                    detach(&job);
+                    if let CallError::Died(why) = &e {
+                        // Died while receiving it: with `break_on_worker_death`, the pool
+                        // breaks at once, as for any death.
+                        self.note_death(why);
+                    }
+                }
+                ready.push_front(job);
+                if first {
+                    return Some(Fed::Lost {
+                        started: false,
+                        settled: Vec::new(),
+                    });
+                }
+                // It ended with jobs on it: those it answered first finished.
+                Some(self.wind_up(belt, ready, Loss::Call(e)))
+            }
+        }
+    }
+
+    /// The running job's answer came: completes it, and the next job on the worker becomes
+    /// the running one. `Some` when feeding this worker ends.
+    fn answered(
+        &self,
+        belt: &mut Conveyor<'_>,
+        answer: Answer,
+        ready: &mut VecDeque<Job>,
+        backlog: bool,
+    ) -> Option<Fed> {
+        let done = belt.inflight.pop_front().expect("the head");
+        if detach(&done.job) {
+            // A cancel raced the reply and killed the worker (this job's killer was attached):
+            // the job finished, and its outcome stands. A worker starts the request queued
+            // behind as soon as it has answered, so the next job may have been killed too.
+            let mut fed = self.wind_up(belt, ready, Loss::Cancel);
+            if let Fed::Lost { settled, .. } = &mut fed {
+                settled.insert(0, (done.job, Ok(answer)));
+            }
+            return Some(fed);
+        }
+        let now = Instant::now();
+        self.note_pace(now - belt.head_since);
+        belt.head_since = now;
+        let next_cancelled = match belt.inflight.front() {
+            Some(next) => {
+                belt.queued_bytes -= next.job.bytes;
+                belt.deadline = next.job.timeout.and_then(|t| now.checked_add(t));
+                !attach(&next.job, belt.process)
+            }
+            None => false,
+        };
+        if belt.inflight.is_empty() && ready.is_empty() && (!backlog || self.backlog_len() == 0) {
+            return Some(Fed::Idle {
+                last: Some((done.job, answer)),
+            });
+        }
+        done.job.finish(Ok(answer));
+        // Cancelled while queued on the worker, where it has started by now.
+        next_cancelled.then(|| self.wind_up(belt, ready, Loss::Cancel))
+    }
+
+    /// The worker with `belt`'s jobs on it is gone (died, overran a deadline, broke the
+    /// protocol, or was killed for a cancel). It ran them in order, and the replies it wrote
+    /// before its end are still in its socket: each job answered there finished and keeps its
+    /// answer. The first job without one is the job it was running, which fails (`Cancelled`
+    /// if it was cancelled, whatever else happened); the jobs behind it never started and go
+    /// back to the front of `ready`, in order.
+    fn wind_up(&self, belt: &mut Conveyor<'_>, ready: &mut VecDeque<Job>, loss: Loss) -> Fed {
+        let mut settled = Vec::new();
+        while let Some(head) = belt.inflight.front() {
+            let Some(answer) = belt.process.answer_left(head.id, head.job.payload.kind()) else {
+                break;
+            };
+            let done = belt.inflight.pop_front().expect("the head");
+            detach(&done.job);
+            settled.push((done.job, Ok(answer)));
+        }
+        // None left: it had answered everything sent, and ended between tasks.
+        if let Some(head) = belt.inflight.pop_front() {
+            for sent in belt.inflight.drain(..).rev() {
+                ready.push_front(sent.job);
+            }
+            let error = self.blame(&head, belt.process.pid(), loss);
+            settled.push((head.job, Err(error)));
+        }
         Fed::Lost {
             started: true,
-            failed: vec![(head.job, error)],
+            settled,
         }
+    }
+
+    /// The error of the job a lost worker was running.
+    fn blame(&self, head: &Sent, pid: u32, loss: Loss) -> FutureError<Infallible> {
+        if detach(&head.job) {
+            return FutureError::Cancelled;
+        }
+        let why = match loss {
+            Loss::Call(CallError::TimedOut) => return FutureError::TimedOut,
+            Loss::Call(CallError::Died(why) | CallError::NotStarted(why)) => {
+                self.note_death(&why);
+                format!("worker {why} while running {}", head.job.name)
+            }
+            Loss::Cancel => format!(
+                "worker (pid {pid}) was killed to cancel the task before {}, which it had started",
+                head.job.name
+            ),
+        };
+        FutureError::WorkerLost(why.into())
     }
 }
