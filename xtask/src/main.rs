@@ -4,6 +4,8 @@
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
 //! * `bench [--quick]` — every comparison against the peers, side by side.
+//! * `oracle [--seeds N] [--tasks N]` — the process pool's randomized fault campaign against its
+//!   oracle (`backend-procs/tests/oracle.rs`), longer than the test suite's run.
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
 //! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
 
@@ -29,9 +31,10 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "msrv" => msrv(),
         "bench" => bench(rest),
+        "oracle" => oracle(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
+                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | oracle [--seeds N] [--tasks N] | msrv | ci>"
             );
             Ok(())
         }
@@ -105,6 +108,43 @@ fn proptest(args: &[String]) -> Result<()> {
     cmd.args(["test", "--release", "--workspace", "--test", "proptests"])
         .env("PROPTEST_CASES", &cases);
     run(&format!("proptests with {cases} cases"), cmd)
+}
+
+/// The process pool's oracle campaign at length: every seed draws a pool and a mix of
+/// crashes, panics, timeouts, kills from outside and cancels; every outcome is checked.
+fn oracle(args: &[String]) -> Result<()> {
+    let (mut seeds, mut tasks) = (200u64, 800u64);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let value = |it: &mut std::slice::Iter<String>| -> Result<u64> {
+            it.next()
+                .with_context(|| format!("{arg} needs a number"))?
+                .parse()
+                .with_context(|| format!("{arg} takes a whole number"))
+        };
+        match arg.as_str() {
+            "--seeds" => seeds = value(&mut it)?,
+            "--tasks" => tasks = value(&mut it)?,
+            other => bail!("unknown oracle option `{other}`"),
+        }
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "futurepool-procs",
+        "--test",
+        "oracle",
+        "--",
+        "--nocapture",
+    ])
+    .env("FUTUREPOOL_ORACLE_SEEDS", seeds.to_string())
+    .env("FUTUREPOOL_ORACLE_TASKS", tasks.to_string())
+    .env("RUST_BACKTRACE", "0");
+    run(
+        &format!("the process pool's oracle, {seeds} seeds x {tasks} tasks"),
+        cmd,
+    )
 }
 
 /// Every comparison against the peers, in release mode (see `bench/`).
