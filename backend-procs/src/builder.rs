@@ -1,11 +1,11 @@
 //! [`Builder`]: the process pool's options.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,9 +13,10 @@ use serde::Serialize;
 #[cfg(doc)]
 use futurepool_core::FutureError;
 
-use crate::manager::{Shared, Slots};
+use crate::manager::Shared;
 use crate::pool::ProcessPool;
 use crate::registry;
+use crate::workers::{WorkerSpec, Workers};
 
 static POOLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -205,34 +206,32 @@ impl Builder {
             .map_err(|_| BuildError::ZeroWorkers)?;
         Ok(ProcessPool {
             shared: Arc::new_cyclic(|me| Shared {
-                exe,
                 own_exe,
-                startup_timeout: self.startup_timeout,
-                initializer,
-                max_tasks_per_child: self.max_tasks_per_child,
                 task_timeout: self.task_timeout,
                 break_on_worker_death: self.break_on_worker_death,
                 cancel_kills_running: self.cancel_kills_running,
                 pipeline_depth: self.send_ahead.saturating_add(1),
                 max_message_size: self.max_message_size,
                 broken: Mutex::new(None),
-                live: Arc::new(Mutex::new(HashMap::new())),
-                max_workers: workers,
-                processes: Mutex::new(Slots::default()),
-                returned: Condvar::new(),
+                workers: Workers::new(
+                    WorkerSpec {
+                        exe,
+                        startup_timeout: self.startup_timeout,
+                        initializer,
+                        max_message_size: self.max_message_size,
+                        max_tasks_per_child: self.max_tasks_per_child,
+                    },
+                    workers,
+                ),
                 shut_down: AtomicBool::new(false),
                 killed: AtomicBool::new(false),
-                started: AtomicUsize::new(0),
                 backlog: Mutex::new(VecDeque::new()),
                 next_seq: AtomicU64::new(0),
                 tokens: AtomicUsize::new(0),
-                pace_ns: AtomicU64::new(crate::dispatch::INITIAL_PACE.as_nanos() as u64),
+                pace: Default::default(),
                 threads,
-                held: Mutex::new(Default::default()),
-                tick: Condvar::new(),
-                prompt: AtomicUsize::new(0),
+                hold: Default::default(),
                 me: me.clone(),
-                helpers_done: Condvar::new(),
                 callback_threads: Default::default(),
             }),
         })

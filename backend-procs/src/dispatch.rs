@@ -3,7 +3,7 @@
 //! `submit` (and `map`, for each chunk) puts a [`Job`] in the pool's *backlog* and a *token* on
 //! the internal thread pool. A manager thread running a token serves the backlog until it is
 //! empty: it checks a worker process out and sends it jobs, and while recent tasks have been
-//! short it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
+//! short ([`crate::pace`]) it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
 //! worker at once (at most [`PIPELINE_BYTES`] of requests queued behind the running one; never
 //! the last jobs of the backlog that other workers could start at once). The worker finds its
 //! next request already in its socket when it finishes one, so neither side sleeps between
@@ -36,7 +36,9 @@ use futurepool_core::{FutureError, Outcome, Panic, Promise};
 use serde::de::DeserializeOwned;
 
 use crate::cancel::StopCell;
-use crate::manager::{codec_error, decode_outcome, lock, Encoded, Shared, Tracked, ATTEMPTS};
+use crate::manager::{
+    codec_error, decode_outcome, lock, task_deadline, Encoded, Shared, Tracked, ATTEMPTS,
+};
 use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
 
@@ -51,14 +53,6 @@ pub(crate) const PIPELINE_DEPTH: usize = 8;
 /// for the worker to read, since the worker may be blocked writing a large reply that the parent
 /// reads only once it is done sending (both would wait for ever).
 pub(crate) const PIPELINE_BYTES: usize = 64 * 1024;
-
-/// Jobs are sent ahead only while the pool's recent tasks took less than this on average (a
-/// moving average of each task's time on its worker).
-const PIPELINE_BELOW: Duration = Duration::from_millis(1);
-
-/// The moving average a pool starts from: a new pool sends no job ahead until a few of its
-/// tasks have shown they are short.
-pub(crate) const INITIAL_PACE: Duration = Duration::from_millis(10);
 
 /// Where a job's outcome goes: its future.
 pub(crate) trait Completion: Send {
@@ -138,7 +132,7 @@ struct Helping<'a>(&'a Shared);
 
 impl Drop for Helping<'_> {
     fn drop(&mut self) {
-        self.0.end_help();
+        self.0.workers.end_help();
     }
 }
 
@@ -331,7 +325,7 @@ impl Shared {
     /// spread over the workers instead of lining up on one, and only a job whose request is at
     /// most `room` bytes (a larger one stays for a free worker, this one's included).
     fn take_job_ahead(&self, room: usize) -> Option<Job> {
-        self.take_job_leaving(self.max_workers - 1, room)
+        self.take_job_leaving(self.workers.max() - 1, room)
     }
 
     fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Job> {
@@ -392,7 +386,7 @@ impl Shared {
         if lock(&self.backlog).front().is_none_or(|job| job.seq != seq) {
             return false;
         }
-        let Some(tracked) = self.check_out_idle_to_help() else {
+        let Some(tracked) = self.workers.check_out_idle_to_help() else {
             return false;
         };
         // Ends the help on the way out, unwinding included (a waker woken by the completion is
@@ -413,13 +407,13 @@ impl Shared {
                     self.serve(VecDeque::from([job]), Some(tracked));
                 } else {
                     // Cancelled meanwhile: its future says so.
-                    self.check_in(tracked);
+                    self.workers.check_in(tracked);
                 }
                 true
             }
             // Taken by a manager thread meanwhile.
             None => {
-                self.check_in(tracked);
+                self.workers.check_in(tracked);
                 false
             }
         }
@@ -466,7 +460,7 @@ impl Shared {
             if self.killed.load(Ordering::SeqCst) {
                 // Killed while this thread checked a worker out (a worker it started was
                 // listed before this check, so the kill reached it).
-                self.discard(tracked);
+                self.workers.discard(tracked);
                 self.fail_if_killed(&mut ready);
                 continue;
             }
@@ -474,14 +468,14 @@ impl Shared {
             // send (the job goes to the next worker: `Fed::Lost` with `started == false`).
             let started = match self.feed(&mut tracked.process, &mut ready, !helping) {
                 Fed::Idle { last } => {
-                    self.check_in_or_retire(tracked);
+                    self.workers.check_in_or_retire(tracked);
                     if let Some((job, answer)) = last {
                         job.finish(Ok(answer));
                     }
                     true
                 }
                 Fed::Lost { started, settled } => {
-                    self.discard(tracked);
+                    self.workers.discard(tracked);
                     for (job, outcome) in settled {
                         job.finish(outcome);
                     }
@@ -505,7 +499,7 @@ impl Shared {
         }
         if let Some(tracked) = first {
             // Unused: the pool broke or was killed before the job was sent.
-            self.check_in(tracked);
+            self.workers.check_in(tracked);
         }
     }
 
@@ -523,26 +517,11 @@ impl Shared {
         true
     }
 
-    /// Whether recent tasks were short enough to send jobs ahead.
-    fn pipelining(&self) -> bool {
-        self.pace_ns.load(Ordering::Relaxed) < PIPELINE_BELOW.as_nanos() as u64
-    }
-
-    /// Folds one task's time on its worker into the moving average (weight 1/8).
-    fn note_pace(&self, took: Duration) {
-        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.pace_ns.load(Ordering::Relaxed);
-        let new = old - old / 8 + took / 8;
-        self.pace_ns.store(new, Ordering::Relaxed);
-    }
-
     /// Sends jobs (from `ready`, then, if `backlog`, the backlog) to `process` and completes
     /// them as its replies come, until there is nothing left or the worker is lost. Jobs that
     /// were sent but never started on a lost worker are put back at the front of `ready`.
     fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>, backlog: bool) -> Fed {
-        let room = self
-            .max_tasks_per_child
-            .map_or(usize::MAX, |n| n.get().saturating_sub(process.tasks_run));
+        let room = self.workers.room_left(process.tasks_run);
         let mut belt = Conveyor {
             process,
             inflight: VecDeque::new(),
@@ -578,7 +557,7 @@ impl Shared {
         backlog: bool,
     ) -> Option<Fed> {
         loop {
-            let depth = if self.pipelining() {
+            let depth = if self.pace.sends_ahead() {
                 self.pipeline_depth
             } else {
                 1
@@ -618,7 +597,7 @@ impl Shared {
         // A job queued behind the running one: the wait for room to send it is the running
         // job's time.
         let deadline = if first {
-            job.timeout.and_then(|t| now.checked_add(t))
+            task_deadline(job.timeout, now)
         } else {
             belt.deadline
         };
@@ -687,12 +666,12 @@ impl Shared {
             return Some(fed);
         }
         let now = Instant::now();
-        self.note_pace(now - belt.head_since);
+        self.pace.note(now - belt.head_since);
         belt.head_since = now;
         let next_cancelled = match belt.inflight.front() {
             Some(next) => {
                 belt.queued_bytes -= next.job.bytes;
-                belt.deadline = next.job.timeout.and_then(|t| now.checked_add(t));
+                belt.deadline = task_deadline(next.job.timeout, now);
                 !attach(&next.job, belt.process)
             }
             None => false,

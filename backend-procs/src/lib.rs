@@ -55,12 +55,14 @@ mod dispatch;
 mod hold;
 mod manager;
 mod map;
+mod pace;
 mod pool;
 mod process;
 mod registry;
 mod remote;
 mod wire;
 mod worker;
+mod workers;
 
 pub use futurepool_core::{
     as_completed, fallible_job, job, wait, AnyFuture, AsCompleted, Awaiting, DoneAsync, Executor,

@@ -483,8 +483,8 @@ impl ProcessPool {
             .threads
             .shutdown(Shutdown::new().wait(false).cancel_futures(true));
         // Idle processes are ended here; busy ones get the signal and fail their task.
-        self.shared.end_idle_processes();
-        self.shared.signal_all(signal);
+        self.shared.workers.end_idle();
+        self.shared.workers.signal_all(signal);
     }
 
     /// A snapshot of the pool, for monitoring: Python's `executor._processes` and
@@ -495,8 +495,9 @@ impl ProcessPool {
             max_workers: threads.max_workers,
             // Manager threads at work, and waiters running their own task (a manager thread
             // may wait for a worker a waiter runs a task on: at most one task per worker).
-            busy_workers: (threads.live_threads - threads.idle_threads + self.shared.helping())
-                .min(threads.max_workers),
+            busy_workers: (threads.live_threads - threads.idle_threads
+                + self.shared.workers.helping())
+            .min(threads.max_workers),
             // The thread pool's queue holds one token per backlog job (or more) besides
             // `map`'s chunks.
             queued_tasks: self.shared.backlog_len()
@@ -510,12 +511,12 @@ impl ProcessPool {
 
     /// Pids of the worker processes alive right now.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared.pids()
+        self.shared.workers.pids()
     }
 
     /// How many worker processes this pool has started so far (replacements included).
     pub fn processes_started(&self) -> usize {
-        self.shared.started.load(Ordering::Relaxed)
+        self.shared.workers.started()
     }
 
     /// The most worker processes this pool runs.
