@@ -98,8 +98,8 @@ impl ProcessPool {
         A: Serialize,
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, R, Infallible>(&f, &arg, timeout, |b| {
-            crate::codec::decode::<R>(b).map_err(|e| codec_error("the result", &e))
+        self.submit_inner::<F, R, Infallible>(&f, arg, timeout, |b| {
+            crate::codec::decode_owned::<R>(b).map_err(|e| codec_error("the result", &e))
         })
     }
 
@@ -146,9 +146,9 @@ impl ProcessPool {
         }
         self.check_remote(&f)?;
         let name = registry::name_of(&f);
-        let arg = self.encode(&arg)?;
+        let arg = self.encode_owned(arg)?;
         let bytes = self.shared.run(name, arg, timeout)?;
-        crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+        crate::codec::decode_owned::<R>(bytes).map_err(|e| codec_error("the result", &e))
     }
 
     /// The pool's submits with a timeout of their own for each task they submit (instead of
@@ -201,8 +201,8 @@ impl ProcessPool {
         T: DeserializeOwned + Send + Sync + 'static,
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, T, E>(&f, &arg, timeout, |b| {
-            match crate::codec::decode::<Result<T, E>>(b) {
+        self.submit_inner::<F, T, E>(&f, arg, timeout, |b| {
+            match crate::codec::decode::<Result<T, E>>(&b) {
                 Ok(Ok(t)) => Ok(t),
                 Ok(Err(e)) => Err(FutureError::Raised(e)),
                 Err(e) => Err(codec_error("the result", &e)),
@@ -239,9 +239,9 @@ impl ProcessPool {
     fn submit_inner<F, T, E>(
         &self,
         f: &F,
-        arg: &impl Serialize,
+        arg: impl Serialize,
         timeout: Option<Duration>,
-        decode: fn(&[u8]) -> Outcome<T, E>,
+        decode: fn(Bytes) -> Outcome<T, E>,
     ) -> Result<Future<T, E>, SubmitError>
     where
         F: 'static,
@@ -250,7 +250,7 @@ impl ProcessPool {
     {
         self.check_remote(f)?;
         let name = registry::name_of(f);
-        let arg = match self.encode(arg) {
+        let arg = match self.encode_owned(arg) {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(e)),
         };
@@ -258,12 +258,7 @@ impl ProcessPool {
             Cow::Borrowed(name),
             Payload::One(arg),
             timeout,
-            move |promise| {
-                Box::new(Typed {
-                    promise,
-                    decode: move |bytes: Bytes| decode(&bytes),
-                })
-            },
+            move |promise| Box::new(Typed { promise, decode }),
         )
     }
 
@@ -321,6 +316,17 @@ impl ProcessPool {
     /// Encodes an argument, within the pool's `max_message_size`.
     fn encode<E>(&self, arg: &(impl Serialize + ?Sized)) -> Result<Bytes, FutureError<E>> {
         let bytes = Bytes::encode(arg).map_err(|e| codec_error("the argument", &e))?;
+        self.within_limit(bytes)
+    }
+
+    /// Encodes an argument the caller gave up ([`Bytes::encode_owned`]), within the pool's
+    /// `max_message_size`.
+    fn encode_owned<E>(&self, arg: impl Serialize) -> Result<Bytes, FutureError<E>> {
+        let bytes = Bytes::encode_owned(arg).map_err(|e| codec_error("the argument", &e))?;
+        self.within_limit(bytes)
+    }
+
+    fn within_limit<E>(&self, bytes: Bytes) -> Result<Bytes, FutureError<E>> {
         if bytes.len() as u64 > self.shared.max_message_size {
             return Err(FutureError::Codec(
                 format!(

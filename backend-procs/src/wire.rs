@@ -52,17 +52,39 @@ impl Bytes {
         Ok(Bytes::new(crate::codec::encode(value)?))
     }
 
-    /// The bytes as an owned vector (moved out when this is the only reference to the whole
-    /// buffer).
+    /// `value`, owned, encoded with the task codec (see [`crate::codec::encode_owned`]).
+    pub(crate) fn encode_owned<T: serde::Serialize>(
+        value: T,
+    ) -> Result<Bytes, crate::codec::CodecError> {
+        Ok(Bytes::new(crate::codec::encode_owned(value)?))
+    }
+
+    /// The bytes as an owned vector: moved out when this is the only reference to the buffer
+    /// (a part of it is moved to its front, within memory already touched, instead of copied
+    /// into fresh memory: for a large value, page faults cost far more than the move).
     pub(crate) fn into_vec(self) -> Vec<u8> {
-        if self.start == 0 && self.end == self.buf.len() {
-            match Arc::try_unwrap(self.buf) {
-                Ok(v) => v,
-                Err(buf) => buf.to_vec(),
+        match Arc::try_unwrap(self.buf) {
+            Ok(mut v) => {
+                v.truncate(self.end);
+                if self.start > 0 {
+                    v.drain(..self.start);
+                }
+                v
             }
-        } else {
-            self.buf[self.start..self.end].to_vec()
+            Err(buf) => buf[self.start..self.end].to_vec(),
         }
+    }
+
+    /// These bytes without their first `n`.
+    pub(crate) fn skip(mut self, n: usize) -> Bytes {
+        self.start = (self.start + n).min(self.end);
+        self
+    }
+
+    /// These bytes cut to their first `n`.
+    pub(crate) fn truncate(mut self, n: usize) -> Bytes {
+        self.end = self.end.min(self.start + n);
+        self
     }
 }
 

@@ -34,6 +34,12 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// Byte strings take the codec's bulk path (a `Vec<u8>` keeps its buffer): the sum proves
+/// the bytes arrived, the reply is the bytes reversed.
+fn bytes_sum(bytes: Vec<u8>) -> u64 {
+    bytes.iter().map(|&b| u64::from(b)).sum()
+}
+
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
@@ -83,6 +89,7 @@ fn wait_for_kill(path: String) -> u64 {
 
 futurepool_procs::register!(
     square,
+    bytes_sum,
     sleep_ms,
     die_exit,
     die_abort,
@@ -119,6 +126,8 @@ impl Rng {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Square(u64),
+    /// `bytes_sum` of this many bytes (`i as u8` each).
+    Bytes(usize),
     /// Sleeps this long, well inside its timeout.
     Nap(u64),
     Exit,
@@ -150,6 +159,8 @@ impl Kind {
         }
         if rng.chance(10) {
             Kind::Nap(rng.below(3))
+        } else if rng.chance(10) {
+            Kind::Bytes([0, 1, 200, 70_000, 300_000][rng.below(5) as usize])
         } else {
             Kind::Square(rng.below(1 << 20))
         }
@@ -160,6 +171,7 @@ impl Kind {
     fn function(self) -> &'static str {
         match self {
             Kind::Square(_) => "square",
+            Kind::Bytes(_) => "bytes_sum",
             Kind::Nap(_) => "sleep_ms",
             Kind::Exit => "die_exit",
             Kind::Abort => "die_abort",
@@ -237,6 +249,7 @@ fn submit(pool: &ProcessPool, kind: Kind, dir: &std::path::Path, n: usize) -> Fu
     let generous = pool.with_task_timeout(GENEROUS);
     let f = match kind {
         Kind::Square(x) => generous.submit(square, x),
+        Kind::Bytes(n) => generous.submit(bytes_sum, (0..n).map(|i| i as u8).collect::<Vec<u8>>()),
         Kind::Nap(ms) => generous.submit(sleep_ms, ms),
         Kind::Exit => pool.submit(die_exit, 0),
         Kind::Abort => pool.submit(die_abort, 0),
@@ -350,6 +363,10 @@ fn judge(record: &Record, config: &Config) -> Option<String> {
         (Err(FutureError::Cancelled), _) => cancelled,
         (Ok(&v), Kind::Square(x)) => v == x * x && !cancelled_for_sure(record, config),
         (Ok(&v), Kind::Nap(ms)) => v == ms && !cancelled_for_sure(record, config),
+        (Ok(&v), Kind::Bytes(n)) => {
+            v == (0..n).map(|i| u64::from(i as u8)).sum::<u64>()
+                && !cancelled_for_sure(record, config)
+        }
         (Ok(_), _) => false,
         (Err(FutureError::Panicked(p)), Kind::Panic) => p.message().contains("on purpose"),
         (Err(FutureError::WorkerLost(why)), Kind::KilledOutside) => {

@@ -30,8 +30,11 @@ fn main() -> Result<()> {
     }
     if let Some(pos) = args.iter().position(|a| a == "--payload") {
         let mib = args.get(pos + 1).context("--payload MIB")?.parse()?;
-        let (vec, buf) = procs::payload_round_trip(mib);
-        println!("{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s");
+        let (vec, buf, floor) = procs::payload_round_trip(mib);
+        println!(
+            "{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s, \
+             bare socketpair (floor) {floor:.3} s"
+        );
         return Ok(());
     }
     if args.iter().any(|a| a == "--codec") {
@@ -115,10 +118,13 @@ fn main() -> Result<()> {
     let mut notes = Vec::new();
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
-        let (vec, buf) = procs::payload_round_trip(256);
+        let (vec, buf, floor) = procs::payload_round_trip(256);
         println!(
             "\nprocess pool — 256 MiB of bytes to a worker and back: \
-             {vec:.2} s as Vec<u8>, {buf:.2} s as serde_bytes::ByteBuf"
+             {vec:.2} s as Vec<u8> ({:.2}× the floor), {buf:.2} s as serde_bytes::ByteBuf \
+             ({:.2}×); a bare socketpair round trip (the floor): {floor:.2} s",
+            vec / floor,
+            buf / floor
         );
         notes.push((
             "procs_256mib_round_trip_seconds".to_string(),
@@ -127,6 +133,10 @@ fn main() -> Result<()> {
         notes.push((
             "procs_256mib_bytebuf_round_trip_seconds".to_string(),
             format!("{buf:.3}"),
+        ));
+        notes.push((
+            "socketpair_256mib_round_trip_seconds".to_string(),
+            format!("{floor:.3}"),
         ));
     }
 
