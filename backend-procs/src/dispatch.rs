@@ -591,7 +591,12 @@ impl Shared {
 
     /// Sends `job` to the worker: to run at once if the worker is idle, else queued behind the
     /// jobs on it. `Some` if the worker was lost.
-    fn send(&self, belt: &mut Conveyor<'_>, job: Job, ready: &mut VecDeque<Job>) -> Option<Fed> {
+    fn send(
+        &self,
+        belt: &mut Conveyor<'_>,
+        mut job: Job,
+        ready: &mut VecDeque<Job>,
+    ) -> Option<Fed> {
         let first = belt.inflight.is_empty();
         let now = Instant::now();
         // A job queued behind the running one: the wait for room to send it is the running
@@ -607,6 +612,9 @@ impl Shared {
                 if first {
                     belt.head_since = now;
                     belt.deadline = deadline;
+                    if job.bytes > PIPELINE_BYTES {
+                        job.payload.free_arguments();
+                    }
                 } else {
                     belt.queued_bytes += job.bytes;
                 }

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -37,12 +38,14 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{
-    recv, sendmsg, socketpair, AddressFamily, RecvFlags, SendAncillaryBuffer, SendFlags,
-    SocketFlags, SocketType,
+    sendmsg, socketpair, AddressFamily, RecvFlags, SendAncillaryBuffer, SendFlags, SocketFlags,
+    SocketType,
 };
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::wire::{Bytes, Frame, FrameReader, Outcome, ReadError, Reply, Request};
+use crate::wire::{
+    ByteSource, Bytes, Frame, FrameReader, Outcome, ReadError, Recv, Reply, Request,
+};
 use crate::worker::{WORKER_ARGS, WORKER_ENV};
 
 /// How long a worker may take to exit after `Exit` before it is killed.
@@ -126,6 +129,20 @@ impl Payload {
                 task,
                 args: args.clone(),
             },
+        }
+    }
+
+    /// After it was sent to a worker as the job to run next: its argument bytes are freed now
+    /// (a job that reached its worker whole is never sent again), not when its answer comes
+    /// — a large argument and its large result are not held at once.
+    pub(crate) fn free_arguments(&mut self) {
+        match self {
+            Payload::One(arg) => *arg = Bytes::new(Vec::new()),
+            Payload::Chunk(args) => {
+                for arg in args.iter_mut().flatten() {
+                    *arg = Bytes::new(Vec::new());
+                }
+            }
         }
     }
 
@@ -673,33 +690,38 @@ impl WorkerProcess {
 
     /// One read of what has arrived; a whole body once there is one.
     fn read_some(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let sock = &self.sock;
-        self.reader
-            .read_once(|buf| recv_into(sock, buf, RecvFlags::DONTWAIT))
+        self.reader.read_once(&mut Recv {
+            sock: &self.sock,
+            flags: RecvFlags::DONTWAIT,
+            retry_interrupted: true,
+        })
     }
 
     /// One read that waits for something to arrive, up to the socket's receive timeout
     /// (`LOOK`) or a signal; a whole body once there is one.
     fn read_waiting(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let sock = &self.sock;
-        self.reader
-            .read_once(|buf| recv_into(sock, buf, RecvFlags::empty()))
+        self.reader.read_once(&mut Recv {
+            sock: &self.sock,
+            flags: RecvFlags::empty(),
+            retry_interrupted: false,
+        })
     }
 
     /// Everything left in the socket of a worker that has ended: a reply it sent just before
     /// the end, if whole.
     fn read_remains(&mut self) -> Option<Reply> {
         loop {
-            let mut got = false;
-            let sock = &self.sock;
-            let read = self.reader.read_once(|buf| {
-                let n = recv_into(sock, buf, RecvFlags::DONTWAIT)?;
-                got = n.is_some();
-                Ok(n)
-            });
-            match read {
+            let mut source = Noting {
+                source: Recv {
+                    sock: &self.sock,
+                    flags: RecvFlags::DONTWAIT,
+                    retry_interrupted: true,
+                },
+                got: false,
+            };
+            match self.reader.read_once(&mut source) {
                 Ok(Some(body)) => return Reply::decode(body).ok(),
-                Ok(None) if got => continue,
+                Ok(None) if source.got => continue,
                 _ => return None,
             }
         }
@@ -799,19 +821,26 @@ impl WorkerProcess {
     }
 }
 
-/// One read into `buf` (not empty): how many bytes came, `None` if none came (nothing waiting
-/// with `DONTWAIT`; the receive timeout passed, or a signal came, without it).
-fn recv_into(sock: &OwnedFd, buf: &mut [u8], flags: RecvFlags) -> Result<Option<usize>, ReadError> {
-    loop {
-        return match recv(sock, &mut *buf, flags) {
-            Ok((_, 0)) => Err(ReadError::Closed),
-            Ok((_, n)) => Ok(Some(n)),
-            Err(Errno::AGAIN) => Ok(None),
-            Err(Errno::INTR) if flags.contains(RecvFlags::DONTWAIT) => continue,
-            Err(Errno::INTR) => Ok(None),
-            Err(Errno::CONNRESET) => Err(ReadError::Closed),
-            Err(e) => Err(ReadError::Os(e.into())),
-        };
+/// A source that notes whether a read brought anything.
+struct Noting<S> {
+    source: S,
+    got: bool,
+}
+
+impl<S: ByteSource> ByteSource for Noting<S> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+        let n = self.source.read(buf)?;
+        self.got |= n.is_some();
+        Ok(n)
+    }
+
+    fn read_uninit<'a>(
+        &mut self,
+        buf: &'a mut [MaybeUninit<u8>],
+    ) -> Result<Option<&'a mut [u8]>, ReadError> {
+        let got = self.source.read_uninit(buf)?;
+        self.got |= got.is_some();
+        Ok(got)
     }
 }
 
