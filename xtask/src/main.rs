@@ -1,11 +1,13 @@
 //! `cargo xtask <command>`: the project's own tasks, with no dependencies beyond std, anyhow and
 //! serde_json (to read `cargo metadata`).
 //!
+//! * `test [ARGS]` — the README's test command: `cargo test --workspace ARGS` with a
+//!   Redis-compatible server found or installed into `target/` (see `test.rs`).
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
 //! * `bench [--quick]` — every comparison against the peers, side by side.
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
-//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
+//! * `ci` — most of what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+
+mod test;
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
 const LOOM_CRATES: &[&str] = &["futurepool-core", "futurepool-threads"];
@@ -24,6 +28,7 @@ fn main() -> Result<()> {
         None => ("help", &[][..]),
     };
     match command {
+        "test" => test::test(rest),
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
@@ -31,7 +36,7 @@ fn main() -> Result<()> {
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
+                "usage: cargo xtask <test [ARGS] | loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
             );
             Ok(())
         }
@@ -236,12 +241,7 @@ fn msrv() -> Result<()> {
 
 fn ci() -> Result<()> {
     msrv()?;
-    let mut test = cargo();
-    test.args(["test", "--workspace", "--all-targets"]);
-    run("tests", test)?;
-    let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
-    run("doc tests", doc)?;
+    test::test(&[])?;
     let mut stream = cargo();
     stream.args([
         "test",
