@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Backend::Threads)]
     backend: Backend,
     /// Workers (default: threads min(32, cores + 4); processes: cores).
-    #[arg(short = 'j', long)]
+    #[arg(short = 'j', long, value_parser = crate::util::parse_count)]
     jobs: Option<NonZeroUsize>,
     /// Print files as they finish instead of in operand and walk order.
     #[arg(long)]
