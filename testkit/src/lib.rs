@@ -98,3 +98,8 @@ impl Semaphore {
         *c -= 1;
     }
 }
+
+/// The crate README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
