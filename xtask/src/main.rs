@@ -5,7 +5,10 @@
 //!   Redis-compatible server found or installed into `target/` (see `test.rs`).
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
-//! * `bench [--quick]` — every comparison against the peers, side by side.
+//! * `bench [--quick]` — every comparison against the peers, side by side; a full run (no
+//!   options) also copies its results to `docs/` and writes `docs/benchmarks.md` from them.
+//! * `bench-doc [RESULTS]` — `docs/benchmarks.md` from a results file (default
+//!   `docs/bench-results.json`).
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
 //! * `ci` — most of what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
 
@@ -16,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+mod benchdoc;
 mod test;
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
@@ -34,9 +38,16 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "msrv" => msrv(),
         "bench" => bench(rest),
+        "bench-doc" => {
+            let results = match rest.first() {
+                Some(path) => PathBuf::from(path),
+                None => root().join("docs/bench-results.json"),
+            };
+            benchdoc::write(&results, &root().join("docs/benchmarks.md"))
+        }
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [ARGS] | loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
+                "usage: cargo xtask <test [ARGS] | loom [FILTER] | proptest [--cases N] | bench [--quick] | bench-doc [RESULTS] | msrv | ci>"
             );
             Ok(())
         }
@@ -127,7 +138,22 @@ fn bench(args: &[String]) -> Result<()> {
         "--",
     ])
     .args(args);
-    run("benchmarks", cmd)
+    run("benchmarks", cmd)?;
+    if args.is_empty() {
+        let docs = root().join("docs");
+        for (from, to) in [
+            ("results.json", "bench-results.json"),
+            ("chart.svg", "bench-chart.svg"),
+        ] {
+            std::fs::copy(root().join("target/bench").join(from), docs.join(to))
+                .with_context(|| format!("copying target/bench/{from} to docs/{to}"))?;
+        }
+        benchdoc::write(
+            &docs.join("bench-results.json"),
+            &docs.join("benchmarks.md"),
+        )?;
+    }
+    Ok(())
 }
 
 /// A `major.minor[.patch]` version as a comparable triple.
