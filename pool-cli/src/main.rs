@@ -75,6 +75,16 @@ pub fn progress(len: usize, what: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Runs `f` with the progress bar (if any) taken off the terminal and drawn again after it, so
+/// the lines `f` prints are neither drawn over nor left between copies of the bar. `f` must not
+/// touch the bar itself (it is locked meanwhile), and must flush what it writes.
+pub fn without_bar<R>(bar: Option<&indicatif::ProgressBar>, f: impl FnOnce() -> R) -> R {
+    match bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    }
+}
+
 fn main() -> ExitCode {
     // `pool` is also its own process-pool worker: a worker process stops here.
     futurepool_procs::init();

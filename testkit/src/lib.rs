@@ -4,10 +4,12 @@
 //! local HTTP server ([`http::HttpServer`]) with well-behaved and hostile endpoints, shared by
 //! the CLI tests, the guide's examples and the benchmarks; [`command::output_within`] runs a
 //! program under a deadline; [`tools::skip`] reports a test skipped for want of an outside
-//! program (`redis-server`, GNU parallel, tmux).
+//! program (`redis-server`, GNU parallel, tmux); [`terminal::screen_after`] runs a command in
+//! a real terminal (tmux) and reads the screen.
 
 pub mod command;
 pub mod http;
+pub mod terminal;
 pub mod tools;
 
 use std::sync::{mpsc, Arc, Condvar, Mutex};

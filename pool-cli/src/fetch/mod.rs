@@ -300,7 +300,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             Err(_) => failed += 1,
         }
         if open {
-            if let Err(e) = out.write_all(line(f, args.json).as_bytes()) {
+            let text = line(f, args.json);
+            let written = crate::without_bar(bar.as_ref(), || {
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            });
+            if let Err(e) = written {
                 if e.kind() != io::ErrorKind::BrokenPipe {
                     return Err(e.into());
                 }
