@@ -3,6 +3,8 @@
 //!
 //! * `test [ARGS]` — the README's test command: `cargo test --workspace ARGS` with a
 //!   Redis-compatible server found or installed into `target/` (see `test.rs`).
+//! * `package [--run]` — `cargo package` of every published crate, then their tests built (and
+//!   run, with `--run`) from the unpacked packages alone (see `package.rs`).
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
 //! * `bench [--quick]` — every comparison against the peers, side by side; a full run (no
@@ -20,6 +22,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 mod benchdoc;
+mod package;
 mod test;
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
     };
     match command {
         "test" => test::test(rest),
+        "package" => package::package(rest),
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
@@ -47,7 +51,7 @@ fn main() -> Result<()> {
         }
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [ARGS] | loom [FILTER] | proptest [--cases N] | bench [--quick] | bench-doc [RESULTS] | msrv | ci>"
+                "usage: cargo xtask <test [ARGS] | package [--run] | loom [FILTER] | proptest [--cases N] | bench [--quick] | bench-doc [RESULTS] | msrv | ci>"
             );
             Ok(())
         }
@@ -279,6 +283,22 @@ fn ci() -> Result<()> {
         "runtimes",
     ]);
     run("the stream feature on tokio and smol", stream)?;
+    let mut backends = cargo();
+    backends.args([
+        "test",
+        "-p",
+        "futurepool-threads",
+        "-p",
+        "futurepool-procs",
+        "-p",
+        "futurepool-redis",
+        "--features",
+        "futurepool-threads/stream,futurepool-procs/stream,futurepool-redis/stream",
+        "--test",
+        "stream",
+    ]);
+    run("the stream feature of every backend", backends)?;
+    package::package(&[])?;
     let mut stream_clippy = cargo();
     stream_clippy.args([
         "clippy",
