@@ -82,7 +82,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -118,7 +118,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -146,7 +146,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -174,7 +174,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -206,7 +206,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -233,7 +233,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -260,7 +260,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -287,7 +287,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -318,7 +318,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -350,7 +350,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -393,7 +393,7 @@ impl Builder {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -720,7 +720,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -744,7 +744,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -773,7 +773,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -802,7 +802,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -841,7 +841,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -871,7 +871,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -912,7 +912,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1001,7 +1001,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1066,7 +1066,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1126,7 +1126,7 @@ impl RedisPool {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1162,7 +1162,7 @@ impl WithTaskTimeout<'_> {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1199,7 +1199,7 @@ impl WithTaskTimeout<'_> {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };
@@ -1237,7 +1237,7 @@ impl WithTaskTimeout<'_> {
     /// # fn main() {
     /// # futurepool_procs::init(); // the agent's worker processes stop here
     /// # // A private redis-server for the example (the test reports itself skipped without one).
-    /// # let server = match futurepool_redis::LocalServer::start() {
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
     /// #     Ok(server) => server,
     /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
     /// # };

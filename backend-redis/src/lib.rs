@@ -63,7 +63,18 @@ pub use futurepool_procs::{remote, Remote};
 
 pub use crate::agent::{serve, Agent, AgentError, AgentOptions};
 pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap, WithTaskTimeout};
+// Kept at the root for existing callers; not part of the documented API (see `test_support`).
+#[doc(hidden)]
 pub use crate::server::{LocalServer, SERVER_ENV};
+
+pub mod test_support {
+    //! For tests, examples and development, not for production: [`LocalServer`] starts a
+    //! private `redis-server` (or the program named in [`SERVER_ENV`], such as Valkey's
+    //! `valkey-server`) on a Unix socket in its own temporary directory, and stops it on drop.
+    //! `pool bench --cluster` and this crate's own tests and examples use it.
+
+    pub use crate::server::{LocalServer, SERVER_ENV};
+}
 pub use crate::wire::Delivery;
 
 /// The crate README's example is compiled and run as a doc test.

@@ -927,7 +927,8 @@ fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
 /// no certificate, one with TLS stops at once asking for `tls-cert-file`; one without says it
 /// has no TLS support (or does not know the option) and stops too.
 fn server_has_tls() -> bool {
-    let program = std::env::var_os(futurepool_redis::SERVER_ENV).unwrap_or("redis-server".into());
+    let program = std::env::var_os(futurepool_redis::test_support::SERVER_ENV)
+        .unwrap_or("redis-server".into());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1046,7 +1047,7 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
             .port()
             .to_string();
         let path = |name: &str| dir.join(name).display().to_string();
-        let server = futurepool_redis::LocalServer::start_with_args(
+        let server = futurepool_redis::test_support::LocalServer::start_with_args(
             false,
             &[
                 "--tls-port",

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use futurepool_redis::LocalServer;
+use futurepool_redis::test_support::LocalServer;
 use futurepool_testkit::watchdog;
 
 /// `pool worker` processes, killed and reaped on drop.
@@ -189,7 +189,7 @@ fn bench_cluster_without_a_server_says_how_to_install_one() {
         let missing = Command::new(env!("CARGO_BIN_EXE_pool"))
             .args(["bench", "--cluster", "--cpu-size", "10"])
             .env("PATH", "/nonexistent")
-            .env_remove(futurepool_redis::SERVER_ENV)
+            .env_remove(futurepool_redis::test_support::SERVER_ENV)
             .output()
             .unwrap();
         assert_eq!(missing.status.code(), Some(2));

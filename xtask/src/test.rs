@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cargo, root};
 
-/// Variables the test suites read (see `futurepool_redis::SERVER_ENV` and
+/// Variables the test suites read (see `futurepool_redis::test_support::SERVER_ENV` and
 /// `futurepool_testkit::tools::REQUIRE_ENV`).
 const SERVER_ENV: &str = "FUTUREPOOL_REDIS_SERVER";
 const REQUIRE_ENV: &str = "FUTUREPOOL_REQUIRE_TOOLS";

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futurepool_redis::LocalServer;
+use futurepool_redis::test_support::LocalServer;
 
 /// A `redis-server` owned by one test, with helpers to look inside it.
 pub struct Server(pub LocalServer);
