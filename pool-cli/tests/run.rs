@@ -447,9 +447,12 @@ fn unsupported_or_bad_input_is_a_usage_error() {
         assert!(out.stderr.starts_with("pool: "), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
+    // An input file that cannot be opened is the user's to fix before any job runs: usage, as
+    // an unreadable URL list is for `pool fetch -i`.
     let out = pool(&["echo", "::::", "/no/such/file"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("/no/such/file"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
 
 // ---- running: shell, exit codes, halt, retries ------------------------------------------------

