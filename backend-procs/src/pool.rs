@@ -59,16 +59,58 @@ pub struct ProcessPool {
 
 impl ProcessPool {
     /// A pool of at most `max_workers` processes; an error for 0.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap(); // ProcessPoolExecutor(max_workers=2)
+    /// assert_eq!(pool.max_workers(), 2);
+    /// assert!(ProcessPool::new(0).is_err());
+    /// # }
+    /// ```
     pub fn new(max_workers: usize) -> Result<ProcessPool, BuildError> {
         Builder::new().max_workers(max_workers).build()
     }
 
     /// A pool of `available_parallelism` processes (CPython's default).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::with_default_workers().unwrap(); // one per core
+    /// assert!(pool.max_workers() >= 1);
+    /// # }
+    /// ```
     pub fn with_default_workers() -> Result<ProcessPool, BuildError> {
         Builder::new().build()
     }
 
     /// A [`Builder`] for the other options.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .max_workers(2)
+    ///     .task_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
+    /// # }
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -78,6 +120,19 @@ impl ProcessPool {
     ///
     /// Refused (`SubmitError`) if the pool is shut down or broken, or `f` is not registered. An
     /// argument that fails to serialize fails only this future ([`FutureError::Codec`]).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap();
+    /// let future = pool.submit(square, 12).unwrap(); // `square` runs in a worker process
+    /// assert_eq!(future.result(), Ok(&144));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -179,6 +234,20 @@ impl ProcessPool {
 
     /// Runs a registered fallible function: its `Err(e)` comes back typed as
     /// [`FutureError::Raised`].
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert_eq!(pool.submit_fallible(halve, 8).unwrap().result(), Ok(&4));
+    /// let odd = pool.submit_fallible(halve, 3).unwrap();
+    /// assert_eq!(odd.result(), Err(FutureError::Raised(&"3 is odd".to_string())));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
@@ -455,6 +524,21 @@ impl ProcessPool {
 
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every
     /// running task finished and every worker process has exited and been reaped.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{ProcessPool, Shutdown, SubmitError};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let queued = pool.submit(square, 3).unwrap();
+    /// pool.shutdown(Shutdown::new().wait(true)); // runs what was submitted, then stops the workers
+    /// assert_eq!(queued.result(), Ok(&9));
+    /// assert!(matches!(pool.submit(square, 4), Err(SubmitError::ShutDown)));
+    /// # }
+    /// ```
     pub fn shutdown(&self, options: Shutdown) {
         self.shared.shut_down.store(true, Ordering::Release);
         if options.cancel_futures {
@@ -470,12 +554,46 @@ impl ProcessPool {
     /// Python 3.14's `terminate_workers()`: SIGTERM to every live worker, then shut down
     /// without waiting and cancel what is queued. Running tasks (those sent ahead to a worker
     /// included) fail with [`FutureError::WorkerLost`]; no worker is started after it.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// pool.terminate_workers(); // SIGTERM to every worker
+    /// assert!(matches!(running.result(), Err(FutureError::WorkerLost(_))));
+    /// # }
+    /// ```
     pub fn terminate_workers(&self) {
         self.signal_workers(Signal::TERM);
     }
 
     /// Python 3.14's `kill_workers()`: like [`terminate_workers`](Self::terminate_workers) with
     /// SIGKILL.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// pool.kill_workers(); // SIGKILL to every worker
+    /// assert!(matches!(running.result(), Err(FutureError::WorkerLost(_))));
+    /// # }
+    /// ```
     pub fn kill_workers(&self) {
         self.signal_workers(Signal::KILL);
     }
@@ -495,6 +613,21 @@ impl ProcessPool {
 
     /// A snapshot of the pool, for monitoring: Python's `executor._processes` and
     /// `_pending_work_items`, and more.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap();
+    /// assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.max_workers, 2);
+    /// assert!(stats.processes_started >= 1 && !stats.worker_pids.is_empty());
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         let threads = self.shared.threads.stats();
         Stats {
@@ -516,16 +649,55 @@ impl ProcessPool {
     }
 
     /// Pids of the worker processes alive right now.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert!(pool.worker_pids().is_empty()); // workers start with the first task
+    /// pool.submit(square, 2).unwrap().wait();
+    /// assert_eq!(pool.worker_pids().len(), 1);
+    /// # }
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.workers.pids()
     }
 
     /// How many worker processes this pool has started so far (replacements included).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert_eq!(pool.processes_started(), 0);
+    /// pool.submit(square, 2).unwrap().wait();
+    /// assert_eq!(pool.processes_started(), 1);
+    /// # }
+    /// ```
     pub fn processes_started(&self) -> usize {
         self.shared.workers.started()
     }
 
     /// The most worker processes this pool runs.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// assert_eq!(ProcessPool::new(3).unwrap().max_workers(), 3);
+    /// # }
+    /// ```
     pub fn max_workers(&self) -> usize {
         self.shared.threads.max_workers()
     }
@@ -572,6 +744,20 @@ pub struct WithTaskTimeout<'a> {
 
 impl WithTaskTimeout<'_> {
     /// [`ProcessPool::submit`] with this timeout.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit(nap, 5).unwrap();
+    /// assert_eq!(f.result(), Ok(&5));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -582,6 +768,20 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`ProcessPool::apply`] with this timeout.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let quick = pool.with_task_timeout(Duration::from_millis(100));
+    /// assert_eq!(quick.apply(nap, 10_000), Err(FutureError::TimedOut));
+    /// # }
+    /// ```
     pub fn apply<F, A, R>(&self, f: F, arg: A) -> Outcome<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -592,6 +792,20 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`ProcessPool::submit_fallible`] with this timeout.
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit_fallible(halve, 6).unwrap();
+    /// assert_eq!(f.result(), Ok(&3));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,

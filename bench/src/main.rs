@@ -115,7 +115,10 @@ fn main() -> Result<()> {
             map_items: 200_000,
         }
     };
-    let mut notes = Vec::new();
+    let mut notes = vec![
+        ("started_utc".to_string(), utc_now()),
+        ("load_average_at_start".to_string(), load_average()),
+    ];
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
         let (vec, buf, floor) = procs::payload_round_trip(256);
@@ -141,7 +144,7 @@ fn main() -> Result<()> {
     }
 
     if wants("cli") {
-        let pool_bin = root.parent().unwrap().join("target/release/pool");
+        let pool_bin = pool_binary(root.parent().unwrap());
         if pool_bin.exists() {
             let cli_sizes = if quick {
                 cli::Sizes {
@@ -209,6 +212,7 @@ fn main() -> Result<()> {
         }
     }
 
+    notes.push(("load_average_at_end".to_string(), load_average()));
     let dir = root.parent().unwrap().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let json = harness::to_json(&machine, &comparisons, &notes);
@@ -243,4 +247,51 @@ fn machine() -> String {
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} × {model}, {mem_gib:.0} GiB RAM")
+}
+
+/// The one-, five- and fifteen-minute load averages from /proc/loadavg ("unknown" elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Now as `YYYY-MM-DD HH:MM` UTC (civil date from days since the epoch, Howard Hinnant's
+/// algorithm), without a date crate.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3_600,
+        rest % 3_600 / 60
+    )
+}
+
+/// The release build of `pool`: beside this executable (the same target directory and
+/// profile), else in `$CARGO_TARGET_DIR/release/`, else in the workspace's `target/release/`.
+fn pool_binary(workspace: &std::path::Path) -> std::path::PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("pool")));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| workspace.join(d)) // `join` keeps an absolute path as it is
+        .unwrap_or_else(|| workspace.join("target"));
+    beside
+        .into_iter()
+        .chain([target_dir.join("release/pool")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| target_dir.join("release/pool"))
 }

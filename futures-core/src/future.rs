@@ -650,6 +650,15 @@ impl<T, E> Future<T, E> {
 
     /// A pending future and the promise that completes it (Python: `Future()`, whose completing
     /// methods live on the future itself; here they are on [`Promise`]).
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(!future.done());
+    /// promise.set_result(7).unwrap();
+    /// assert_eq!(future.result(), Ok(&7));
+    /// ```
     pub fn pending() -> (Future<T, E>, Promise<T, E>) {
         let inner = Arc::new(Inner::new(PENDING, None, 1));
         (Future::from_inner(inner.clone()), Promise { inner })
@@ -736,12 +745,28 @@ impl<T, E> Future<T, E> {
     }
 
     /// A future that is already finished with `value`.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let future = Future::<&str>::ready("done");
+    /// assert!(future.done());
+    /// assert_eq!(future.result(), Ok(&"done"));
+    /// ```
     pub fn ready(value: T) -> Future<T, E> {
         Future::from_inner(Arc::new(Inner::new(FINISHED, Some(Ok(value)), 0)))
     }
 
     /// A future that is already finished with `error` (a [`FutureError::Cancelled`] makes a
     /// cancelled future).
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let future = Future::<u32, String>::failed(FutureError::Raised("no".to_string()));
+    /// assert!(future.raised());
+    /// assert_eq!(future.result(), Err(FutureError::Raised(&"no".to_string())));
+    /// ```
     pub fn failed(error: FutureError<E>) -> Future<T, E> {
         match error {
             FutureError::Cancelled => Future::from_inner(Arc::new(Inner::new(CANCELLED, None, 0))),
@@ -759,6 +784,16 @@ impl<T, E> Future<T, E> {
     /// `cancel` runs the hook, which asks the executor to stop the task, and returns `true`. The
     /// future becomes cancelled once the executor has stopped it — unless the task finished in
     /// the meantime, in which case its outcome stands (the first outcome always wins).
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(future.cancel()); // still pending: cancelled
+    /// assert!(future.cancelled() && future.done());
+    /// assert_eq!(future.result(), Err(FutureError::Cancelled));
+    /// assert_eq!(promise.set_running_or_notify_cancel(), Ok(false)); // the executor skips it
+    /// ```
     pub fn cancel(&self) -> bool {
         let cancelled = self.cancel_once();
         // Still pending (an executor's arbiter could not tell): the task should get going. A
@@ -822,18 +857,48 @@ impl<T, E> Future<T, E> {
     }
 
     /// `true` if the future was cancelled.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, _promise) = Future::<u32>::pending();
+    /// assert!(!future.cancelled());
+    /// future.cancel();
+    /// assert!(future.cancelled());
+    /// ```
     pub fn cancelled(&self) -> bool {
         self.inner.notice();
         self.inner.state() == CANCELLED
     }
 
     /// `true` if a worker is running the task right now.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(!future.running());
+    /// assert_eq!(promise.set_running_or_notify_cancel(), Ok(true));
+    /// assert!(future.running());
+    /// assert!(!future.cancel()); // a running task is not cancelled
+    /// promise.set_result(1).unwrap();
+    /// assert!(!future.running() && future.done());
+    /// ```
     pub fn running(&self) -> bool {
         self.inner.notice();
         matches!(self.inner.state(), RUNNING | COMPLETING)
     }
 
     /// `true` if the future is finished or cancelled.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(!future.done());
+    /// promise.set_result(1).unwrap();
+    /// assert!(future.done());
+    /// ```
     pub fn done(&self) -> bool {
         self.inner.notice();
         is_final(self.inner.state())
@@ -841,6 +906,15 @@ impl<T, E> Future<T, E> {
 
     /// `true` if the future finished with an error that counts as raised (see
     /// [`FutureError::is_raised`]); `false` while it is not done.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32, &str>::pending();
+    /// promise.set_exception("bad input").unwrap();
+    /// assert!(future.raised());
+    /// assert!(!Future::<u32, &str>::ready(1).raised());
+    /// ```
     pub fn raised(&self) -> bool {
         self.inner.notice();
         self.inner.state() == FINISHED && matches!(self.inner.outcome(), Err(e) if e.is_raised())
@@ -848,17 +922,52 @@ impl<T, E> Future<T, E> {
 
     /// Blocks until the future is done and returns its value by reference — as often as you
     /// like, from any clone.
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32, &str>::pending();
+    /// std::thread::spawn(move || promise.set_result(5));
+    /// assert_eq!(future.result(), Ok(&5)); // blocks until done
+    /// assert_eq!(future.clone().result(), Ok(&5)); // as often as you like
+    ///
+    /// let failing = Future::<u32, &str>::failed(FutureError::Raised("oops"));
+    /// assert_eq!(failing.result(), Err(FutureError::Raised(&"oops")));
+    /// ```
     pub fn result(&self) -> Result<&T, FutureError<&E>> {
         self.result_deadline_opt(None)
     }
 
     /// Like [`result`](Self::result), but gives up after `timeout` with
     /// [`FutureError::TimedOut`]; a zero timeout only looks. The task is not affected.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, _promise) = Future::<u32>::pending();
+    /// assert_eq!(future.result_timeout(Duration::ZERO), Err(FutureError::TimedOut)); // only looks
+    /// assert_eq!(
+    ///     future.result_timeout(Duration::from_millis(10)),
+    ///     Err(FutureError::TimedOut)
+    /// );
+    /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<&T, FutureError<&E>> {
         self.result_deadline_opt(crate::time::deadline(Some(timeout)))
     }
 
     /// Like [`result`](Self::result), but gives up at `deadline`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert_eq!(future.result_deadline(deadline), Err(FutureError::TimedOut));
+    /// promise.set_result(3).unwrap();
+    /// assert_eq!(future.result_deadline(deadline), Ok(&3)); // done: no wait
+    /// ```
     pub fn result_deadline(&self, deadline: Instant) -> Result<&T, FutureError<&E>> {
         self.result_deadline_opt(Some(deadline))
     }
@@ -876,21 +985,61 @@ impl<T, E> Future<T, E> {
 
     /// Blocks until done; `None` if the future has a value, otherwise its error (Python's
     /// `exception()`, where cancellation raises instead: here it is `Some(Cancelled)`).
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32, &str>::pending();
+    /// promise.set_exception("disk full").unwrap();
+    /// assert_eq!(future.exception(), Some(FutureError::Raised(&"disk full")));
+    /// assert_eq!(Future::<u32, &str>::ready(1).exception(), None);
+    /// ```
     pub fn exception(&self) -> Option<FutureError<&E>> {
         self.result().err()
     }
 
     /// Like [`exception`](Self::exception), with a timeout: `Some(TimedOut)` when it runs out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, _promise) = Future::<u32>::pending();
+    /// assert_eq!(
+    ///     future.exception_timeout(Duration::from_millis(10)),
+    ///     Some(FutureError::TimedOut)
+    /// );
+    /// ```
     pub fn exception_timeout(&self, timeout: Duration) -> Option<FutureError<&E>> {
         self.result_timeout(timeout).err()
     }
 
     /// Blocks until the future is done (Python: `wait([f])`).
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// let worker = std::thread::spawn(move || promise.set_result(1));
+    /// future.wait();
+    /// assert!(future.done());
+    /// worker.join().unwrap().unwrap();
+    /// ```
     pub fn wait(&self) {
         self.inner.wait_final(None);
     }
 
     /// Blocks until the future is done or `timeout` passes; `true` if it is done.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// assert!(!future.wait_timeout(Duration::from_millis(10)));
+    /// promise.set_result(1).unwrap();
+    /// assert!(future.wait_timeout(Duration::from_millis(10)));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         is_final(self.inner.wait_final(crate::time::deadline(Some(timeout))))
     }
@@ -900,6 +1049,17 @@ impl<T, E> Future<T, E> {
     /// or at once, in this thread, if the future is already done (Python's
     /// `add_done_callback`). A panicking callback is caught and logged (`log::error!`); later
     /// callbacks still run.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// let (tx, rx) = mpsc::channel();
+    /// future.add_done_callback(move |f| tx.send(*f.result().unwrap()).unwrap());
+    /// promise.set_result(9).unwrap(); // the callback runs here, on the completing thread
+    /// assert_eq!(rx.recv(), Ok(9));
+    /// ```
     pub fn add_done_callback<F>(&self, callback: F)
     where
         F: FnOnce(&Future<T, E>) + Send + 'static,
@@ -940,6 +1100,17 @@ impl<T, E> Future<T, E> {
     /// another thread) does not count: this waits for them to finish. Called from a
     /// done-callback of this same future, that lent handle does count (the callback holds it),
     /// and the handle is given back.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<Vec<u8>>::pending();
+    /// promise.set_result(vec![1, 2]).unwrap();
+    /// let other = future.clone();
+    /// let future = future.try_into_result().unwrap_err(); // another handle is alive: given back
+    /// drop(other);
+    /// assert_eq!(future.try_into_result().unwrap(), Ok(vec![1, 2])); // moved out, no clone
+    /// ```
     pub fn try_into_result(self) -> Result<Outcome<T, E>, Future<T, E>> {
         self.inner.wait_final(None);
         let this = match self.take_final() {
@@ -976,6 +1147,15 @@ impl<T, E> Future<T, E> {
 
     /// Waits, then returns the outcome by value: moved out if this is the last handle, cloned
     /// otherwise (like `Arc::unwrap_or_clone`).
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<String>::pending();
+    /// promise.set_result("owned".to_string()).unwrap();
+    /// let value: String = future.into_result().unwrap();
+    /// assert_eq!(value, "owned");
+    /// ```
     pub fn into_result(self) -> Outcome<T, E>
     where
         T: Clone,
@@ -989,6 +1169,19 @@ impl<T, E> Future<T, E> {
 
     /// A type-erased handle to this future, for [`wait`](crate::wait) and
     /// [`as_completed`](crate::as_completed) over futures of different types.
+    ///
+    /// ```
+    /// use futurepool_core::{wait, Future, ReturnWhen};
+    ///
+    /// let (number, p1) = Future::<u32>::pending();
+    /// let (text, p2) = Future::<String>::pending();
+    /// p1.set_result(1).unwrap();
+    /// p2.set_result("two".into()).unwrap();
+    /// let all = [number.erase(), text.erase()];
+    /// let waited = wait(&all, None, ReturnWhen::AllCompleted);
+    /// assert_eq!(waited.done.len(), 2);
+    /// assert!(all[1].downcast_ref::<String, std::convert::Infallible>().is_some());
+    /// ```
     pub fn erase(&self) -> crate::AnyFuture
     where
         T: Send + Sync + 'static,
@@ -1180,6 +1373,15 @@ impl<T, E> Promise<T, E> {
     /// Python's `set_running_or_notify_cancel`: `Ok(true)` if the future moved from pending to
     /// running (run the task), `Ok(false)` if it was cancelled (skip it; its waiters have already
     /// been notified), and an error if it is already running or finished.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// future.cancel();
+    /// // An executor asks before it runs the task: `false` means cancelled, skip it.
+    /// assert_eq!(promise.set_running_or_notify_cancel(), Ok(false));
+    /// ```
     pub fn set_running_or_notify_cancel(&self) -> Result<bool, InvalidStateError<()>> {
         // A CAS (in a loop, keeping the flag a waiter may set meanwhile): `cancel_pending`
         // may move PENDING to CANCELLED at any time. RUNNING publishes no data (Relaxed would
@@ -1206,6 +1408,16 @@ impl<T, E> Promise<T, E> {
 
     /// Finishes the future with `value` (Python's `set_result`). A second completion is refused
     /// and `value` is given back; the first outcome is kept.
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// promise.set_result(1).unwrap();
+    /// let rejected = promise.set_result(2).unwrap_err(); // the first outcome stays
+    /// assert_eq!(rejected.into_inner(), 2);
+    /// assert_eq!(future.result(), Ok(&1));
+    /// ```
     pub fn set_result(&self, value: T) -> Result<(), InvalidStateError<T>> {
         self.set_outcome(Ok(value)).map_err(|e| {
             let state = e.state();
@@ -1217,6 +1429,14 @@ impl<T, E> Promise<T, E> {
     }
 
     /// Finishes the future with the task's own error (Python's `set_exception`).
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32, String>::pending();
+    /// promise.set_exception("no route".to_string()).unwrap();
+    /// assert_eq!(future.result(), Err(FutureError::Raised(&"no route".to_string())));
+    /// ```
     pub fn set_exception(&self, error: E) -> Result<(), InvalidStateError<E>> {
         self.set_outcome(Err(FutureError::Raised(error)))
             .map_err(|e| {
@@ -1231,6 +1451,14 @@ impl<T, E> Promise<T, E> {
     /// Finishes the future with any outcome: a value, the task's error, a panic, a broken
     /// executor… `Err(FutureError::Cancelled)` cancels the future if it is pending — or running:
     /// the executor stopped the task (see [`set_cancel_hook`](Self::set_cancel_hook)).
+    ///
+    /// ```
+    /// use futurepool_core::{Future, FutureError};
+    ///
+    /// let (future, promise) = Future::<u32, String>::pending();
+    /// promise.set_outcome(Err(FutureError::Broken("worker gone".into()))).unwrap();
+    /// assert!(matches!(future.result(), Err(FutureError::Broken(_))));
+    /// ```
     pub fn set_outcome(
         &self,
         outcome: Outcome<T, E>,
@@ -1383,11 +1611,28 @@ impl<T, E> Promise<T, E> {
 
     /// `true` if the future was cancelled (a worker can skip work nobody waits for); the same
     /// question as [`Future::cancelled`].
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (future, promise) = Future::<u32>::pending();
+    /// future.cancel();
+    /// assert!(promise.cancelled());
+    /// ```
     pub fn cancelled(&self) -> bool {
         self.inner.state() == CANCELLED
     }
 
     /// `true` if the future is finished or cancelled; the same question as [`Future::done`].
+    ///
+    /// ```
+    /// use futurepool_core::Future;
+    ///
+    /// let (_future, promise) = Future::<u32>::pending();
+    /// assert!(!promise.done());
+    /// promise.set_result(1).unwrap();
+    /// assert!(promise.done());
+    /// ```
     pub fn done(&self) -> bool {
         is_final(self.inner.state())
     }

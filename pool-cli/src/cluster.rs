@@ -5,7 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futurepool_redis::{LocalServer, RedisPool};
+use futurepool_redis::test_support::LocalServer;
+use futurepool_redis::RedisPool;
 
 use crate::UsageError;
 

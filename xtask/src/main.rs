@@ -1,13 +1,20 @@
 //! `cargo xtask <command>`: the project's own tasks, with no dependencies beyond std, anyhow and
 //! serde_json (to read `cargo metadata`).
 //!
+//! * `test [ARGS]` — the README's test command: `cargo test --workspace ARGS` with a
+//!   Redis-compatible server found or installed into `target/` (see `test.rs`).
+//! * `package [--run]` — `cargo package` of every published crate, then their tests built (and
+//!   run, with `--run`) from the unpacked packages alone (see `package.rs`).
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
-//! * `bench [--quick]` — every comparison against the peers, side by side.
+//! * `bench [--quick]` — every comparison against the peers, side by side; a full run (no
+//!   options) also copies its results to `docs/` and writes `docs/benchmarks.md` from them.
+//! * `bench-doc [RESULTS]` — `docs/benchmarks.md` from a results file (default
+//!   `docs/bench-results.json`).
 //! * `oracle [--seeds N] [--tasks N]` — the process pool's randomized fault campaign against its
 //!   oracle (`backend-procs/tests/oracle.rs`), longer than the test suite's run.
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
-//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
+//! * `ci` — most of what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,6 +22,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+
+mod benchdoc;
+mod package;
+mod test;
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
 const LOOM_CRATES: &[&str] = &["futurepool-core", "futurepool-threads"];
@@ -26,15 +37,24 @@ fn main() -> Result<()> {
         None => ("help", &[][..]),
     };
     match command {
+        "test" => test::test(rest),
+        "package" => package::package(rest),
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
         "msrv" => msrv(),
         "bench" => bench(rest),
         "oracle" => oracle(rest),
+        "bench-doc" => {
+            let results = match rest.first() {
+                Some(path) => PathBuf::from(path),
+                None => root().join("docs/bench-results.json"),
+            };
+            benchdoc::write(&results, &root().join("docs/benchmarks.md"))
+        }
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | oracle [--seeds N] [--tasks N] | msrv | ci>"
+                "usage: cargo xtask <test [ARGS] | package [--run] | loom [FILTER] | proptest [--cases N] | bench [--quick] | bench-doc [RESULTS] | oracle [--seeds N] [--tasks N] | msrv | ci>"
             );
             Ok(())
         }
@@ -162,7 +182,22 @@ fn bench(args: &[String]) -> Result<()> {
         "--",
     ])
     .args(args);
-    run("benchmarks", cmd)
+    run("benchmarks", cmd)?;
+    if args.is_empty() {
+        let docs = root().join("docs");
+        for (from, to) in [
+            ("results.json", "bench-results.json"),
+            ("chart.svg", "bench-chart.svg"),
+        ] {
+            std::fs::copy(root().join("target/bench").join(from), docs.join(to))
+                .with_context(|| format!("copying target/bench/{from} to docs/{to}"))?;
+        }
+        benchdoc::write(
+            &docs.join("bench-results.json"),
+            &docs.join("benchmarks.md"),
+        )?;
+    }
+    Ok(())
 }
 
 /// A `major.minor[.patch]` version as a comparable triple.
@@ -276,12 +311,7 @@ fn msrv() -> Result<()> {
 
 fn ci() -> Result<()> {
     msrv()?;
-    let mut test = cargo();
-    test.args(["test", "--workspace", "--all-targets"]);
-    run("tests", test)?;
-    let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
-    run("doc tests", doc)?;
+    test::test(&[])?;
     let mut stream = cargo();
     stream.args([
         "test",
@@ -293,6 +323,22 @@ fn ci() -> Result<()> {
         "runtimes",
     ]);
     run("the stream feature on tokio and smol", stream)?;
+    let mut backends = cargo();
+    backends.args([
+        "test",
+        "-p",
+        "futurepool-threads",
+        "-p",
+        "futurepool-procs",
+        "-p",
+        "futurepool-redis",
+        "--features",
+        "futurepool-threads/stream,futurepool-procs/stream,futurepool-redis/stream",
+        "--test",
+        "stream",
+    ]);
+    run("the stream feature of every backend", backends)?;
+    package::package(&[])?;
     let mut stream_clippy = cargo();
     stream_clippy.args([
         "clippy",

@@ -92,10 +92,10 @@ pub struct Args {
     keep_order: bool,
     /// Seconds a job may run; then its whole process group gets SIGTERM, and SIGKILL after
     /// --grace.
-    #[arg(long, value_parser = parse_timeout)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Seconds between SIGTERM and SIGKILL (timeouts, --halt now, Ctrl-C).
-    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1", value_parser = parse_seconds)]
     grace: Duration,
     /// Attempts per failing job in total (GNU parallel's meaning: 3 = at most 3 runs).
     #[arg(long, default_value_t = 0)]
@@ -186,8 +186,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// A usage error found after argument parsing: one line and exit 2, like clap's.
 fn usage(message: impl std::fmt::Display) -> Result<ExitCode> {
-    eprintln!("pool: {message}");
-    eprintln!("pool: try `pool run --help`");
+    eprintln!("pool: {message} (try `pool run --help`)");
     Ok(ExitCode::from(2))
 }
 
@@ -239,7 +238,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Combine::Product
     };
-    let mut inputs = Inputs::open(&command_line.sources, &format, combine)?;
+    // An input file that cannot be opened is the user's to fix before anything runs.
+    let mut inputs = match Inputs::open(&command_line.sources, &format, combine) {
+        Ok(inputs) => inputs,
+        Err(e) => return usage(e),
+    };
     if halt.is_some_and(|h| h.needs_total()) {
         inputs = inputs.collect_all()?;
     }
