@@ -14,7 +14,7 @@
 //! * `oracle [--seeds N] [--tasks N]` — the process pool's randomized fault campaign against its
 //!   oracle (`backend-procs/tests/oracle.rs`), longer than the test suite's run.
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
-//! * `ci` — most of what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
+//! * `ci` — runs `.ci/run`, the one definition of CI (it may install the optional tools).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -310,64 +310,9 @@ fn msrv() -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    msrv()?;
-    test::test(&[])?;
-    let mut stream = cargo();
-    stream.args([
-        "test",
-        "-p",
-        "futurepool-core",
-        "--features",
-        "stream",
-        "--test",
-        "runtimes",
-    ]);
-    run("the stream feature on tokio and smol", stream)?;
-    let mut backends = cargo();
-    backends.args([
-        "test",
-        "-p",
-        "futurepool-threads",
-        "-p",
-        "futurepool-procs",
-        "-p",
-        "futurepool-redis",
-        "--features",
-        "futurepool-threads/stream,futurepool-procs/stream,futurepool-redis/stream",
-        "--test",
-        "stream",
-    ]);
-    run("the stream feature of every backend", backends)?;
-    package::package(&[])?;
-    let mut stream_clippy = cargo();
-    stream_clippy.args([
-        "clippy",
-        "-p",
-        "futurepool-core",
-        "--features",
-        "stream",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("clippy with the stream feature", stream_clippy)?;
-    loom(&[])?;
-    let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("clippy", clippy)?;
-    let mut doc = cargo();
-    doc.args(["doc", "--no-deps", "--workspace", "--quiet"])
-        .env("RUSTDOCFLAGS", "-D warnings");
-    run("rustdoc", doc)?;
-    let mut fmt = cargo();
-    fmt.args(["fmt", "--all", "--check"]);
-    run("fmt", fmt)
+    // One definition of CI: `.ci/run` (it also provisions the machine: a PATH without the
+    // optional tools, then those tools). This runs exactly that.
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join(".ci/run")).current_dir(root());
+    run("CI (.ci/run)", cmd)
 }
