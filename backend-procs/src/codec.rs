@@ -16,8 +16,8 @@
 //! a `Vec<u8>` or `[u8]`, [`encode`] and [`decode`] write and read postcard's own encoding of
 //! it (the length as a varint, then the bytes) in one copy: the bytes are the same as
 //! postcard's, so either side may take the other path. The same for `serde_bytes::ByteBuf`.
-//! A value given up (an argument submitted, a result returned: [`encode_owned`],
-//! [`decode_owned`]) keeps its buffer: the varint is put in front of its bytes, or cut off
+//! A value given up (an argument submitted, a result returned: `encode_owned`,
+//! `decode_owned`) keeps its buffer: the varint is put in front of its bytes, or cut off
 //! them, within memory already touched. Other byte-heavy types can use `serde_bytes`, which
 //! postcard copies whole.
 

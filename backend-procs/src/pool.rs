@@ -1,10 +1,12 @@
 //! [`ProcessPool`]: Python's `ProcessPoolExecutor`, built on the thread pool.
 //!
-//! The pool's queue, lazy start, idle reuse and `shutdown(wait, cancel_futures)` are those of an
-//! internal `futurepool_threads::ThreadPool` of `max_workers` *manager threads*; each manager
-//! thread owns at most one worker process ([`crate::manager`]), and one worker process is one
-//! [`WorkerProcess`](crate::process::WorkerProcess) ([`crate::process`]). A task is a closure
-//! on a manager thread that runs the call on its process and completes the task's future.
+//! A submit puts a job in the pool's backlog and a *token* on an internal
+//! `futurepool_threads::ThreadPool` of `max_workers` *manager threads* ([`crate::dispatch`]);
+//! a manager thread running a token checks a worker process out of [`crate::workers`] and
+//! feeds it jobs from the backlog until the backlog is empty. A thread that waits for its
+//! future may run the job itself instead ([`crate::hold`]); `apply` always does, on the
+//! caller's thread. The thread pool gives the queue, the lazy start, idle reuse and
+//! `shutdown(wait, cancel_futures)`.
 //!
 //! Once the manager threads are gone, `shutdown(wait=true)` and drop end every process in the
 //! table and reap it.
