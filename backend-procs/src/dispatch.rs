@@ -1,6 +1,6 @@
 //! Submitted tasks, and how a manager thread feeds them to its worker process several at a time.
 //!
-//! `submit` (and `map`, for each chunk) puts a [`Job`] in the pool's *backlog* and a *token* on
+//! `submit` (and `map`, for each chunk) puts a [`Submission`] in the pool's *backlog* and a *token* on
 //! the internal thread pool. A manager thread running a token serves the backlog until it is
 //! empty: it checks a worker process out and sends it jobs, and while recent tasks have been
 //! short ([`crate::pace`]) it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
@@ -224,8 +224,9 @@ where
     }
 }
 
-/// A submitted task.
-pub(crate) struct Job {
+/// A submitted task waiting in the backlog or on a worker: its request and where its outcome
+/// goes. (Not the core's `Job`, the callable: this is one submission of a call.)
+pub(crate) struct Submission {
     /// Identifies the job in the backlog (for taking back one the thread pool refused).
     pub(crate) seq: u64,
     pub(crate) name: Cow<'static, str>,
@@ -244,7 +245,7 @@ pub(crate) struct Job {
     pub(crate) helped: Option<Arc<CallbackThreads>>,
 }
 
-impl Job {
+impl Submission {
     pub(crate) fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
         self.done.finish(answer, self.helped.as_deref())
     }
@@ -252,19 +253,19 @@ impl Job {
 
 /// A job on a worker: sent, not yet answered.
 struct Sent {
-    job: Job,
+    job: Submission,
     id: u64,
 }
 
 /// A job's answer, or why there is none.
-type Settled = (Job, Result<Answer, FutureError<Infallible>>);
+type Settled = (Submission, Result<Answer, FutureError<Infallible>>);
 
 /// How feeding one worker ended.
 enum Fed {
     /// Nothing is left to do; the worker is idle and healthy. The last job answered is
     /// completed once the worker is checked back in, so that whoever waited for it and
     /// submits again finds the worker idle and this thread about to look for work.
-    Idle { last: Option<(Job, Answer)> },
+    Idle { last: Option<(Submission, Answer)> },
     /// The worker is gone (or was killed); `started` is false when it was found dead before
     /// it received its first job. `settled`: the jobs it ended with, each with its outcome (the
     /// answers it wrote before its end, the error of the job it was running), completed once
@@ -302,7 +303,7 @@ struct Conveyor<'w> {
 }
 
 /// Before a job runs on `process`: lets a cancel kill it; `false` if it was already cancelled.
-fn attach(job: &Job, process: &WorkerProcess) -> bool {
+fn attach(job: &Submission, process: &WorkerProcess) -> bool {
     job.stop
         .as_ref()
         .is_none_or(|stop| stop.attach(process.killer()))
@@ -310,13 +311,13 @@ fn attach(job: &Job, process: &WorkerProcess) -> bool {
 
 /// After a job's call: `true` if a cancel asked for it to be stopped (its worker may have been
 /// killed).
-fn detach(job: &Job) -> bool {
+fn detach(job: &Submission) -> bool {
     job.stop.as_ref().is_some_and(|stop| stop.detach())
 }
 
 impl Shared {
     /// The next job of the backlog that was not cancelled, marked running.
-    fn take_job(&self) -> Option<Job> {
+    fn take_job(&self) -> Option<Submission> {
         self.take_job_leaving(0, usize::MAX)
     }
 
@@ -324,11 +325,11 @@ impl Shared {
     /// `max_workers - 1` jobs would be left for the other workers, so that a short queue is
     /// spread over the workers instead of lining up on one, and only a job whose request is at
     /// most `room` bytes (a larger one stays for a free worker, this one's included).
-    fn take_job_ahead(&self, room: usize) -> Option<Job> {
+    fn take_job_ahead(&self, room: usize) -> Option<Submission> {
         self.take_job_leaving(self.workers.max() - 1, room)
     }
 
-    fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Job> {
+    fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Submission> {
         loop {
             let job = {
                 let mut backlog = lock(&self.backlog);
@@ -345,7 +346,7 @@ impl Shared {
 
     /// A job the thread pool refused to queue a token for: taken back if still in the backlog,
     /// `None` if a manager thread has already taken it (and runs it).
-    pub(crate) fn take_back(&self, seq: u64) -> Option<Job> {
+    pub(crate) fn take_back(&self, seq: u64) -> Option<Submission> {
         let mut backlog = lock(&self.backlog);
         let at = backlog.iter().rposition(|job| job.seq == seq)?;
         backlog.remove(at)
@@ -361,7 +362,7 @@ impl Shared {
 
     /// Cancels every job still in the backlog (`shutdown(cancel_futures)`).
     pub(crate) fn cancel_backlog(&self) {
-        let jobs: Vec<Job> = lock(&self.backlog).drain(..).collect();
+        let jobs: Vec<Submission> = lock(&self.backlog).drain(..).collect();
         for job in jobs {
             job.finish(Err(FutureError::Cancelled));
         }
@@ -422,7 +423,7 @@ impl Shared {
     /// Runs the jobs in `ready` (taken, marked running) and then, on a manager thread, the
     /// backlog's until it is empty; a waiter's help (`first` is the idle worker it checked out)
     /// runs only its own job.
-    fn serve(&self, mut ready: VecDeque<Job>, mut first: Option<Tracked>) {
+    fn serve(&self, mut ready: VecDeque<Submission>, mut first: Option<Tracked>) {
         let helping = first.is_some();
         // Workers in a row found dead before they received anything.
         let mut dead_on_arrival = 0;
@@ -506,7 +507,7 @@ impl Shared {
     /// After `kill_workers`/`terminate_workers`: fails the jobs taken from the backlog (sent
     /// ahead to a worker that was killed, or about to be sent), which are running tasks, as the
     /// one the worker ran failed; no worker is started for them. `false` if not killed.
-    fn fail_if_killed(&self, ready: &mut VecDeque<Job>) -> bool {
+    fn fail_if_killed(&self, ready: &mut VecDeque<Submission>) -> bool {
         if !self.killed.load(Ordering::SeqCst) {
             return false;
         }
@@ -520,7 +521,12 @@ impl Shared {
     /// Sends jobs (from `ready`, then, if `backlog`, the backlog) to `process` and completes
     /// them as its replies come, until there is nothing left or the worker is lost. Jobs that
     /// were sent but never started on a lost worker are put back at the front of `ready`.
-    fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>, backlog: bool) -> Fed {
+    fn feed(
+        &self,
+        process: &mut WorkerProcess,
+        ready: &mut VecDeque<Submission>,
+        backlog: bool,
+    ) -> Fed {
         let room = self.workers.room_left(process.tasks_run);
         let mut belt = Conveyor {
             process,
@@ -553,7 +559,7 @@ impl Shared {
     fn load(
         &self,
         belt: &mut Conveyor<'_>,
-        ready: &mut VecDeque<Job>,
+        ready: &mut VecDeque<Submission>,
         backlog: bool,
     ) -> Option<Fed> {
         loop {
@@ -594,8 +600,8 @@ impl Shared {
     fn send(
         &self,
         belt: &mut Conveyor<'_>,
-        mut job: Job,
-        ready: &mut VecDeque<Job>,
+        mut job: Submission,
+        ready: &mut VecDeque<Submission>,
     ) -> Option<Fed> {
         let first = belt.inflight.is_empty();
         let now = Instant::now();
@@ -659,7 +665,7 @@ impl Shared {
         &self,
         belt: &mut Conveyor<'_>,
         answer: Answer,
-        ready: &mut VecDeque<Job>,
+        ready: &mut VecDeque<Submission>,
         backlog: bool,
     ) -> Option<Fed> {
         let done = belt.inflight.pop_front().expect("the head");
@@ -700,7 +706,12 @@ impl Shared {
     /// answer. The first job without one is the job it was running, which fails (`Cancelled`
     /// if it was cancelled, whatever else happened); the jobs behind it never started and go
     /// back to the front of `ready`, in order.
-    fn wind_up(&self, belt: &mut Conveyor<'_>, ready: &mut VecDeque<Job>, loss: Loss) -> Fed {
+    fn wind_up(
+        &self,
+        belt: &mut Conveyor<'_>,
+        ready: &mut VecDeque<Submission>,
+        loss: Loss,
+    ) -> Fed {
         let mut settled = Vec::new();
         while let Some(head) = belt.inflight.front() {
             let Some(answer) = belt.process.answer_left(head.id, head.job.payload.kind()) else {

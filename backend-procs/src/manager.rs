@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futurepool_core::{FutureError, Panic};
 use futurepool_threads::ThreadPool;
 
-use crate::dispatch::Job;
+use crate::dispatch::Submission;
 use crate::process::{CallError, StartError};
 use crate::wire::{self, Bytes};
 pub(crate) use crate::workers::Tracked;
@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     /// failed instead of being sent to a worker started after the kill.
     pub(crate) killed: AtomicBool,
     /// Submitted tasks waiting for a manager thread ([`crate::dispatch`]).
-    pub(crate) backlog: Mutex<VecDeque<Job>>,
+    pub(crate) backlog: Mutex<VecDeque<Submission>>,
     /// Numbers the backlog's jobs.
     pub(crate) next_seq: AtomicU64,
     /// Tokens queued on the thread pool and not yet run or dropped.

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::builder::{BuildError, Builder};
 use crate::cancel::StopCell;
-use crate::dispatch::{Chunked, Completion, Job, Typed};
+use crate::dispatch::{Chunked, Completion, Submission, Typed};
 use crate::manager::{codec_error, lock, Shared};
 use crate::map::ChunkedMap;
 use crate::process::Payload;
@@ -364,7 +364,7 @@ impl ProcessPool {
             cell
         });
         let bytes = payload.frame_len(&name);
-        let job = Job {
+        let job = Submission {
             seq,
             name,
             payload,

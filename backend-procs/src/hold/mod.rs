@@ -12,12 +12,12 @@
 //! So once a pool's recent tasks were each waited for right after they were submitted and run
 //! by their waiter ([`HOLD_AFTER`] in a row, each within [`PROMPTLY`]), a job submitted to an
 //! empty backlog is *held*: its token is not queued yet. It is queued as soon as anything but
-//! an untimed wait shows interest in the future ([`Help::Start`]: a timed wait, a callback,
+//! an untimed wait shows interest in the future ([`Help::Nudge`]: a timed wait, a callback,
 //! `wait`/`as_completed`, `done()`, a cancel, dropping it), when the next job is submitted,
 //! when the waiter cannot run it, at shutdown, and by the pool's *ticker* thread if the job is
 //! still held at two of its ticks ([`TICK`] apart, while jobs are being held). So a held job
 //! nobody waits for starts at most about two ticks late, once, and the next jobs are not held
-//! ([`Help::Start`] and the ticker both end the run of prompt waiters). The decision itself —
+//! ([`Help::Nudge`] and the ticker both end the run of prompt waiters). The decision itself —
 //! hold or not — is [`policy::HoldPolicy`]'s; this file carries it out.
 
 use std::sync::atomic::Ordering;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futurepool_core::{Future, FutureError, Help, SubmitError};
 
-use crate::dispatch::Job;
+use crate::dispatch::Submission;
 use crate::manager::{lock, Shared};
 
 mod policy;
@@ -67,7 +67,7 @@ struct Held {
 impl Shared {
     /// What a job's future runs on the first interest in it (see the module docs).
     pub(crate) fn help(&self, seq: u64, help: Help, submitted: Instant) {
-        if help == Help::Start {
+        if help == Help::Nudge {
             self.hold.policy.interrupted();
             self.release_held(seq);
             return;
@@ -173,7 +173,7 @@ impl Shared {
         &self,
         seq: u64,
         queued: Option<Result<Future<()>, SubmitError>>,
-    ) -> Result<(), (SubmitError, Box<Job>)> {
+    ) -> Result<(), (SubmitError, Box<Submission>)> {
         let token = match queued {
             None => return Ok(()),
             Some(Ok(token)) => token,

@@ -51,14 +51,14 @@ impl<T, E> Future<T, E> {
     /// the wake-ups of a hand-off to a thread of its own and back (the process pool sends the
     /// call to an idle worker and reads the reply itself). Any other interest — a timed wait, a
     /// done-callback, `wait`/`as_completed`, `.await`, `done()`/`running()`/`cancelled()`,
-    /// `cancel()`, dropping the handles — runs it with [`Help::Start`]: the executor should
+    /// `cancel()`, dropping the handles — runs it with [`Help::Nudge`]: the executor should
     /// make sure the task gets going, without blocking. So an executor may even hold a task
     /// back for a moment, expecting its submitter to wait for it, and still learn of every
     /// other use in time.
     ///
     /// The helper does not run once the future is no longer pending. [`Help::Run`] is not
     /// given while a done-callback is registered (it would run on the waiting thread, which
-    /// may hold a lock the callback takes: the helper gets [`Help::Start`] instead); a helper
+    /// may hold a lock the callback takes: the helper gets [`Help::Nudge`] instead); a helper
     /// that completes the future should do so with
     /// [`Promise::set_outcome_deferring_callbacks`], so that a callback registered while it ran
     /// does not run on the waiting thread either. After the helper returns, the waiter waits

@@ -152,7 +152,7 @@ impl<T, E> Inner<T, E> {
             let help = if deadline.is_none() {
                 Help::Run
             } else {
-                Help::Start
+                Help::Nudge
             };
             if self.help(help) {
                 state = self.state();
@@ -192,13 +192,13 @@ impl<T, E> Inner<T, E> {
         }
     }
 
-    /// Runs the future's helper with [`Help::Start`] if it is pending and has a helper that
+    /// Runs the future's helper with [`Help::Nudge`] if it is pending and has a helper that
     /// nothing claimed yet: every kind of interest in a future but an untimed wait calls this.
     pub(super) fn notice(&self) {
         // A future without a helper (`HELPER` is part of its state from creation on), or no
         // longer pending, costs this one load.
         if self.state.load(Ordering::Acquire) & (HELPER | HELPED | PHASE) == HELPER | PENDING {
-            self.help(Help::Start);
+            self.help(Help::Nudge);
         }
     }
 
@@ -217,7 +217,7 @@ impl<T, E> Inner<T, E> {
             // lock the callback takes. Leave the task to the executor's own threads.
             if let Some(slow) = self.slow_if_any() {
                 if slow.waiters.lock().lent {
-                    help = Help::Start;
+                    help = Help::Nudge;
                 }
             }
         }

@@ -123,7 +123,7 @@ pub enum Help {
     /// `wait`/`as_completed`, an `.await`, a look at its state (`done()`, `running()`...), a
     /// cancel, or dropping its handles: the task should get going if it has not; the helper
     /// must not block.
-    Start,
+    Nudge,
 }
 
 /// Where a completion hands its done-callbacks instead of running them

@@ -6,7 +6,7 @@
 //! * [`input`] — input sources (`:::`, `::::`, linked `:::+`, `-a`, stdin, `-0`, `--colsep`);
 //! * [`template`] — replacement strings and shell quoting;
 //! * [`policy`] — `-j` forms, `--halt` and the exit code rule;
-//! * [`job`] — the [`job::Executor`] interface: what a job is and what comes back;
+//! * [`job`] — the [`job::Runner`] interface: what a job is and what comes back;
 //! * [`local`] — running a job as a local process (shell, process group, timeout, spool);
 //! * [`remote`] — `--broker`: jobs run by `pool worker` agents through Redis;
 //! * [`killer`] — the deadline thread (timeouts, SIGKILL after the grace period);
@@ -42,7 +42,7 @@ pub use remote::DEFAULT_QUEUE;
 
 use crate::util::parse_seconds;
 use input::{Combine, CommandLine, Format, Inputs};
-use local::{Capture, LocalExecutor, Shell};
+use local::{Capture, LocalRunner, Shell};
 use output::Printer;
 use policy::{Halt, Jobs};
 use report::{Joblog, Resume};
@@ -297,13 +297,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Capture::Group
     };
-    let executor: Arc<dyn job::Executor> = match &args.broker {
-        Some(url) => Arc::new(remote::RemoteExecutor::connect(
-            url,
-            &args.queue,
-            args.grace,
-        )?),
-        None => Arc::new(LocalExecutor::new(Shell::from_env(), capture, args.grace)),
+    let runner: Arc<dyn job::Runner> = match &args.broker {
+        Some(url) => Arc::new(remote::RemoteRunner::connect(url, &args.queue, args.grace)?),
+        None => Arc::new(LocalRunner::new(Shell::from_env(), capture, args.grace)),
     };
     let plan = Plan {
         slots,
@@ -317,8 +313,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         output_streamed: args.line_buffer || args.ungroup,
         joblog,
         skip,
-        hold_window: max_possible_jobs().max(slots),
+        park_window: max_possible_jobs().max(slots),
     };
-    let code = scheduler::run(executor, &template, inputs, plan, printer)?;
+    let code = scheduler::run(runner, &template, inputs, plan, printer)?;
     Ok(ExitCode::from(code))
 }
