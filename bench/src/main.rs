@@ -19,6 +19,9 @@ fn main() -> Result<()> {
     futurepool_procs::init();
     procspawn::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--hog") {
+        procs::hog();
+    }
     if let Some(pos) = args.iter().position(|a| a == "--ipc-echo") {
         procs::ipc_echo(args.get(pos + 1).context("--ipc-echo SERVER")?);
         return Ok(());
@@ -121,6 +124,13 @@ fn main() -> Result<()> {
     ];
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
+        notes.push((
+            "load_average_before_busy_core".to_string(),
+            load_average(),
+        ));
+        comparisons.extend(procs::beside_a_busy_core(|| {
+            procs::run(&proc_sizes, reps, &python)
+        })?);
         let (vec, buf, floor) = procs::payload_round_trip(256);
         println!(
             "\nprocess pool — 256 MiB of bytes to a worker and back: \

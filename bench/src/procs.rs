@@ -298,6 +298,35 @@ impl Drop for PingPong {
     }
 }
 
+/// `--hog`: one core kept busy until killed (the load a build or another service puts beside a
+/// pool on a 2-core machine).
+pub fn hog() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// `run` again with a CPU hog (this binary with `--hog`, a process of its own) beside it: the
+/// figures a loaded machine gives. Each comparison's group says so.
+pub fn beside_a_busy_core(
+    run: impl FnOnce() -> Vec<Comparison>,
+) -> anyhow::Result<Vec<Comparison>> {
+    let mut hog = Command::new(std::env::current_exe()?)
+        .arg("--hog")
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    println!("\n(a CPU hog, pid {}, keeps one core busy for the comparisons below)", hog.id());
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let mut out = out.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    for c in &mut out {
+        c.group = format!("{}, one core busy beside it", c.group);
+    }
+    Ok(out)
+}
+
 pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {
     let w = 2;
     let pool = ProcessPool::new(w).unwrap();
