@@ -124,10 +124,7 @@ fn main() -> Result<()> {
     ];
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
-        notes.push((
-            "load_average_before_busy_core".to_string(),
-            load_average(),
-        ));
+        notes.push(("load_average_before_busy_core".to_string(), load_average()));
         comparisons.extend(procs::beside_a_busy_core(|| {
             procs::run(&proc_sizes, reps, &python)
         })?);

@@ -316,7 +316,10 @@ pub fn beside_a_busy_core(
         .arg("--hog")
         .stdin(std::process::Stdio::null())
         .spawn()?;
-    println!("\n(a CPU hog, pid {}, keeps one core busy for the comparisons below)", hog.id());
+    println!(
+        "\n(a CPU hog, pid {}, keeps one core busy for the comparisons below)",
+        hog.id()
+    );
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
     let _ = hog.kill();
     let _ = hog.wait();
