@@ -73,7 +73,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .map(|i| args.cpu_size.get() as u64 + i as u64)
         .collect();
     let io: Vec<u64> = vec![args.io_ms; args.io_tasks.get()];
-    let mut rows = Vec::new();
     let cluster = if args.cluster {
         Some(crate::cluster::Cluster::start(2, cores.div_ceil(2))?)
     } else {
@@ -84,164 +83,213 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .map(|c| format!("redis ({}×{} agents)", c.agent_count, c.slots_each));
     let mut out = std::io::stdout().lock();
     if !args.json {
-        write!(
-            out,
-            "pool bench: {cores} cores, thread pool of {workers} workers, process pool of {cores}"
-        )?;
-        if let Some(c) = &cluster {
-            write!(
-                out,
-                ", {} agents of {} slots on a private redis-server",
-                c.agent_count, c.slots_each
-            )?;
-        }
-        writeln!(out)?;
+        print_header(&mut out, cores, workers, cluster.as_ref())?;
     }
-
-    // CPU-bound.
-    let start = Instant::now();
-    let expected: Vec<u64> = cpu.iter().map(|&n| sum_of_squares(n)).collect();
-    rows.push(Row {
-        workload: "CPU-bound (sum of squares)",
-        mode: "sequential".into(),
-        wall: start.elapsed(),
-    });
-    let pool = ThreadPool::new(workers)?;
-    let start = Instant::now();
-    let got: Vec<u64> = pool
-        .map(sum_of_squares, cpu.clone(), MapOptions::default())?
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    rows.push(Row {
-        workload: "CPU-bound (sum of squares)",
-        mode: format!("thread pool ({workers})"),
-        wall: start.elapsed(),
-    });
-    anyhow::ensure!(got == expected, "the thread pool computed different sums");
-    let procs = ProcessPool::new(cores)?;
-    let start = Instant::now();
-    let got: Vec<u64> = procs
-        .map(sum_of_squares, cpu.clone(), MapOptions::new())?
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    rows.push(Row {
-        workload: "CPU-bound (sum of squares)",
-        mode: format!("process pool ({cores})"),
-        wall: start.elapsed(),
-    });
-    anyhow::ensure!(got == expected, "the process pool computed different sums");
-    if let (Some(c), Some(mode)) = (&cluster, &cluster_mode) {
-        let start = Instant::now();
-        let got: Vec<u64> = c
-            .pool
-            .map(sum_of_squares, cpu.clone(), MapOptions::default())?
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        rows.push(Row {
-            workload: "CPU-bound (sum of squares)",
-            mode: mode.clone(),
-            wall: start.elapsed(),
-        });
-        anyhow::ensure!(got == expected, "the agents computed different sums");
-    }
-
-    // I/O-bound.
-    let start = Instant::now();
-    for &ms in &io {
-        io_task(ms);
-    }
-    rows.push(Row {
-        workload: "I/O-bound (sleep)",
-        mode: "sequential".into(),
-        wall: start.elapsed(),
-    });
-    let start = Instant::now();
-    let slept: u64 = pool
-        .map(io_task, io.clone(), MapOptions::new().buffersize(io.len()))?
-        .map(|r| r.unwrap_or(0))
-        .sum();
-    rows.push(Row {
-        workload: "I/O-bound (sleep)",
-        mode: format!("thread pool ({workers})"),
-        wall: start.elapsed(),
-    });
-    anyhow::ensure!(slept == io.iter().sum::<u64>(), "an I/O task failed");
-    let start = Instant::now();
-    let slept: u64 = procs
-        .map(io_task, io.clone(), MapOptions::new())?
-        .map(|r| r.unwrap_or(0))
-        .sum();
-    rows.push(Row {
-        workload: "I/O-bound (sleep)",
-        mode: format!("process pool ({cores})"),
-        wall: start.elapsed(),
-    });
-    anyhow::ensure!(
-        slept == io.iter().sum::<u64>(),
-        "an I/O task failed on the process pool"
-    );
-    if let (Some(c), Some(mode)) = (&cluster, &cluster_mode) {
-        let start = Instant::now();
-        let slept: u64 = c
-            .pool
-            .map(io_task, io.clone(), MapOptions::new().buffersize(io.len()))?
-            .map(|r| r.unwrap_or(0))
-            .sum();
-        rows.push(Row {
-            workload: "I/O-bound (sleep)",
-            mode: mode.clone(),
-            wall: start.elapsed(),
-        });
-        anyhow::ensure!(
-            slept == io.iter().sum::<u64>(),
-            "an I/O task failed on an agent"
-        );
-    }
-    drop(cluster);
+    let mut bench = Bench {
+        cores,
+        workers,
+        cluster,
+        cluster_mode,
+        rows: Vec::new(),
+    };
+    let (pool, procs) = bench.cpu_bound(&cpu)?;
+    bench.io_bound(&io, &pool, &procs)?;
+    drop(bench.cluster.take());
 
     if args.json {
-        let mut base = Duration::ZERO;
-        for row in &rows {
+        print_json(&mut out, &bench.rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_table(&mut out, &bench.rows)?;
+    print_lesson(&mut out, args, cpu.len(), io.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The measurements and what they run on.
+struct Bench {
+    cores: usize,
+    /// The thread pool's size.
+    workers: usize,
+    /// `--cluster`'s redis-server and agents, and their rows' mode.
+    cluster: Option<crate::cluster::Cluster>,
+    cluster_mode: Option<String>,
+    rows: Vec<Row>,
+}
+
+impl Bench {
+    /// The CPU-bound rows: sequential, the thread pool, the process pool, the agents. Returns
+    /// the pools, kept for the I/O-bound rows.
+    fn cpu_bound(&mut self, cpu: &[u64]) -> Result<(ThreadPool, ProcessPool)> {
+        const WORKLOAD: &str = "CPU-bound (sum of squares)";
+        let (workers, cores) = (self.workers, self.cores);
+        let rows = &mut self.rows;
+        let expected: Vec<u64> = timed(rows, WORKLOAD, "sequential".into(), || {
+            Ok(cpu.iter().map(|&n| sum_of_squares(n)).collect())
+        })?;
+        let pool = ThreadPool::new(workers)?;
+        let got: Vec<u64> = timed(rows, WORKLOAD, format!("thread pool ({workers})"), || {
+            pool.map(sum_of_squares, cpu.to_vec(), MapOptions::default())?
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })?;
+        anyhow::ensure!(got == expected, "the thread pool computed different sums");
+        let procs = ProcessPool::new(cores)?;
+        let got: Vec<u64> = timed(rows, WORKLOAD, format!("process pool ({cores})"), || {
+            procs
+                .map(sum_of_squares, cpu.to_vec(), MapOptions::new())?
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })?;
+        anyhow::ensure!(got == expected, "the process pool computed different sums");
+        if let (Some(c), Some(mode)) = (&self.cluster, &self.cluster_mode) {
+            let got: Vec<u64> = timed(rows, WORKLOAD, mode.clone(), || {
+                c.pool
+                    .map(sum_of_squares, cpu.to_vec(), MapOptions::default())?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            })?;
+            anyhow::ensure!(got == expected, "the agents computed different sums");
+        }
+        Ok((pool, procs))
+    }
+
+    /// The I/O-bound rows: sequential, then on `pool`, `procs` and the agents.
+    fn io_bound(&mut self, io: &[u64], pool: &ThreadPool, procs: &ProcessPool) -> Result<()> {
+        const WORKLOAD: &str = "I/O-bound (sleep)";
+        let (workers, cores) = (self.workers, self.cores);
+        let rows = &mut self.rows;
+        let all: u64 = io.iter().sum();
+        timed(rows, WORKLOAD, "sequential".into(), || {
+            for &ms in io {
+                io_task(ms);
+            }
+            Ok(())
+        })?;
+        let slept: u64 = timed(rows, WORKLOAD, format!("thread pool ({workers})"), || {
+            Ok(pool
+                .map(io_task, io.to_vec(), MapOptions::new().buffersize(io.len()))?
+                .map(|r| r.unwrap_or(0))
+                .sum())
+        })?;
+        anyhow::ensure!(slept == all, "an I/O task failed");
+        let slept: u64 = timed(rows, WORKLOAD, format!("process pool ({cores})"), || {
+            Ok(procs
+                .map(io_task, io.to_vec(), MapOptions::new())?
+                .map(|r| r.unwrap_or(0))
+                .sum())
+        })?;
+        anyhow::ensure!(slept == all, "an I/O task failed on the process pool");
+        if let (Some(c), Some(mode)) = (&self.cluster, &self.cluster_mode) {
+            let slept: u64 = timed(rows, WORKLOAD, mode.clone(), || {
+                Ok(c.pool
+                    .map(io_task, io.to_vec(), MapOptions::new().buffersize(io.len()))?
+                    .map(|r| r.unwrap_or(0))
+                    .sum())
+            })?;
+            anyhow::ensure!(slept == all, "an I/O task failed on an agent");
+        }
+        Ok(())
+    }
+}
+
+/// Runs `work` and, if it succeeds, adds a row with its wall time.
+fn timed<T>(
+    rows: &mut Vec<Row>,
+    workload: &'static str,
+    mode: String,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    let value = work()?;
+    rows.push(Row {
+        workload,
+        mode,
+        wall: start.elapsed(),
+    });
+    Ok(value)
+}
+
+/// The line saying what the pools are.
+fn print_header(
+    out: &mut impl Write,
+    cores: usize,
+    workers: usize,
+    cluster: Option<&crate::cluster::Cluster>,
+) -> Result<()> {
+    write!(
+        out,
+        "pool bench: {cores} cores, thread pool of {workers} workers, process pool of {cores}"
+    )?;
+    if let Some(c) = cluster {
+        write!(
+            out,
+            ", {} agents of {} slots on a private redis-server",
+            c.agent_count, c.slots_each
+        )?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Each row with its speedup over the sequential row before it.
+fn with_speedups(rows: &[Row]) -> Vec<(&Row, f64)> {
+    let mut base = Duration::ZERO;
+    rows.iter()
+        .map(|row| {
             if row.mode == "sequential" {
                 base = row.wall;
             }
-            writeln!(
-                out,
-                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"seconds\":{:.6},\"speedup\":{:.3}}}",
-                row.workload,
-                row.mode,
-                row.wall.as_secs_f64(),
-                base.as_secs_f64() / row.wall.as_secs_f64()
-            )?;
-        }
-        return Ok(ExitCode::SUCCESS);
+            (row, base.as_secs_f64() / row.wall.as_secs_f64())
+        })
+        .collect()
+}
+
+/// `--json`: one object per row.
+fn print_json(out: &mut impl Write, rows: &[Row]) -> Result<()> {
+    for (row, speedup) in with_speedups(rows) {
+        writeln!(
+            out,
+            "{{\"workload\":\"{}\",\"mode\":\"{}\",\"seconds\":{:.6},\"speedup\":{:.3}}}",
+            row.workload,
+            row.mode,
+            row.wall.as_secs_f64(),
+            speedup
+        )?;
     }
+    Ok(())
+}
+
+/// The table of rows.
+fn print_table(out: &mut impl Write, rows: &[Row]) -> Result<()> {
     writeln!(
         out,
         "\n{:<28} {:<20} {:>12} {:>9}",
         "workload", "mode", "wall time", "speedup"
     )?;
-    let mut base = Duration::ZERO;
-    for row in &rows {
-        if row.mode == "sequential" {
-            base = row.wall;
-        }
+    for (row, speedup) in with_speedups(rows) {
         writeln!(
             out,
             "{:<28} {:<20} {:>10.3} s {:>8.2}×",
             row.workload,
             row.mode,
             row.wall.as_secs_f64(),
-            base.as_secs_f64() / row.wall.as_secs_f64()
+            speedup
         )?;
     }
+    Ok(())
+}
+
+/// What was measured, and the lesson.
+fn print_lesson(
+    out: &mut impl Write,
+    args: &Args,
+    cpu_tasks: usize,
+    io_tasks: usize,
+) -> Result<()> {
     writeln!(
         out,
         "\n{} CPU-bound tasks of {} numbers, {} I/O-bound tasks of {} ms.",
-        cpu.len(),
-        args.cpu_size,
-        io.len(),
-        args.io_ms
+        cpu_tasks, args.cpu_size, io_tasks, args.io_ms
     )?;
     writeln!(
         out,
@@ -250,5 +298,5 @@ pub fn run(args: &Args) -> Result<ExitCode> {
          hang is contained and can be killed). I/O-bound work overlaps its waits: the speedup is\n\
          bounded by the worker count."
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

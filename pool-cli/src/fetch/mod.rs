@@ -200,18 +200,7 @@ fn json_line(value: &impl serde::Serialize) -> String {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let given = gather(args).map_err(|e| UsageError(format!("{e:#}")))?;
-    if !args.outputs.is_empty() && args.outputs.len() != given.len() {
-        return Err(UsageError(format!(
-            "{} -o files for {} URLs (give one -o per URL, or use -O)",
-            args.outputs.len(),
-            given.len()
-        ))
-        .into());
-    }
-    if let Some(dir) = &args.output_dir {
-        fs::create_dir_all(dir)
-            .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))?;
-    }
+    prepare_outputs(args, given.len())?;
     let checked: Vec<Result<Url, Failure>> = given.iter().map(|u| check_url(u)).collect();
     let valid: Vec<Option<Url>> = checked.iter().map(|c| c.as_ref().ok().cloned()).collect();
     let targets = save::plan(
@@ -220,87 +209,141 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         args.remote_name || args.output_dir.is_some(),
         args.output_dir.as_deref(),
     );
-    let connect_timeout = args.connect_timeout.map(|c| c.min(args.timeout));
-    let per_host = args.per_host.unwrap_or(args.jobs).get();
-    let client = client::build(&client::Settings {
-        user_agent: args
-            .user_agent
-            .as_deref()
-            .unwrap_or(client::DEFAULT_USER_AGENT),
-        headers: &args.headers,
-        connect_timeout,
-        max_redirects: args.max_redirects,
-        idle_per_host: per_host,
-    })
-    .map_err(UsageError)?;
-    let client = Arc::new(client);
-    let hosts = Arc::new(HostLimits::new(per_host));
-    let options = Options {
-        limits: Limits {
-            timeout: args.timeout,
-            connect_timeout,
-            max_redirects: args.max_redirects,
-        },
-        retries: args.retries,
-        fail: args.fail,
-    };
+    let fetcher = Fetcher::new(args)?;
     let pool = ThreadPool::builder()
         .max_workers(args.jobs.get())
         .thread_name_prefix("pool-fetch")
         .build()?;
     let start = Instant::now();
     let total = given.len();
-    let mut futures: Vec<Future<Fetched>> = Vec::with_capacity(total);
-    for ((url, checked), target) in given.into_iter().zip(checked).zip(targets) {
-        let future = match checked {
-            // A bad URL is that URL's failure; the rest are fetched.
-            Err(failure) => Future::ready(Fetched {
-                url,
-                outcome: Err(failure),
-                attempts: 0,
-                time: Duration::ZERO,
-            }),
-            Ok(parsed) => {
-                let (client, hosts) = (client.clone(), hosts.clone());
-                pool.submit(move || {
-                    let begun = Instant::now();
-                    let (outcome, attempts) =
-                        get::fetch(&client, &hosts, &parsed, target.as_ref(), &options);
-                    Fetched {
-                        url,
-                        outcome,
-                        attempts,
-                        time: begun.elapsed(),
-                    }
-                })?
-            }
-        };
-        futures.push(future);
-    }
-    let (mut ok, mut other_status, mut failed, mut bytes) = (0usize, 0usize, 0usize, 0u64);
+    let futures = fetcher.submit_all(&pool, given, checked, targets)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let (totals, open) = print_as_completed(futures, args.json, &mut out)?;
+    if open && !args.json {
+        let _ = writeln!(out, "\n{}", totals.summary(total, start.elapsed()));
+    }
+    Ok(if totals.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Checks that `-o` names one file per URL, and creates `--output-dir`.
+fn prepare_outputs(args: &Args, urls: usize) -> Result<()> {
+    if !args.outputs.is_empty() && args.outputs.len() != urls {
+        return Err(UsageError(format!(
+            "{} -o files for {} URLs (give one -o per URL, or use -O)",
+            args.outputs.len(),
+            urls
+        ))
+        .into());
+    }
+    if let Some(dir) = &args.output_dir {
+        fs::create_dir_all(dir)
+            .map_err(|e| UsageError(format!("--output-dir {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// What every fetch shares: the client, the per-host limits and the options.
+struct Fetcher {
+    client: Arc<reqwest::blocking::Client>,
+    hosts: Arc<HostLimits>,
+    options: Options,
+}
+
+impl Fetcher {
+    /// The client and limits the arguments ask for (a bad header or setting is a usage error).
+    fn new(args: &Args) -> Result<Fetcher> {
+        let connect_timeout = args.connect_timeout.map(|c| c.min(args.timeout));
+        let per_host = args.per_host.unwrap_or(args.jobs).get();
+        let client = client::build(&client::Settings {
+            user_agent: args
+                .user_agent
+                .as_deref()
+                .unwrap_or(client::DEFAULT_USER_AGENT),
+            headers: &args.headers,
+            connect_timeout,
+            max_redirects: args.max_redirects,
+            idle_per_host: per_host,
+        })
+        .map_err(UsageError)?;
+        Ok(Fetcher {
+            client: Arc::new(client),
+            hosts: Arc::new(HostLimits::new(per_host)),
+            options: Options {
+                limits: Limits {
+                    timeout: args.timeout,
+                    connect_timeout,
+                    max_redirects: args.max_redirects,
+                },
+                retries: args.retries,
+                fail: args.fail,
+            },
+        })
+    }
+
+    /// One future per URL, in order: fetched on `pool`, or already failed for a bad URL.
+    fn submit_all(
+        &self,
+        pool: &ThreadPool,
+        given: Vec<String>,
+        checked: Vec<Result<Url, Failure>>,
+        targets: Vec<Option<PathBuf>>,
+    ) -> Result<Vec<Future<Fetched>>> {
+        let mut futures: Vec<Future<Fetched>> = Vec::with_capacity(given.len());
+        for ((url, checked), target) in given.into_iter().zip(checked).zip(targets) {
+            let future = match checked {
+                // A bad URL is that URL's failure; the rest are fetched.
+                Err(failure) => Future::ready(Fetched {
+                    url,
+                    outcome: Err(failure),
+                    attempts: 0,
+                    time: Duration::ZERO,
+                }),
+                Ok(parsed) => {
+                    let (client, hosts) = (self.client.clone(), self.hosts.clone());
+                    let options = self.options;
+                    pool.submit(move || {
+                        let begun = Instant::now();
+                        let (outcome, attempts) =
+                            get::fetch(&client, &hosts, &parsed, target.as_ref(), &options);
+                        Fetched {
+                            url,
+                            outcome,
+                            attempts,
+                            time: begun.elapsed(),
+                        }
+                    })?
+                }
+            };
+            futures.push(future);
+        }
+        Ok(futures)
+    }
+}
+
+/// Prints each URL's line as it completes (until stdout closes, quietly); returns the totals
+/// and whether stdout is still open.
+fn print_as_completed(
+    futures: Vec<Future<Fetched>>,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(Totals, bool)> {
+    let mut totals = Totals::default();
     let mut open = true;
-    let bar = crate::progress(total, "URLs");
+    let bar = crate::progress(futures.len(), "URLs");
     for done in as_completed(futures, None) {
         let future = done.expect("no timeout");
         if let Some(bar) = &bar {
             bar.inc(1);
         }
         let f = future.result().expect("fetch does not panic");
-        match &f.outcome {
-            Ok(r) => {
-                bytes += r.bytes;
-                if r.success() {
-                    ok += 1;
-                } else {
-                    other_status += 1;
-                }
-            }
-            Err(_) => failed += 1,
-        }
+        totals.add(f);
         if open {
-            let text = line(f, args.json);
+            let text = line(f, json);
             let written = crate::without_bar(bar.as_ref(), || {
                 out.write_all(text.as_bytes()).and_then(|()| out.flush())
             });
@@ -315,21 +358,50 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if open && !args.json {
-        let others = if other_status > 0 {
+    Ok((totals, open))
+}
+
+/// The counts of the summary line.
+#[derive(Default)]
+struct Totals {
+    ok: usize,
+    other_status: usize,
+    failed: usize,
+    bytes: u64,
+}
+
+impl Totals {
+    /// Counts one URL's outcome.
+    fn add(&mut self, f: &Fetched) {
+        match &f.outcome {
+            Ok(r) => {
+                self.bytes += r.bytes;
+                if r.success() {
+                    self.ok += 1;
+                } else {
+                    self.other_status += 1;
+                }
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    /// The summary line (without its newlines) for `total` URLs fetched in `elapsed`.
+    fn summary(&self, total: usize, elapsed: Duration) -> String {
+        let Totals {
+            ok,
+            other_status,
+            failed,
+            bytes,
+        } = self;
+        let others = if *other_status > 0 {
             format!(", {other_status} other status")
         } else {
             String::new()
         };
-        let _ = writeln!(
-            out,
-            "\n{total} URLs: {ok} ok{others}, {failed} failed, {bytes} bytes in {:.2} seconds",
-            start.elapsed().as_secs_f64()
-        );
+        format!(
+            "{total} URLs: {ok} ok{others}, {failed} failed, {bytes} bytes in {:.2} seconds",
+            elapsed.as_secs_f64()
+        )
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

@@ -191,16 +191,7 @@ impl Inputs {
         } else {
             sources
         };
-        let colsep = format.colsep.clone();
-        let split = move |values: Values| -> Values {
-            match &colsep {
-                None => values,
-                Some(re) => values
-                    .iter()
-                    .flat_map(|v| re.split(v).map(<[u8]>::to_vec).collect::<Vec<_>>())
-                    .collect(),
-            }
-        };
+        let split = column_splitter(format.colsep.clone());
         if let [Source {
             origin: Origin::File(path),
             ..
@@ -212,44 +203,7 @@ impl Inputs {
                 total: None,
             });
         }
-        // Several sources: read them all, pair the linked ones, multiply the groups.
-        let mut groups: Vec<Vec<Values>> = Vec::new();
-        let mut all = Vec::new();
-        for source in sources {
-            let values: Vec<Vec<u8>> = match &source.origin {
-                Origin::Args(args) => args.clone(),
-                Origin::File(path) => {
-                    Records::open(path, format.terminator)?.collect::<Result<_, _>>()?
-                }
-            };
-            if combine == Combine::LinkAll {
-                all.push(values);
-                continue;
-            }
-            match groups.last_mut() {
-                Some(group) if source.linked => {
-                    group.truncate(values.len());
-                    for (row, v) in group.iter_mut().zip(values) {
-                        row.push(v);
-                    }
-                }
-                _ => groups.push(values.into_iter().map(|v| vec![v]).collect()),
-            }
-        }
-        if combine == Combine::LinkAll {
-            // `--link`: one group; the shorter sources wrap around to the longest's length.
-            let longest = all.iter().map(Vec::len).max().unwrap_or(0);
-            let rows = if all.iter().any(Vec::is_empty) {
-                0
-            } else {
-                longest
-            };
-            groups.push(
-                (0..rows)
-                    .map(|i| all.iter().map(|v| v[i % v.len()].clone()).collect())
-                    .collect(),
-            );
-        }
+        let groups = read_groups(sources, format, combine)?;
         let total = groups
             .iter()
             .try_fold(1usize, |acc, g| acc.checked_mul(g.len()))
@@ -278,6 +232,68 @@ impl Inputs {
             iter: Box::new(all.into_iter().map(Ok)),
         })
     }
+}
+
+/// `--colsep`: a job's values with each one split into columns (unchanged without it).
+fn column_splitter(colsep: Option<Regex>) -> impl Fn(Values) -> Values + Send + 'static {
+    move |values: Values| -> Values {
+        match &colsep {
+            None => values,
+            Some(re) => values
+                .iter()
+                .flat_map(|v| re.split(v).map(<[u8]>::to_vec).collect::<Vec<_>>())
+                .collect(),
+        }
+    }
+}
+
+/// Several sources: read them all, pair the linked ones; one group per set of linked sources
+/// (one for all with `--link`), whose product is the jobs.
+fn read_groups(
+    sources: &[Source],
+    format: &Format,
+    combine: Combine,
+) -> Result<Vec<Vec<Values>>, InputError> {
+    let mut groups: Vec<Vec<Values>> = Vec::new();
+    let mut all = Vec::new();
+    for source in sources {
+        let values: Vec<Vec<u8>> = match &source.origin {
+            Origin::Args(args) => args.clone(),
+            Origin::File(path) => {
+                Records::open(path, format.terminator)?.collect::<Result<_, _>>()?
+            }
+        };
+        if combine == Combine::LinkAll {
+            all.push(values);
+            continue;
+        }
+        match groups.last_mut() {
+            Some(group) if source.linked => {
+                group.truncate(values.len());
+                for (row, v) in group.iter_mut().zip(values) {
+                    row.push(v);
+                }
+            }
+            _ => groups.push(values.into_iter().map(|v| vec![v]).collect()),
+        }
+    }
+    if combine == Combine::LinkAll {
+        groups.push(link_all(&all));
+    }
+    Ok(groups)
+}
+
+/// `--link`: one group; the shorter sources wrap around to the longest's length.
+fn link_all(all: &[Vec<Vec<u8>>]) -> Vec<Values> {
+    let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+    let rows = if all.iter().any(Vec::is_empty) {
+        0
+    } else {
+        longest
+    };
+    (0..rows)
+        .map(|i| all.iter().map(|v| v[i % v.len()].clone()).collect())
+        .collect()
 }
 
 impl Iterator for Inputs {

@@ -355,6 +355,84 @@ impl LocalRunner {
         }
         Ok((threads, Some(stop_write)))
     }
+
+    /// A program the fast path could not run: the shell's message and exit code (127 not
+    /// found, 126 not executable), the message where the job's stderr goes. Returns the code
+    /// and the job's stderr spool.
+    fn report_unrunnable(
+        &self,
+        cmd: &Command,
+        e: &io::Error,
+        mut stderr: Spool,
+    ) -> Result<(i32, Spool), JobError> {
+        let code = if e.raw_os_error() == Some(libc::ENOENT) {
+            127
+        } else {
+            126
+        };
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let message = format!("pool run: {program}: {e}\n");
+        match &self.capture {
+            Capture::Group => {
+                stderr = Spool::from_bytes(message.as_bytes()).map_err(JobError::Start)?
+            }
+            Capture::Lines { printer, .. } => printer.stderr(|w| w.write_all(message.as_bytes())),
+            Capture::Inherit => eprint!("{message}"),
+        }
+        Ok((code, stderr))
+    }
+
+    /// Makes the job's group one we stop with the others (at once if the run is stopping) and
+    /// time out at `deadline`; returns its "stopped" and "timed out" flags.
+    fn watch_group(
+        &self,
+        pgid: u32,
+        deadline: Option<Instant>,
+    ) -> (Arc<AtomicBool>, Arc<AtomicBool>) {
+        if let Some(guard) = self.guard {
+            guard.watch(pgid);
+        }
+        let stopped = Arc::new(AtomicBool::new(false));
+        {
+            let mut running = self.running();
+            running.groups.insert(pgid, stopped.clone());
+            if let Some(how) = running.stopping {
+                stopped.store(true, Ordering::SeqCst);
+                self.stop_group(pgid, how);
+            }
+        }
+        let timed_out = Arc::new(AtomicBool::new(false));
+        if let Some(deadline) = deadline {
+            self.killer
+                .timeout(deadline, pgid, self.grace, timed_out.clone());
+        }
+        (stopped, timed_out)
+    }
+
+    /// The job could not be followed: its group is forgotten and killed, its leader reaped.
+    fn abandon(&self, pgid: u32, child: &mut Child) {
+        self.running().groups.remove(&pgid);
+        self.killer.forget(pgid);
+        signal_group(pgid, libc::SIGKILL);
+        if let Some(guard) = self.guard {
+            guard.forget(pgid);
+        }
+        let _ = child.wait();
+    }
+
+    /// The leader has exited (unreaped): the group is no longer stopped or timed out with the
+    /// others, and the rest of it is killed if we ended the job. Returns whether it timed out.
+    fn unwatch_group(&self, pgid: u32, stopped: &AtomicBool, timed_out: &AtomicBool) -> bool {
+        self.running().groups.remove(&pgid);
+        self.killer.forget(pgid);
+        let timed_out = timed_out.load(Ordering::SeqCst);
+        if timed_out || stopped.load(Ordering::SeqCst) {
+            // A job we ended: the leader is a zombie, so the group id is still this job's;
+            // end the rest of the group (a background child ignoring SIGINT, say) with it.
+            signal_group(pgid, libc::SIGKILL);
+        }
+        timed_out
+    }
 }
 
 /// `--tag`'s prefix: the values, space-separated, then a tab (as GNU parallel prints it).
@@ -380,52 +458,18 @@ fn forward(
     tag: Option<Vec<u8>>,
     to: Stream,
 ) -> u64 {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    const MAX_PARTIAL: usize = 1 << 20;
     /// After the stop: at most this much more (a background child may never stop writing).
     const MAX_DRAIN: u64 = 1 << 20;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut total = 0u64;
-    let emit = |bytes: &[u8]| {
-        let mut start = true;
-        let write = |w: &mut dyn io::Write| match &tag {
-            Some(tag) => tag_lines(bytes, tag, &mut start, w),
-            None => w.write_all(bytes),
-        };
-        match to {
-            Stream::Stdout => {
-                let _ = printer.stdout(write);
-            }
-            Stream::Stderr => printer.stderr(write),
-        }
-    };
+    let emit = |bytes: &[u8]| print_forwarded(printer, tag.as_deref(), to, bytes);
     let mut drained: Option<u64> = None;
     loop {
-        let readable = {
-            let mut fds = [
-                PollFd::new(&from, PollFlags::IN),
-                PollFd::new(stop, PollFlags::IN),
-            ];
-            let zero = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let watched = if drained.is_some() { 1 } else { 2 };
-            let timeout = drained.is_some().then_some(&zero);
-            match poll(&mut fds[..watched], timeout) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break,
-            }
-            if drained.is_none() && !fds[1].revents().is_empty() {
-                drained = Some(0);
-                continue;
-            }
-            !fds[0].revents().is_empty()
-        };
-        if !readable {
-            break; // Draining, and nothing more is there.
+        match wait_readable(&from, stop, &mut drained) {
+            Polled::Readable => {}
+            Polled::Again => continue,
+            Polled::Ended => break,
         }
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -441,10 +485,8 @@ fn forward(
             }
         }
         pending.extend_from_slice(&buf[..n]);
-        let cut = match pending.iter().rposition(|&b| b == b'\n') {
-            Some(i) => i + 1,
-            None if pending.len() > MAX_PARTIAL => pending.len(),
-            None => continue,
+        let Some(cut) = printable_len(&pending) else {
+            continue;
         };
         emit(&pending[..cut]);
         pending.drain(..cut);
@@ -453,6 +495,71 @@ fn forward(
         emit(&pending);
     }
     total
+}
+
+/// What [`wait_readable`] found.
+enum Polled {
+    /// `from` has bytes (or its end) to read.
+    Readable,
+    /// Interrupted, or the stop just seen: poll again.
+    Again,
+    /// Nothing more to read: the poll failed, or draining found the pipe empty.
+    Ended,
+}
+
+/// Waits until `from` is readable or `stop` is closed; once it is (`drained` set), only takes
+/// what is already in `from`, without waiting.
+fn wait_readable(from: &impl AsFd, stop: &OwnedFd, drained: &mut Option<u64>) -> Polled {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [
+        PollFd::new(from, PollFlags::IN),
+        PollFd::new(stop, PollFlags::IN),
+    ];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let watched = if drained.is_some() { 1 } else { 2 };
+    let timeout = drained.is_some().then_some(&zero);
+    match poll(&mut fds[..watched], timeout) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => return Polled::Again,
+        Err(_) => return Polled::Ended,
+    }
+    if drained.is_none() && !fds[1].revents().is_empty() {
+        *drained = Some(0);
+        return Polled::Again;
+    }
+    if fds[0].revents().is_empty() {
+        return Polled::Ended; // Draining, and nothing more is there.
+    }
+    Polled::Readable
+}
+
+/// How much of `pending` to print now: up to its last newline, or all of it once it is a
+/// partial line too long to hold; `None` to wait for more.
+fn printable_len(pending: &[u8]) -> Option<usize> {
+    const MAX_PARTIAL: usize = 1 << 20;
+    match pending.iter().rposition(|&b| b == b'\n') {
+        Some(i) => Some(i + 1),
+        None if pending.len() > MAX_PARTIAL => Some(pending.len()),
+        None => None,
+    }
+}
+
+/// Prints forwarded `bytes` to our stdout or stderr, each line after `tag` if there is one.
+fn print_forwarded(printer: &Printer, tag: Option<&[u8]>, to: Stream, bytes: &[u8]) {
+    let mut start = true;
+    let write = |w: &mut dyn io::Write| match tag {
+        Some(tag) => tag_lines(bytes, tag, &mut start, w),
+        None => w.write_all(bytes),
+    };
+    match to {
+        Stream::Stdout => {
+            let _ = printer.stdout(write);
+        }
+        Stream::Stderr => printer.stderr(write),
+    }
 }
 
 /// Blocks until `pid` has exited, leaving it unreaped (`WNOWAIT`).
@@ -471,12 +578,34 @@ fn wait_exited(pid: u32) -> io::Result<()> {
     }
 }
 
+/// Waits for the `--line-buffer` readers; returns the bytes the first (stdout's) read, or
+/// `spooled` when there are none.
+fn join_readers(readers: Vec<JoinHandle<u64>>, spooled: u64) -> u64 {
+    let mut stdout_len = spooled;
+    for (i, reader) in readers.into_iter().enumerate() {
+        let n = reader.join().unwrap_or(0);
+        if i == 0 {
+            stdout_len = n;
+        }
+    }
+    stdout_len
+}
+
+/// A reaped job's status as the joblog shows it.
+fn status_of(status: std::process::ExitStatus) -> Status {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Status::Exited(code),
+        (None, Some(signal)) => Status::Signalled(signal),
+        (None, None) => Status::Exited(-1),
+    }
+}
+
 impl Runner for LocalRunner {
     fn run(&self, job: &JobSpec) -> Result<Finished, JobError> {
         if self.running().stopping.is_some() {
             return Err(JobError::Stopped);
         }
-        let (stdout, mut stderr, out, err) = self.outputs().map_err(JobError::Start)?;
+        let (stdout, stderr, out, err) = self.outputs().map_err(JobError::Start)?;
         let mut cmd = self.shell.command(&job.command);
         cmd.stdin(Stdio::null())
             .stdout(out)
@@ -491,22 +620,7 @@ impl Runner for LocalRunner {
             // Only the fast path gets here with a missing or unrunnable program (the shell
             // reports those itself): answer as the shell would.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EACCES)) => {
-                let code = if e.raw_os_error() == Some(libc::ENOENT) {
-                    127
-                } else {
-                    126
-                };
-                let program = cmd.get_program().to_string_lossy().into_owned();
-                let message = format!("pool run: {program}: {e}\n");
-                match &self.capture {
-                    Capture::Group => {
-                        stderr = Spool::from_bytes(message.as_bytes()).map_err(JobError::Start)?
-                    }
-                    Capture::Lines { printer, .. } => {
-                        printer.stderr(|w| w.write_all(message.as_bytes()))
-                    }
-                    Capture::Inherit => eprint!("{message}"),
-                }
+                let (code, stderr) = self.report_unrunnable(&cmd, &e, stderr)?;
                 return Ok(Finished {
                     start,
                     runtime: started.elapsed(),
@@ -522,47 +636,18 @@ impl Runner for LocalRunner {
         // Our copies of the child's stdout/stderr handles: closed now, not at the job's end.
         drop(cmd);
         let pgid = child.id();
-        if let Some(guard) = self.guard {
-            guard.watch(pgid);
-        }
-        let stopped = Arc::new(AtomicBool::new(false));
-        {
-            let mut running = self.running();
-            running.groups.insert(pgid, stopped.clone());
-            if let Some(how) = running.stopping {
-                stopped.store(true, Ordering::SeqCst);
-                self.stop_group(pgid, how);
-            }
-        }
-        let timed_out = Arc::new(AtomicBool::new(false));
-        if let Some(limit) = job.timeout {
-            self.killer
-                .timeout(started + limit, pgid, self.grace, timed_out.clone());
-        }
+        let (stopped, timed_out) = self.watch_group(pgid, job.timeout.map(|t| started + t));
         let (readers, stop_readers) = match self.forward_lines(job, &mut child) {
             Ok(r) => r,
             Err(e) => {
-                self.running().groups.remove(&pgid);
-                self.killer.forget(pgid);
-                signal_group(pgid, libc::SIGKILL);
-                if let Some(guard) = self.guard {
-                    guard.forget(pgid);
-                }
-                let _ = child.wait();
+                self.abandon(pgid, &mut child);
                 return Err(JobError::Start(e));
             }
         };
         let waited = wait_exited(pgid);
         drop(stop_readers);
         let runtime = started.elapsed();
-        self.running().groups.remove(&pgid);
-        self.killer.forget(pgid);
-        let timed_out = timed_out.load(Ordering::SeqCst);
-        if timed_out || stopped.load(Ordering::SeqCst) {
-            // A job we ended: the leader is a zombie, so the group id is still this job's;
-            // end the rest of the group (a background child ignoring SIGINT, say) with it.
-            signal_group(pgid, libc::SIGKILL);
-        }
+        let timed_out = self.unwatch_group(pgid, &stopped, &timed_out);
         if waited.is_err() {
             let _ = child.kill();
         }
@@ -571,22 +656,11 @@ impl Runner for LocalRunner {
             guard.forget(pgid);
         }
         let status = child.wait().map_err(JobError::Start)?;
-        let mut stdout_len = stdout.len().unwrap_or(0);
-        for (i, reader) in readers.into_iter().enumerate() {
-            let n = reader.join().unwrap_or(0);
-            if i == 0 {
-                stdout_len = n;
-            }
-        }
-        let status = match (status.code(), status.signal()) {
-            (Some(code), _) => Status::Exited(code),
-            (None, Some(signal)) => Status::Signalled(signal),
-            (None, None) => Status::Exited(-1),
-        };
+        let stdout_len = join_readers(readers, stdout.len().unwrap_or(0));
         Ok(Finished {
             start,
             runtime,
-            status,
+            status: status_of(status),
             timed_out,
             stdout_len,
             stdout,

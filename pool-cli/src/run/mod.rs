@@ -28,6 +28,7 @@ mod scheduler;
 mod spool;
 mod template;
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -211,22 +212,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return usage(format!("--colsep: {e}")),
     };
-    if (args.resume || args.resume_failed) && args.joblog.is_none() {
-        return usage("--resume and --resume-failed need --joblog FILE");
-    }
-    if args.tag && args.ungroup {
-        return usage("--tag cannot be combined with -u (output is not captured)");
-    }
-    if args.json && (args.line_buffer || args.ungroup || args.results.is_some()) {
-        return usage("--json cannot be combined with --line-buffer, -u or --results");
-    }
-    if args.results.is_some() && (args.line_buffer || args.ungroup) {
-        return usage("--results cannot be combined with --line-buffer or -u");
-    }
-    if args.broker.is_some() && (args.line_buffer || args.ungroup) {
-        return usage(
-            "--broker cannot be combined with --line-buffer or -u (output comes back whole)",
-        );
+    if let Some(message) = conflicting_options(args) {
+        return usage(message);
     }
     let halt = args.halt.and_then(|h| h.0);
     let format = Format {
@@ -251,56 +238,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .jobs
         .unwrap_or(Jobs::PercentOfCores(100))
         .slots(cores, max_possible_jobs());
-
     if args.dry_run {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        for (i, values) in inputs.enumerate() {
-            let values = values?;
-            let mut line = template.render(JobValues {
-                args: &values,
-                seq: i + 1,
-                slot: i % slots + 1,
-            });
-            line.push(b'\n');
-            match out.write_all(&line) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
-                other => other?,
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
+        return print_commands(inputs, &template, slots);
     }
-
-    let resume = if args.resume_failed {
-        Some(Resume::Failed)
-    } else if args.resume {
-        Some(Resume::All)
-    } else {
-        None
-    };
-    let (joblog, skip) = match &args.joblog {
-        Some(path) => {
-            let (log, skip) = Joblog::open(path, resume)?;
-            (Some(log), skip)
-        }
-        None => (None, Default::default()),
-    };
+    let (joblog, skip) = open_joblog(args)?;
     let bar = crate::progress(inputs.total().unwrap_or(0), "jobs");
     let printer = Arc::new(Printer::new(bar));
-    let capture = if args.line_buffer {
-        Capture::Lines {
-            printer: printer.clone(),
-            tag: args.tag,
-        }
-    } else if args.ungroup {
-        Capture::Inherit
-    } else {
-        Capture::Group
-    };
-    let runner: Arc<dyn job::Runner> = match &args.broker {
-        Some(url) => Arc::new(remote::RemoteRunner::connect(url, &args.queue, args.grace)?),
-        None => Arc::new(LocalRunner::new(Shell::from_env(), capture, args.grace)),
-    };
+    let runner = runner(args, &printer)?;
     let plan = Plan {
         slots,
         keep_order: args.keep_order,
@@ -317,4 +261,85 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let code = scheduler::run(runner, &template, inputs, plan, printer)?;
     Ok(ExitCode::from(code))
+}
+
+/// The usage error of options that cannot be combined, if any are.
+fn conflicting_options(args: &Args) -> Option<&'static str> {
+    if (args.resume || args.resume_failed) && args.joblog.is_none() {
+        return Some("--resume and --resume-failed need --joblog FILE");
+    }
+    if args.tag && args.ungroup {
+        return Some("--tag cannot be combined with -u (output is not captured)");
+    }
+    if args.json && (args.line_buffer || args.ungroup || args.results.is_some()) {
+        return Some("--json cannot be combined with --line-buffer, -u or --results");
+    }
+    if args.results.is_some() && (args.line_buffer || args.ungroup) {
+        return Some("--results cannot be combined with --line-buffer or -u");
+    }
+    if args.broker.is_some() && (args.line_buffer || args.ungroup) {
+        return Some(
+            "--broker cannot be combined with --line-buffer or -u (output comes back whole)",
+        );
+    }
+    None
+}
+
+/// `--dry-run`: prints each job's command instead of running it (quietly stopping when
+/// stdout closes).
+fn print_commands(inputs: Inputs, template: &Template, slots: usize) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (i, values) in inputs.enumerate() {
+        let values = values?;
+        let mut line = template.render(JobValues {
+            args: &values,
+            seq: i + 1,
+            slot: i % slots + 1,
+        });
+        line.push(b'\n');
+        match out.write_all(&line) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            other => other?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--joblog` to write, and the jobs it says not to run again (`--resume`,
+/// `--resume-failed`).
+fn open_joblog(args: &Args) -> Result<(Option<Joblog>, HashSet<usize>)> {
+    let resume = if args.resume_failed {
+        Some(Resume::Failed)
+    } else if args.resume {
+        Some(Resume::All)
+    } else {
+        None
+    };
+    Ok(match &args.joblog {
+        Some(path) => {
+            let (log, skip) = Joblog::open(path, resume)?;
+            (Some(log), skip)
+        }
+        None => (None, Default::default()),
+    })
+}
+
+/// How the jobs run: on `pool worker` agents with `--broker`, else here, their output
+/// captured as the options say.
+fn runner(args: &Args, printer: &Arc<Printer>) -> Result<Arc<dyn job::Runner>> {
+    let capture = if args.line_buffer {
+        Capture::Lines {
+            printer: printer.clone(),
+            tag: args.tag,
+        }
+    } else if args.ungroup {
+        Capture::Inherit
+    } else {
+        Capture::Group
+    };
+    Ok(match &args.broker {
+        Some(url) => Arc::new(remote::RemoteRunner::connect(url, &args.queue, args.grace)?),
+        None => Arc::new(LocalRunner::new(Shell::from_env(), capture, args.grace)),
+    })
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -116,7 +116,10 @@ enum Parked {
     Nothing,
 }
 
-struct Scheduler {
+/// The scheduler's state: the plan, the jobs running and parked, and the event loop's counts.
+struct Scheduler<'a> {
+    /// Asks the input thread for one more input.
+    want_tx: Sender<()>,
     plan: Plan,
     printer: Arc<Printer>,
     runner: Arc<dyn Runner>,
@@ -124,36 +127,36 @@ struct Scheduler {
     stopping: Stopping,
     parked: BTreeMap<usize, Parked>,
     next_to_print: usize,
+    template: &'a Template,
+    /// Whether the inputs' count was known at the start (else it grows as they are read).
+    total_known: bool,
+    free_slots: BTreeSet<usize>,
+    running: usize,
+    /// Inputs asked for and not yet arrived.
+    requested: usize,
+    /// The last input's sequence number.
+    seq: usize,
+    exhausted: bool,
+    input_error: Option<InputError>,
+    /// SIGINT/SIGTERM received so far.
+    interrupts: u32,
+    /// One job thread per slot (after the fields above, so it is dropped after them, as the
+    /// local it was).
+    pool: ThreadPool,
+    /// Where a job's result is sent back.
+    tx: Sender<Event>,
 }
 
 /// Runs every job; returns the exit code.
 pub fn run(
     runner: Arc<dyn Runner>,
     template: &Template,
-    mut inputs: Inputs,
+    inputs: Inputs,
     plan: Plan,
     printer: Arc<Printer>,
 ) -> Result<u8> {
     let (tx, rx) = mpsc::channel::<Event>();
-    // A signal ignored when we started stays ignored, for us and the jobs (`nohup pool run …`
-    // keeps running through a hangup; `pool run … &` in a script is not stopped by Ctrl-C).
-    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT]
-        .into_iter()
-        .filter(|&signal| !ignored_at_start(signal))
-        .collect();
-    let mut signals =
-        signal_hook::iterator::Signals::new(handled).context("installing signal handlers")?;
-    let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
-    let signal_thread = thread::Builder::new()
-        .name("pool-run-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if signal_tx.send(Event::Signal(signal)).is_err() {
-                    break;
-                }
-            }
-        })?;
+    let signals = SignalListener::start(tx.clone())?;
     let pool = ThreadPool::builder()
         .max_workers(plan.slots)
         .thread_name_prefix("pool-run")
@@ -161,180 +164,89 @@ pub fn run(
     if let Some(total) = inputs.total() {
         printer.set_total(total);
     }
+    let tally = Tally::new(plan.halt, inputs.total());
+    let total_known = inputs.total().is_some();
+    let want_tx = read_inputs_on_request(inputs, tx.clone())?;
     let mut s = Scheduler {
-        tally: Tally::new(plan.halt, inputs.total()),
+        want_tx,
+        free_slots: (1..=plan.slots).collect(),
+        tally,
         plan,
         printer,
         runner,
         stopping: Stopping::No,
         parked: BTreeMap::new(),
         next_to_print: 1,
+        template,
+        total_known,
+        running: 0,
+        requested: 0,
+        seq: 0,
+        exhausted: false,
+        input_error: None,
+        interrupts: 0,
+        pool,
+        tx,
     };
-    let total_known = inputs.total().is_some();
+    s.handle_events(&rx)?;
+    s.conclude(signals)
+}
+
+/// The thread that turns the signals we handle into events.
+struct SignalListener {
+    handle: signal_hook::iterator::Handle,
+    thread: thread::JoinHandle<()>,
+}
+
+impl SignalListener {
+    /// Installs the handlers and starts the thread sending each signal to `tx`.
+    fn start(tx: Sender<Event>) -> Result<SignalListener> {
+        // A signal ignored when we started stays ignored, for us and the jobs (`nohup pool run …`
+        // keeps running through a hangup; `pool run … &` in a script is not stopped by Ctrl-C).
+        let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT]
+            .into_iter()
+            .filter(|&signal| !ignored_at_start(signal))
+            .collect();
+        let mut signals =
+            signal_hook::iterator::Signals::new(handled).context("installing signal handlers")?;
+        let handle = signals.handle();
+        let thread = thread::Builder::new()
+            .name("pool-run-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if tx.send(Event::Signal(signal)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(SignalListener { handle, thread })
+    }
+
+    /// Ends the thread and waits for it.
+    fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the thread reading `inputs`, one per `()` sent on the returned sender, each sent back
+/// as an [`Event::Input`] on `tx`.
+fn read_inputs_on_request(mut inputs: Inputs, tx: Sender<Event>) -> Result<Sender<()>> {
     // Inputs are read on their own thread, one per request, so that a signal is handled at
     // once even while stdin has nothing to give (the scheduler never blocks on input).
     let (want_tx, want_rx) = mpsc::channel::<()>();
-    let input_tx = tx.clone();
     thread::Builder::new()
         .name("pool-run-inputs".into())
         .spawn(move || {
             while want_rx.recv().is_ok() {
                 let next = inputs.next();
                 let last = !matches!(next, Some(Ok(_)));
-                if input_tx.send(Event::Input(next)).is_err() || last {
+                if tx.send(Event::Input(next)).is_err() || last {
                     break;
                 }
             }
         })?;
-    let mut free_slots: BTreeSet<usize> = (1..=s.plan.slots).collect();
-    let mut running = 0usize;
-    // Inputs asked for and not yet arrived.
-    let mut requested = 0usize;
-    let mut seq = 0usize;
-    let mut exhausted = false;
-    let mut input_error = None;
-    let mut interrupts = 0;
-    loop {
-        while s.stopping == Stopping::No
-            && !exhausted
-            && running + requested < s.plan.slots
-            && (!s.plan.keep_order || seq + requested < s.next_to_print + s.plan.park_window)
-        {
-            if want_tx.send(()).is_err() {
-                // The reader has ended, after sending its last answer (no more inputs, or an
-                // error): that answer is still on its way and ends the inputs.
-                break;
-            }
-            requested += 1;
-        }
-        let waiting_for_input = requested > 0 && !exhausted && s.stopping == Stopping::No;
-        if running == 0 && !waiting_for_input {
-            break;
-        }
-        let event = rx.recv().expect("the scheduler holds a sender");
-        match event {
-            Event::Input(next) => {
-                requested -= 1;
-                let values = match next {
-                    None => {
-                        exhausted = true;
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        input_error = Some(e);
-                        exhausted = true;
-                        continue;
-                    }
-                    Some(Ok(values)) => values,
-                };
-                if s.stopping != Stopping::No {
-                    continue;
-                }
-                seq += 1;
-                if !total_known {
-                    s.printer.set_total(seq);
-                }
-                if s.plan.skip.contains(&seq) {
-                    s.park(seq, Parked::Nothing)?;
-                    continue;
-                }
-                let slot = free_slots
-                    .pop_first()
-                    .expect("a free slot: running + requested <= slots");
-                let command = template.render(JobValues {
-                    args: &values,
-                    seq,
-                    slot,
-                });
-                let spec = JobSpec {
-                    seq,
-                    slot,
-                    command,
-                    values,
-                    timeout: s.plan.timeout,
-                };
-                s.tally.started();
-                submit(&pool, &s.runner, &tx, spec, 1)?;
-                running += 1;
-            }
-            Event::Signal(SIGTSTP) => {
-                // Ctrl-Z: the jobs (in their own process groups, which the terminal does not
-                // reach) stop with us, as GNU parallel does; then we stop.
-                s.runner.suspend_running();
-                let _ = rustix::process::kill_process(
-                    rustix::process::getpid(),
-                    rustix::process::Signal::STOP,
-                );
-            }
-            Event::Signal(SIGCONT) => s.runner.resume_running(),
-            Event::Signal(SIGHUP) => {
-                if s.stopping == Stopping::No {
-                    s.stopping = Stopping::Soon;
-                    s.printer.note(&format!(
-                        "SIGHUP received: no new jobs; waiting for {running} running job(s)"
-                    ));
-                }
-            }
-            Event::Signal(signal) => {
-                interrupts += 1;
-                if interrupts == 1 {
-                    s.stopping = Stopping::Interrupted(signal);
-                    s.runner.stop_running(Stop::Signal(signal));
-                } else {
-                    s.runner.stop_running(Stop::Kill);
-                }
-            }
-            Event::Done {
-                spec,
-                attempt,
-                result,
-            } => {
-                let retry = match &result {
-                    Ok(f) => {
-                        ending(f).failed()
-                            && attempt < s.plan.attempts
-                            && s.stopping == Stopping::No
-                    }
-                    Err(_) => false,
-                };
-                if retry {
-                    submit(&pool, &s.runner, &tx, spec, attempt + 1)?;
-                    continue;
-                }
-                running -= 1;
-                free_slots.insert(spec.slot);
-                s.printer.job_done();
-                s.finished(spec, result)?;
-            }
-        }
-    }
-    // With -k, what is still parked follows in order (jobs after a halt, skipped holes).
-    for (_, parked) in std::mem::take(&mut s.parked) {
-        if let Parked::Job(spec, finished) = parked {
-            s.deliver(spec, finished)?;
-        }
-    }
-    s.printer.finish();
-    signal_handle.close();
-    let _ = signal_thread.join();
-    drop(pool);
-    if let Some(e) = input_error {
-        return Err(e.into());
-    }
-    if let Stopping::Interrupted(signal) = s.stopping {
-        s.printer.note(&format!(
-            "stopped by signal {signal}; running jobs were stopped"
-        ));
-        return Ok(255);
-    }
-    let failed = s.tally.failed_count();
-    if failed > 0 && s.stopping != Stopping::Closed {
-        s.printer.note(&format!(
-            "{failed} of {} jobs failed",
-            s.tally.started_count()
-        ));
-    }
-    Ok(s.tally.exit_code())
+    Ok(want_tx)
 }
 
 /// Whether `signal`'s disposition is "ignore" (inherited from whoever started us).
@@ -348,27 +260,6 @@ fn ignored_at_start(signal: i32) -> bool {
     }
 }
 
-fn submit(
-    pool: &ThreadPool,
-    runner: &Arc<dyn Runner>,
-    tx: &Sender<Event>,
-    spec: JobSpec,
-    attempt: u32,
-) -> Result<()> {
-    let runner = runner.clone();
-    let reply = Reply {
-        tx: tx.clone(),
-        spec: Some(spec),
-        attempt,
-        result: None,
-    };
-    pool.submit(move || {
-        let result = runner.run(reply.spec.as_ref().expect("set until sent"));
-        reply.send(result);
-    })?;
-    Ok(())
-}
-
 /// How the exit code rule sees a job: as its joblog line does (a timed-out job is exit -1 and
 /// its signal, which makes `--halt now,fail=1` exit 255, as GNU parallel does).
 fn ending(f: &Finished) -> Ending {
@@ -376,7 +267,213 @@ fn ending(f: &Finished) -> Ending {
     Ending { exit, signal }
 }
 
-impl Scheduler {
+impl Scheduler<'_> {
+    /// The event loop: asks for inputs while slots are free, handles each event, until no job
+    /// runs and no input is awaited.
+    fn handle_events(&mut self, rx: &Receiver<Event>) -> Result<()> {
+        loop {
+            self.request_inputs();
+            let waiting_for_input =
+                self.requested > 0 && !self.exhausted && self.stopping == Stopping::No;
+            if self.running == 0 && !waiting_for_input {
+                return Ok(());
+            }
+            match rx.recv().expect("the scheduler holds a sender") {
+                Event::Input(next) => self.on_input(next)?,
+                Event::Signal(signal) => self.on_signal(signal),
+                Event::Done {
+                    spec,
+                    attempt,
+                    result,
+                } => self.on_done(spec, attempt, result)?,
+            }
+        }
+    }
+
+    /// Asks for as many inputs as the free slots (and, with `-k`, the park window) allow.
+    fn request_inputs(&mut self) {
+        while self.stopping == Stopping::No
+            && !self.exhausted
+            && self.running + self.requested < self.plan.slots
+            && (!self.plan.keep_order
+                || self.seq + self.requested < self.next_to_print + self.plan.park_window)
+        {
+            if self.want_tx.send(()).is_err() {
+                // The reader has ended, after sending its last answer (no more inputs, or an
+                // error): that answer is still on its way and ends the inputs.
+                break;
+            }
+            self.requested += 1;
+        }
+    }
+
+    /// An input arrived (or their end, or a read error): its job starts, unless skipped.
+    fn on_input(&mut self, next: Option<Result<Values, InputError>>) -> Result<()> {
+        self.requested -= 1;
+        let values = match next {
+            None => {
+                self.exhausted = true;
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                self.input_error = Some(e);
+                self.exhausted = true;
+                return Ok(());
+            }
+            Some(Ok(values)) => values,
+        };
+        if self.stopping != Stopping::No {
+            return Ok(());
+        }
+        self.seq += 1;
+        if !self.total_known {
+            self.printer.set_total(self.seq);
+        }
+        if self.plan.skip.contains(&self.seq) {
+            return self.park(self.seq, Parked::Nothing);
+        }
+        self.start(values)
+    }
+
+    /// Starts the job of input number `seq` in a free slot.
+    fn start(&mut self, values: Values) -> Result<()> {
+        let seq = self.seq;
+        let slot = self
+            .free_slots
+            .pop_first()
+            .expect("a free slot: running + requested <= slots");
+        let command = self.template.render(JobValues {
+            args: &values,
+            seq,
+            slot,
+        });
+        let spec = JobSpec {
+            seq,
+            slot,
+            command,
+            values,
+            timeout: self.plan.timeout,
+        };
+        self.tally.started();
+        self.submit(spec, 1)?;
+        self.running += 1;
+        Ok(())
+    }
+
+    /// Runs one attempt of the job on the pool; its result comes back as [`Event::Done`].
+    fn submit(&self, spec: JobSpec, attempt: u32) -> Result<()> {
+        let runner = self.runner.clone();
+        let reply = Reply {
+            tx: self.tx.clone(),
+            spec: Some(spec),
+            attempt,
+            result: None,
+        };
+        self.pool.submit(move || {
+            let result = runner.run(reply.spec.as_ref().expect("set until sent"));
+            reply.send(result);
+        })?;
+        Ok(())
+    }
+
+    /// A signal arrived.
+    fn on_signal(&mut self, signal: i32) {
+        match signal {
+            SIGTSTP => self.suspend_with_us(),
+            SIGCONT => self.runner.resume_running(),
+            SIGHUP => self.stop_soon_for_hangup(),
+            signal => self.stop_for_signal(signal),
+        }
+    }
+
+    /// Ctrl-Z: the jobs (in their own process groups, which the terminal does not reach) stop
+    /// with us, as GNU parallel does; then we stop.
+    fn suspend_with_us(&self) {
+        self.runner.suspend_running();
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+    }
+
+    /// SIGHUP: no new jobs; the running ones finish.
+    fn stop_soon_for_hangup(&mut self) {
+        if self.stopping == Stopping::No {
+            self.stopping = Stopping::Soon;
+            let running = self.running;
+            self.printer.note(&format!(
+                "SIGHUP received: no new jobs; waiting for {running} running job(s)"
+            ));
+        }
+    }
+
+    /// SIGINT/SIGTERM: the first passes the signal to the jobs, the next kills them.
+    fn stop_for_signal(&mut self, signal: i32) {
+        self.interrupts += 1;
+        if self.interrupts == 1 {
+            self.stopping = Stopping::Interrupted(signal);
+            self.runner.stop_running(Stop::Signal(signal));
+        } else {
+            self.runner.stop_running(Stop::Kill);
+        }
+    }
+
+    /// A job's attempt ended: it runs again if it failed with attempts left, else it is over.
+    fn on_done(
+        &mut self,
+        spec: JobSpec,
+        attempt: u32,
+        result: Result<Finished, JobError>,
+    ) -> Result<()> {
+        let retry = match &result {
+            Ok(f) => {
+                ending(f).failed() && attempt < self.plan.attempts && self.stopping == Stopping::No
+            }
+            Err(_) => false,
+        };
+        if retry {
+            return self.submit(spec, attempt + 1);
+        }
+        self.running -= 1;
+        self.free_slots.insert(spec.slot);
+        self.printer.job_done();
+        self.finished(spec, result)
+    }
+
+    /// After the last event: the rest of the output, the signal thread and the pool ended; the
+    /// exit code.
+    fn conclude(mut self, signals: SignalListener) -> Result<u8> {
+        self.print_parked()?;
+        self.printer.finish();
+        signals.close();
+        drop(self.pool);
+        if let Some(e) = self.input_error {
+            return Err(e.into());
+        }
+        if let Stopping::Interrupted(signal) = self.stopping {
+            self.printer.note(&format!(
+                "stopped by signal {signal}; running jobs were stopped"
+            ));
+            return Ok(255);
+        }
+        let failed = self.tally.failed_count();
+        if failed > 0 && self.stopping != Stopping::Closed {
+            self.printer.note(&format!(
+                "{failed} of {} jobs failed",
+                self.tally.started_count()
+            ));
+        }
+        Ok(self.tally.exit_code())
+    }
+
+    /// With -k, what is still parked follows in order (jobs after a halt, skipped holes).
+    fn print_parked(&mut self) -> Result<()> {
+        for (_, parked) in std::mem::take(&mut self.parked) {
+            if let Parked::Job(spec, finished) = parked {
+                self.deliver(spec, finished)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A job is over (after its retries).
     fn finished(&mut self, spec: JobSpec, result: Result<Finished, JobError>) -> Result<()> {
         let seq = spec.seq;

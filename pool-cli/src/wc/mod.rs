@@ -240,7 +240,69 @@ impl Plan<'_> {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let mut columns = Columns {
+    let columns = columns_asked(args);
+    let filter = Filter::new(&args.glob).map_err(UsageError)?;
+    let mut plan = Plan {
+        args,
+        widths: columns.max_line,
+        pools: Pools::default(),
+        entries: Vec::new(),
+        steps: Vec::new(),
+        pending: 0,
+        pending_bytes: 0,
+        error: None,
+    };
+    let streamed = gather_operands(args, &mut plan, &filter)?;
+    plan.flush();
+    if let Some(e) = plan.error.take() {
+        return Err(e);
+    }
+    // The pool outlives the loop below that reads the futures.
+    let Plan {
+        entries,
+        steps,
+        pools,
+        ..
+    } = plan;
+    let width = print::width(&entries, &columns, streamed);
+    let operands = entries.iter().filter(|e| e.is_operand()).count();
+
+    let mut report = Report {
+        entries: &entries,
+        widths: columns.max_line,
+        printer: Printer::new(args.json, width, columns),
+        total: Counts::default(),
+        failed: false,
+    };
+    let bar = crate::progress(entries.len(), "files");
+    if args.completion_order {
+        report.steps_by_completion(&steps, bar.as_ref())?;
+    } else {
+        for step in &steps {
+            report.step(step, bar.as_ref())?;
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if operands > 1 {
+        report
+            .printer
+            .counts(&report.total, Some(OsStr::new("total")))?;
+    }
+    report.printer.finish()?;
+    drop(pools);
+    Ok(if report.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The columns asked for, or pool's default: all four counts (GNU's default leaves out
+/// characters).
+fn columns_asked(args: &Args) -> Columns {
+    let columns = Columns {
         lines: args.lines,
         words: args.words,
         chars: args.chars,
@@ -256,8 +318,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             max_line: false,
         })
     {
-        // pool's default: all four counts (GNU's default leaves out characters).
-        columns = Columns {
+        return Columns {
             lines: true,
             words: true,
             chars: true,
@@ -265,18 +326,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             max_line: false,
         };
     }
-    let filter = Filter::new(&args.glob).map_err(UsageError)?;
-    let mut plan = Plan {
-        args,
-        widths: columns.max_line,
-        pools: Pools::default(),
-        entries: Vec::new(),
-        steps: Vec::new(),
-        pending: 0,
-        pending_bytes: 0,
-        error: None,
-    };
-    let mut streamed = false;
+    columns
+}
+
+/// Pushes the entries of the operands (or of `--files0-from`, stdin, `.`) into `plan`;
+/// returns whether they streamed in (see [`files0`]).
+fn gather_operands(args: &Args, plan: &mut Plan<'_>, filter: &Filter) -> Result<bool> {
     match &args.files0_from {
         Some(_) if !args.paths.is_empty() => {
             return Err(UsageError(format!(
@@ -285,122 +340,44 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             ))
             .into())
         }
-        Some(from) => streamed = files0(from, &mut plan, &filter)?,
+        Some(from) => return files0(from, plan, filter),
         None if args.paths.is_empty() && !io::stdin().is_terminal() => plan.push(Entry::Input {
             source: Source::Stdin { named: false },
             size: walk::stdin_size(),
         }),
         None if args.paths.is_empty() => {
-            walk::expand(OsStr::new("."), &filter, &mut |e| plan.push(e))
+            walk::expand(OsStr::new("."), filter, &mut |e| plan.push(e))
         }
         None => {
             for operand in &args.paths {
-                walk::expand(operand, &filter, &mut |e| plan.push(e));
+                walk::expand(operand, filter, &mut |e| plan.push(e));
             }
         }
     }
-    plan.flush();
-    if let Some(e) = plan.error.take() {
-        return Err(e);
-    }
-    // The pool outlives the loop below that reads the futures.
-    let Plan {
-        entries,
-        steps,
-        pools,
-        ..
-    } = plan;
-    let width = print::width(&entries, &columns, streamed);
-    let operands = entries.iter().filter(|e| e.is_operand()).count();
+    Ok(false)
+}
 
-    let mut printer = Printer::new(args.json, width, columns);
-    let mut total = Counts::default();
-    let mut failed = false;
-    let bar = crate::progress(entries.len(), "files");
-    let mut report = |step: &Step, printer: &mut Printer| -> Result<()> {
-        match step {
-            Step::Batch(range, future) => {
-                let outcomes: Vec<Result<Counts, String>> = match future.result() {
-                    Ok(outcomes) => outcomes.clone(),
-                    Err(e) => vec![Err(e.to_string()); range.len()],
-                };
-                crate::without_bar(bar.as_ref(), || -> Result<()> {
-                    for (k, outcome) in range.clone().zip(outcomes) {
-                        let Entry::Input {
-                            source: Source::File(path),
-                            ..
-                        } = &entries[k]
-                        else {
-                            unreachable!("batches hold files");
-                        };
-                        match outcome {
-                            Ok(c) => {
-                                total += c;
-                                printer.counts(&c, Some(path.as_os_str()))?;
-                            }
-                            Err(why) => {
-                                failed = true;
-                                printer.problem(path.as_os_str(), &why);
-                            }
-                        }
-                    }
-                    printer.settle();
-                    Ok(())
-                })?;
-                if let Some(bar) = &bar {
-                    bar.inc(range.len() as u64);
-                }
-            }
-            Step::Entry(k) => {
-                crate::without_bar(bar.as_ref(), || -> Result<()> {
-                    match &entries[*k] {
-                        Entry::Input {
-                            source: Source::Stdin { named },
-                            ..
-                        } => {
-                            let name = named.then_some(OsStr::new("-"));
-                            match count_reader(&mut io::stdin().lock(), columns.max_line) {
-                                Ok(c) => {
-                                    total += c;
-                                    printer.counts(&c, name)?;
-                                }
-                                Err(e) => {
-                                    failed = true;
-                                    printer.problem(OsStr::new("-"), &message(&e));
-                                }
-                            }
-                        }
-                        Entry::Input {
-                            source: Source::File(_),
-                            ..
-                        } => unreachable!("files are batched"),
-                        Entry::Failed { name, why } => {
-                            failed = true;
-                            printer.problem(name, why);
-                        }
-                        Entry::Invalid { message } => {
-                            failed = true;
-                            printer.message(message);
-                        }
-                        Entry::Skipped { name, what } => {
-                            printer.problem(name, &format!("skipped: {what}, not a regular file"));
-                        }
-                    }
-                    printer.settle();
-                    Ok(())
-                })?;
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
-            }
-        }
-        Ok(())
-    };
-    if args.completion_order {
+/// The output as it is printed: the printer, the total so far and whether anything failed.
+struct Report<'a> {
+    entries: &'a [Entry],
+    /// Whether stdin is counted with line widths (`-L`).
+    widths: bool,
+    printer: Printer,
+    total: Counts,
+    failed: bool,
+}
+
+impl Report<'_> {
+    /// The entries that are not batched first, then each batch as it completes.
+    fn steps_by_completion(
+        &mut self,
+        steps: &[Step],
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> Result<()> {
         let (batches, others): (Vec<&Step>, Vec<&Step>) =
             steps.iter().partition(|s| matches!(s, Step::Batch(..)));
         for step in others {
-            report(step, &mut printer)?;
+            self.step(step, bar)?;
         }
         let index: std::collections::HashMap<Future<Vec<Result<Counts, String>>>, &Step> = batches
             .iter()
@@ -411,24 +388,104 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             .collect();
         for done in as_completed(index.keys().cloned().collect::<Vec<_>>(), None) {
             let future = done.expect("no timeout");
-            report(index[&future], &mut printer)?;
+            self.step(index[&future], bar)?;
         }
-    } else {
-        for step in &steps {
-            report(step, &mut printer)?;
+        Ok(())
+    }
+
+    /// Prints one step (waiting for its batch) with the bar out of the way, then moves it on.
+    fn step(&mut self, step: &Step, bar: Option<&indicatif::ProgressBar>) -> Result<()> {
+        match step {
+            Step::Batch(range, future) => {
+                let outcomes: Vec<Result<Counts, String>> = match future.result() {
+                    Ok(outcomes) => outcomes.clone(),
+                    Err(e) => vec![Err(e.to_string()); range.len()],
+                };
+                crate::without_bar(bar, || self.print_batch(range.clone(), outcomes))?;
+                if let Some(bar) = bar {
+                    bar.inc(range.len() as u64);
+                }
+            }
+            Step::Entry(k) => {
+                crate::without_bar(bar, || self.print_entry(*k))?;
+                if let Some(bar) = bar {
+                    bar.inc(1);
+                }
+            }
         }
+        Ok(())
     }
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
+
+    /// The counts (or failures) of the files `range` of the entries.
+    fn print_batch(
+        &mut self,
+        range: Range<usize>,
+        outcomes: Vec<Result<Counts, String>>,
+    ) -> Result<()> {
+        for (k, outcome) in range.zip(outcomes) {
+            let Entry::Input {
+                source: Source::File(path),
+                ..
+            } = &self.entries[k]
+            else {
+                unreachable!("batches hold files");
+            };
+            match outcome {
+                Ok(c) => {
+                    self.total += c;
+                    self.printer.counts(&c, Some(path.as_os_str()))?;
+                }
+                Err(why) => {
+                    self.failed = true;
+                    self.printer.problem(path.as_os_str(), &why);
+                }
+            }
+        }
+        self.printer.settle();
+        Ok(())
     }
-    if operands > 1 {
-        printer.counts(&total, Some(OsStr::new("total")))?;
+
+    /// An entry that is not batched: stdin counted here, or a failure or a skipped file.
+    fn print_entry(&mut self, k: usize) -> Result<()> {
+        match &self.entries[k] {
+            Entry::Input {
+                source: Source::Stdin { named },
+                ..
+            } => self.count_stdin(*named)?,
+            Entry::Input {
+                source: Source::File(_),
+                ..
+            } => unreachable!("files are batched"),
+            Entry::Failed { name, why } => {
+                self.failed = true;
+                self.printer.problem(name, why);
+            }
+            Entry::Invalid { message } => {
+                self.failed = true;
+                self.printer.message(message);
+            }
+            Entry::Skipped { name, what } => {
+                self.printer
+                    .problem(name, &format!("skipped: {what}, not a regular file"));
+            }
+        }
+        self.printer.settle();
+        Ok(())
     }
-    printer.finish()?;
-    drop(pools);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+
+    /// Counts stdin and prints it (named `-` when it was an operand).
+    fn count_stdin(&mut self, named: bool) -> Result<()> {
+        let name = named.then_some(OsStr::new("-"));
+        match count_reader(&mut io::stdin().lock(), self.widths) {
+            Ok(c) => {
+                self.total += c;
+                self.printer.counts(&c, name)?;
+            }
+            Err(e) => {
+                self.failed = true;
+                self.printer.problem(OsStr::new("-"), &message(&e));
+            }
+        }
+        Ok(())
+    }
 }

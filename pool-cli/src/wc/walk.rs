@@ -128,61 +128,73 @@ pub fn expand(operand: &OsStr, filter: &Filter, out: &mut dyn FnMut(Entry)) {
         });
         return;
     }
+    walk(operand, filter, out);
+}
+
+/// Walks the directory `operand` in name order: an entry for each file that passes `filter`
+/// and for each path that cannot be read.
+fn walk(operand: &OsStr, filter: &Filter, out: &mut dyn FnMut(Entry)) {
+    let path = Path::new(operand);
     // Siblings share their parent's path, so comparing whole paths is comparing names — as
     // `sort_by_file_name` does, without re-parsing each path for its file name per comparison.
     let walk = walkdir::WalkDir::new(path)
         .follow_links(true)
         .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
     for item in walk {
-        let entry = match item {
-            Ok(entry) => entry,
-            Err(e) => {
-                let name = e
-                    .path()
-                    .map_or_else(|| operand.to_os_string(), |p| p.as_os_str().to_os_string());
-                let why = match (e.loop_ancestor(), e.io_error()) {
-                    (Some(ancestor), _) => format!(
-                        "symbolic link loop (back to {})",
-                        super::quote::quote(ancestor.as_os_str().as_bytes())
-                    ),
-                    (None, Some(io)) => describe(io),
-                    (None, None) => e.to_string(),
-                };
-                out(Entry::Failed { name, why });
-                continue;
-            }
+        let found = match item {
+            Ok(entry) => walked(entry, path, filter),
+            Err(e) => Some(walk_failure(operand, &e)),
         };
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            continue;
+        if let Some(entry) = found {
+            out(entry);
         }
-        if !filter.accepts(path, entry.path()) {
-            continue;
-        }
-        if let Some(what) = special(&ft) {
-            out(Entry::Skipped {
-                name: entry.path().as_os_str().to_os_string(),
-                what,
-            });
-            continue;
-        }
-        // A regular file (a followed link reports its target's type). Its size sizes the
-        // columns, as GNU's `stat` of every operand does.
-        let size = match entry.metadata() {
-            Ok(m) => m.len(),
-            Err(e) => {
-                out(Entry::Failed {
-                    name: entry.path().as_os_str().to_os_string(),
-                    why: e.io_error().map_or_else(|| e.to_string(), describe),
-                });
-                continue;
-            }
-        };
-        out(Entry::Input {
-            source: Source::File(entry.into_path()),
-            size: Some(size),
+    }
+}
+
+/// What a path the walk could not read is reported as.
+fn walk_failure(operand: &OsStr, e: &walkdir::Error) -> Entry {
+    let name = e
+        .path()
+        .map_or_else(|| operand.to_os_string(), |p| p.as_os_str().to_os_string());
+    let why = match (e.loop_ancestor(), e.io_error()) {
+        (Some(ancestor), _) => format!(
+            "symbolic link loop (back to {})",
+            super::quote::quote(ancestor.as_os_str().as_bytes())
+        ),
+        (None, Some(io)) => describe(io),
+        (None, None) => e.to_string(),
+    };
+    Entry::Failed { name, why }
+}
+
+/// The entry for a path found under `root`: `None` for a directory or a name `filter`
+/// rejects, a skipped entry for a special file, else the file with its size.
+fn walked(entry: walkdir::DirEntry, root: &Path, filter: &Filter) -> Option<Entry> {
+    let ft = entry.file_type();
+    if ft.is_dir() || !filter.accepts(root, entry.path()) {
+        return None;
+    }
+    if let Some(what) = special(&ft) {
+        return Some(Entry::Skipped {
+            name: entry.path().as_os_str().to_os_string(),
+            what,
         });
     }
+    // A regular file (a followed link reports its target's type). Its size sizes the
+    // columns, as GNU's `stat` of every operand does.
+    let size = match entry.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => {
+            return Some(Entry::Failed {
+                name: entry.path().as_os_str().to_os_string(),
+                why: e.io_error().map_or_else(|| e.to_string(), describe),
+            })
+        }
+    };
+    Some(Entry::Input {
+        source: Source::File(entry.into_path()),
+        size: Some(size),
+    })
 }
 
 /// Standard input's size if it is a regular file (`wc < file`), as GNU's `fstat` sees it.
