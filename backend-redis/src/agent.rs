@@ -26,7 +26,7 @@ use redis::Value;
 use crate::keys::{Keys, GROUP};
 use crate::link::{self, Link};
 use crate::scripts;
-use crate::wire::{self, Done, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
+use crate::wire::{self, Done, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
@@ -194,6 +194,8 @@ struct Shared {
     recent_run_us: AtomicU64,
     done: Mutex<mpsc::Sender<Report>>,
     stop: AtomicBool,
+    /// Task entries dropped because they did not decode.
+    malformed: AtomicU64,
 }
 
 struct InFlight {
@@ -210,7 +212,7 @@ struct Run {
     function: String,
     timeout: Option<Duration>,
     rest: VecDeque<Vec<u8>>,
-    done: Vec<RemoteOutcome>,
+    done: Vec<ItemOutcome>,
     chunk: bool,
     report: Report,
 }
@@ -273,6 +275,7 @@ impl Agent {
             recent_run_us: AtomicU64::new(LONG_RUN.as_micros() as u64),
             done: Mutex::new(tx),
             stop: AtomicBool::new(false),
+            malformed: AtomicU64::new(0),
         });
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             thread::Builder::new()
@@ -311,6 +314,12 @@ impl Agent {
     /// The agent's name in the consumer group.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// How many task entries this agent dropped because they did not decode (each is logged
+    /// and taken off the stream).
+    pub fn malformed_tasks(&self) -> u64 {
+        self.shared.malformed.load(Ordering::Relaxed)
     }
 
     /// Stops claiming, lets the running tasks finish and report, and returns.
@@ -575,9 +584,10 @@ impl Shared {
             Some(Value::BulkString(bytes)) => wire::from_bytes::<TaskMsg>(bytes),
             _ => Err("no message field".to_string()),
         };
-        let msg = match msg {
+        let mut msg = match msg {
             Ok(msg) => msg,
             Err(e) => {
+                self.malformed.fetch_add(1, Ordering::Relaxed);
                 log::error!(
                     "futurepool-redis: agent {} dropped entry {}: {e}",
                     self.name,
@@ -598,6 +608,8 @@ impl Shared {
                 return None;
             }
         };
+        // A TTL Redis would refuse would fail the whole batch's finish script.
+        msg.reply_ttl_ms = msg.reply_ttl_ms.clamp(1, wire::MAX_TTL_MS);
         let arg_blob = match &msg.arg {
             Payload::Stored(key) => Some(key.clone()),
             Payload::Inline(_) => None,
@@ -719,8 +731,10 @@ impl Shared {
                 run.report.outcome = if run.chunk {
                     RemoteOutcome::Chunk(done)
                 } else {
-                    done.pop()
-                        .unwrap_or_else(|| RemoteOutcome::Broken("the task had no item".into()))
+                    done.pop().map_or_else(
+                        || RemoteOutcome::Broken("the task had no item".into()),
+                        RemoteOutcome::from,
+                    )
                 };
                 self.report(run.report);
                 return;
@@ -741,10 +755,10 @@ impl Shared {
                     let me = Arc::downgrade(self);
                     future.add_done_callback(move |f| {
                         let outcome = outcome_of(f);
-                        if matches!(outcome, RemoteOutcome::Cancelled) {
+                        if matches!(outcome, ItemOutcome::Cancelled) {
                             // Killed on request: the rest of a chunk is cancelled too.
                             run.done
-                                .extend(run.rest.drain(..).map(|_| RemoteOutcome::Cancelled));
+                                .extend(run.rest.drain(..).map(|_| ItemOutcome::Cancelled));
                         }
                         run.done.push(outcome);
                         if let Some(me) = me.upgrade() {
@@ -756,7 +770,7 @@ impl Shared {
                 }
                 Err(e) => run
                     .done
-                    .push(RemoteOutcome::Broken(format!("agent {}: {e}", self.name))),
+                    .push(ItemOutcome::Broken(format!("agent {}: {e}", self.name))),
             }
         }
     }
@@ -1036,36 +1050,51 @@ fn claim_depth(recent_us: u64) -> usize {
 
 /// About how many bytes an outcome takes in a reply message.
 fn approx_len(outcome: &RemoteOutcome) -> usize {
-    16 + match outcome {
-        RemoteOutcome::Returned(Payload::Inline(bytes)) => bytes.len(),
-        RemoteOutcome::Returned(Payload::Stored(key)) => key.len(),
+    match outcome {
+        RemoteOutcome::Chunk(items) => 16 + items.iter().map(item_len).sum::<usize>(),
+        RemoteOutcome::Returned(Payload::Inline(bytes)) => 16 + bytes.len(),
+        RemoteOutcome::Returned(Payload::Stored(key)) => 16 + key.len(),
         RemoteOutcome::Panicked { message, location } => {
-            message.len() + location.as_ref().map_or(0, String::len)
+            16 + message.len() + location.as_ref().map_or(0, String::len)
         }
         RemoteOutcome::WorkerLost(why) | RemoteOutcome::Codec(why) | RemoteOutcome::Broken(why) => {
+            16 + why.len()
+        }
+        RemoteOutcome::TimedOut | RemoteOutcome::Cancelled => 16,
+    }
+}
+
+/// About how many bytes an item's outcome takes in a reply message.
+fn item_len(item: &ItemOutcome) -> usize {
+    16 + match item {
+        ItemOutcome::Returned(Payload::Inline(bytes)) => bytes.len(),
+        ItemOutcome::Returned(Payload::Stored(key)) => key.len(),
+        ItemOutcome::Panicked { message, location } => {
+            message.len() + location.as_ref().map_or(0, String::len)
+        }
+        ItemOutcome::WorkerLost(why) | ItemOutcome::Codec(why) | ItemOutcome::Broken(why) => {
             why.len()
         }
-        RemoteOutcome::TimedOut | RemoteOutcome::Cancelled => 0,
-        RemoteOutcome::Chunk(items) => items.iter().map(approx_len).sum(),
+        ItemOutcome::TimedOut | ItemOutcome::Cancelled => 0,
     }
 }
 
 /// A finished local future as the client will see it.
-fn outcome_of(future: &Future<Vec<u8>>) -> RemoteOutcome {
+fn outcome_of(future: &Future<Vec<u8>>) -> ItemOutcome {
     match future.result() {
-        Ok(bytes) => RemoteOutcome::Returned(Payload::Inline(bytes.clone())),
-        Err(FutureError::Panicked(p)) => RemoteOutcome::Panicked {
+        Ok(bytes) => ItemOutcome::Returned(Payload::Inline(bytes.clone())),
+        Err(FutureError::Panicked(p)) => ItemOutcome::Panicked {
             message: p.message().to_string(),
             location: p.location().map(str::to_string),
         },
-        Err(FutureError::WorkerLost(why)) => RemoteOutcome::WorkerLost(why.to_string()),
-        Err(FutureError::TimedOut) => RemoteOutcome::TimedOut,
-        Err(FutureError::Cancelled) => RemoteOutcome::Cancelled,
-        Err(FutureError::Codec(why)) => RemoteOutcome::Codec(why.to_string()),
-        Err(FutureError::Broken(why)) => RemoteOutcome::Broken(why.to_string()),
-        Err(FutureError::ShutDown) => RemoteOutcome::Broken("the agent is shutting down".into()),
+        Err(FutureError::WorkerLost(why)) => ItemOutcome::WorkerLost(why.to_string()),
+        Err(FutureError::TimedOut) => ItemOutcome::TimedOut,
+        Err(FutureError::Cancelled) => ItemOutcome::Cancelled,
+        Err(FutureError::Codec(why)) => ItemOutcome::Codec(why.to_string()),
+        Err(FutureError::Broken(why)) => ItemOutcome::Broken(why.to_string()),
+        Err(FutureError::ShutDown) => ItemOutcome::Broken("the agent is shutting down".into()),
         Err(FutureError::Raised(never)) => match *never {},
-        Err(other) => RemoteOutcome::Broken(format!("{other:?}")),
+        Err(other) => ItemOutcome::Broken(format!("{other:?}")),
     }
 }
 

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::keys::Keys;
 use crate::link::{self, Link};
 use crate::scripts;
-use crate::wire::{self, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
+use crate::wire::{self, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 use crate::Delivery;
 
 /// How long the listener blocks on its reply stream at most, so it notices deadlines and
@@ -217,6 +217,7 @@ impl Builder {
             outbox_changed: Condvar::new(),
             recorded: Condvar::new(),
             next_seq: AtomicU64::new(1),
+            malformed: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             options: self,
         });
@@ -293,6 +294,8 @@ struct Shared {
     /// Notified (with `state`) when the sender has recorded stream entry ids.
     recorded: Condvar,
     next_seq: AtomicU64,
+    /// Reply entries dropped because they did not decode.
+    malformed: AtomicU64,
     /// Set by `shutdown(wait)` and drop: the listener exits once nothing is unfinished.
     closing: AtomicBool,
     options: Builder,
@@ -690,6 +693,12 @@ impl RedisPool {
     /// How many of this pool's tasks are unfinished.
     pub fn unfinished(&self) -> usize {
         self.shared.lock().pending.len()
+    }
+
+    /// How many entries of this pool's reply stream were dropped because they did not decode
+    /// (each is logged): anyone who may write the stream can put bytes there.
+    pub fn malformed_replies(&self) -> u64 {
+        self.shared.malformed.load(Ordering::Relaxed)
     }
 }
 
@@ -1249,10 +1258,7 @@ impl Shared {
                                             self.mark_started(seq);
                                         }
                                     }
-                                    None => log::error!(
-                                        "futurepool-redis: dropped a malformed reply {}",
-                                        entry.id
-                                    ),
+                                    None => self.dropped(&entry.id, "a malformed started list"),
                                 }
                             } else {
                                 let msg = match entry.map.get(wire::FIELD) {
@@ -1263,10 +1269,7 @@ impl Shared {
                                 };
                                 match msg {
                                     Ok(msg) => self.on_reply(&mut link, msg),
-                                    Err(e) => log::error!(
-                                        "futurepool-redis: dropped a reply {}: {e}",
-                                        entry.id
-                                    ),
+                                    Err(e) => self.dropped(&entry.id, &e),
                                 }
                             }
                             last.clone_from(&entry.id);
@@ -1344,13 +1347,24 @@ impl Shared {
         });
     }
 
+    /// A reply entry that did not decode: logged, counted ([`RedisPool::malformed_replies`])
+    /// and skipped. Its tasks, if any, are failed by the watchdog once Redis no longer has
+    /// them.
+    fn dropped(&self, entry: &str, why: &str) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "futurepool-redis: dropped reply entry {entry} of {}: {why}",
+            self.reply_key
+        );
+    }
+
     fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {
         for done in msg.done {
             // The first result wins; a duplicate (a task that ran twice) finds nothing.
             let Some(pending) = self.take(done.seq) else {
                 continue;
             };
-            let outcome = self.resolve(link, done.outcome);
+            let outcome = self.resolve(link, &pending.task, done.outcome);
             log::trace!(
                 "futurepool-redis: task {} done on agent {} (attempt {})",
                 pending.task,
@@ -1461,26 +1475,35 @@ impl Shared {
     }
 
     /// An agent's outcome as the future's; a stored result is fetched (and deleted).
-    fn resolve(&self, link: &mut Link, outcome: RemoteOutcome) -> Resolved {
-        match outcome {
-            RemoteOutcome::Chunk(items) => Resolved::Many(
+    fn resolve(&self, link: &mut Link, task: &str, outcome: RemoteOutcome) -> Resolved {
+        match outcome.split() {
+            Err(items) => Resolved::Many(
                 items
                     .into_iter()
-                    .map(|item| self.resolve_one(link, item))
+                    .map(|item| self.resolve_one(link, task, item))
                     .collect(),
             ),
-            one => Resolved::One(self.resolve_one(link, one)),
+            Ok(one) => Resolved::One(self.resolve_one(link, task, one)),
         }
     }
 
     fn resolve_one(
         &self,
         link: &mut Link,
-        outcome: RemoteOutcome,
+        task: &str,
+        outcome: ItemOutcome,
     ) -> Result<Vec<u8>, FutureError<Infallible>> {
         match outcome {
-            RemoteOutcome::Returned(Payload::Inline(bytes)) => Ok(bytes),
-            RemoteOutcome::Returned(Payload::Stored(key)) => {
+            ItemOutcome::Returned(Payload::Inline(bytes)) => Ok(bytes),
+            // Only this task's result keys: a reply naming another key is not followed.
+            ItemOutcome::Returned(Payload::Stored(key))
+                if !key.starts_with(&self.keys.blob(task, "result")) =>
+            {
+                Err(FutureError::Broken(
+                    format!("an agent named {key:?} as the result of task {task}").into(),
+                ))
+            }
+            ItemOutcome::Returned(Payload::Stored(key)) => {
                 match link.run_retrying(
                     Instant::now().checked_add(Duration::from_secs(10)),
                     || true,
@@ -1497,20 +1520,17 @@ impl Shared {
                     )),
                 }
             }
-            RemoteOutcome::Panicked { message, location } => {
+            ItemOutcome::Panicked { message, location } => {
                 Err(FutureError::Panicked(match location {
                     Some(l) => Panic::with_location(message, l),
                     None => Panic::new(message),
                 }))
             }
-            RemoteOutcome::WorkerLost(why) => Err(FutureError::WorkerLost(why.into())),
-            RemoteOutcome::TimedOut => Err(FutureError::TimedOut),
-            RemoteOutcome::Cancelled => Err(FutureError::Cancelled),
-            RemoteOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
-            RemoteOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
-            RemoteOutcome::Chunk(_) => Err(FutureError::Broken(
-                "an agent answered with a chunk inside a chunk".into(),
-            )),
+            ItemOutcome::WorkerLost(why) => Err(FutureError::WorkerLost(why.into())),
+            ItemOutcome::TimedOut => Err(FutureError::TimedOut),
+            ItemOutcome::Cancelled => Err(FutureError::Cancelled),
+            ItemOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
+            ItemOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
         }
     }
 

@@ -43,6 +43,8 @@ mod link;
 mod scripts;
 mod server;
 mod wire;
+#[cfg(test)]
+mod wire_fuzz;
 
 pub use futurepool_core::{
     as_completed, fallible_job, job, wait, AnyFuture, AsCompleted, Awaiting, DoneAsync, Executor,

@@ -1009,3 +1009,45 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
         drop(server);
     });
 }
+
+/// Issue 22 point 1: anyone with `+xadd` on the queue can write a client's reply stream. An
+/// entry nested 200 000 deep overflowed the listener's stack (the whole client process
+/// aborted); now each bad entry is dropped, logged and counted, and the client goes on.
+#[test]
+fn hostile_reply_entries_are_dropped_and_counted() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "hostile", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("hostile")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+        // agent "", one outcome for seq 1: a chunk of one chunk of … 200 000 deep.
+        let mut nested = vec![0x00, 0x01, 0x01, 0x01];
+        for _ in 0..200_000 {
+            nested.extend([0x07, 0x01]);
+        }
+        nested.push(0x03);
+        let reply = format!("fp:{{hostile}}:reply:{}", pool.client_id());
+        let mut conn = server.conn();
+        for (field, bytes) in [("m", nested), ("m", vec![0xff; 40]), ("s", b"1,x".to_vec())] {
+            redis::cmd("XADD")
+                .arg(&reply)
+                .arg("*")
+                .arg(field)
+                .arg(bytes)
+                .query::<String>(&mut conn)
+                .unwrap();
+        }
+        assert!(eventually(Duration::from_secs(30), || pool
+            .malformed_replies()
+            == 3));
+        let fs: Vec<_> = (0..20u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        for (i, f) in fs.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64 * i as u64)));
+        }
+    });
+}
