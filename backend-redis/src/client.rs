@@ -1,9 +1,11 @@
 //! [`RedisPool`]: the client side. Submitting adds a task to the queue's stream; one listener
 //! thread per pool reads the pool's own reply stream and completes the futures (outside any
-//! lock), enforces client-side deadlines, keeps the reply stream alive and runs the watchdog
-//! that fails tasks the broker lost.
+//! lock), keeps the reply stream alive and runs the watchdog that fails tasks the broker lost.
+//! In a pool with a deadline, a timer thread that does no I/O fails futures past it
+//! ([`expiry`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,8 +30,9 @@ use crate::scripts;
 use crate::wire::{self, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 use crate::Delivery;
 
-/// How long the listener blocks on its reply stream at most, so it notices deadlines and
-/// shutdown in time.
+mod expiry;
+
+/// How long the listener blocks on its reply stream at most, so it notices shutdown in time.
 const LISTEN_BLOCK: Duration = Duration::from_millis(200);
 
 /// Configures a [`RedisPool`].
@@ -216,36 +219,45 @@ impl Builder {
             outbox: Mutex::new(Outbox::default()),
             outbox_changed: Condvar::new(),
             recorded: Condvar::new(),
+            timer: Condvar::new(),
+            cleanup: expiry::Cleanup::default(),
             next_seq: AtomicU64::new(1),
             malformed: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             options: self,
         });
-        let listener = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("futurepool-redis-listener".into())
-                .spawn(move || shared.listen())
-                .map_err(|e| ConnectError::Redis(format!("cannot start the listener: {e}")))?
-        };
-        let sender = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("futurepool-redis-sender".into())
-                .spawn(move || shared.send_loop())
-        };
-        let sender = match sender {
-            Ok(sender) => sender,
-            Err(e) => {
-                shared.closing.store(true, Ordering::Release);
-                let _ = listener.join();
-                return Err(ConnectError::Redis(format!("cannot start the sender: {e}")));
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut spawn = |name: &str, body: fn(Arc<Shared>)| {
+            let s = shared.clone();
+            match thread::Builder::new()
+                .name(format!("futurepool-redis-{name}"))
+                .spawn(move || body(s))
+            {
+                Ok(handle) => {
+                    threads.push(handle);
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot start the {name} thread: {e}")),
             }
         };
+        let mut started =
+            spawn("listener", Shared::listen).and_then(|()| spawn("sender", Shared::send_loop));
+        if shared.options.deadline.is_some() {
+            started = started
+                .and_then(|()| spawn("timer", Shared::expire_loop))
+                .and_then(|()| spawn("cleaner", Shared::cleanup_loop));
+        }
+        if let Err(e) = started {
+            shared.closing.store(true, Ordering::Release);
+            shared.wake_all();
+            for handle in threads {
+                let _ = handle.join();
+            }
+            return Err(ConnectError::Redis(e));
+        }
         Ok(RedisPool {
             shared,
-            listener: Mutex::new(Some(listener)),
-            sender: Mutex::new(Some(sender)),
+            threads: Mutex::new(threads),
         })
     }
 }
@@ -266,8 +278,8 @@ fn describe(e: &redis::RedisError) -> String {
 /// Redis Stream. See the [crate docs](crate) for setting it up.
 pub struct RedisPool {
     shared: Arc<Shared>,
-    listener: Mutex<Option<JoinHandle<()>>>,
-    sender: Mutex<Option<JoinHandle<()>>>,
+    /// The listener, the sender, and in a pool with a deadline the timer and the cleaner.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -293,6 +305,11 @@ struct Shared {
     outbox_changed: Condvar,
     /// Notified (with `state`) when the sender has recorded stream entry ids.
     recorded: Condvar,
+    /// Notified (with `state`) when the deadline timer has a deadline to wait for again, and
+    /// when the pool closes.
+    timer: Condvar,
+    /// The clean-up of expired futures' tasks, done off the timer's and listener's path.
+    cleanup: expiry::Cleanup,
     next_seq: AtomicU64,
     /// Reply entries dropped because they did not decode.
     malformed: AtomicU64,
@@ -327,6 +344,9 @@ const SEND_BATCH: usize = 1_024;
 #[derive(Default)]
 struct State {
     pending: HashMap<u64, Pending>,
+    /// The pending tasks' deadlines, earliest first (an entry whose task is no longer
+    /// pending is skipped when it comes up).
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     shut_down: bool,
 }
 
@@ -660,12 +680,7 @@ impl RedisPool {
         }
         if options.wait {
             self.shared.closing.store(true, Ordering::Release);
-            {
-                // Under the outbox's lock, so the sender cannot miss it between its check
-                // and its wait.
-                let _outbox = self.shared.outbox();
-                self.shared.outbox_changed.notify_all();
-            }
+            self.shared.wake_all();
             let mut state = self.shared.lock();
             while !state.pending.is_empty() {
                 state = self
@@ -675,16 +690,9 @@ impl RedisPool {
                     .unwrap_or_else(|p| p.into_inner());
             }
             drop(state);
-            let handle = self
-                .listener
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
-            let handle = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle {
+            let threads =
+                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            for handle in threads {
                 let _ = handle.join();
             }
         }
@@ -783,6 +791,21 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes every thread that waits for the pool to close.
+    fn wake_all(&self) {
+        {
+            // Under the outbox's lock, so the sender cannot miss it between its check and
+            // its wait; the same for the timer and the state's lock.
+            let _outbox = self.outbox();
+            self.outbox_changed.notify_all();
+        }
+        {
+            let _state = self.lock();
+            self.timer.notify_all();
+        }
+        self.cleanup.wake();
+    }
+
     fn submit_link(&self) -> MutexGuard<'_, Link> {
         self.submit.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -879,10 +902,20 @@ impl Shared {
         if state.shut_down {
             return Err(SubmitError::ShutDown);
         }
+        let was_empty = state.deadlines.is_empty();
         for p in prepared {
             if let Some(pending) = p.pending.take() {
+                if let Some(deadline) = pending.deadline {
+                    state.deadlines.push(Reverse((deadline, p.outgoing.seq)));
+                }
                 state.pending.insert(p.outgoing.seq, pending);
             }
+        }
+        drop(state);
+        if was_empty {
+            // Deadlines only grow (each is its submit plus the pool's one duration): the
+            // timer needs waking only when it has none.
+            self.timer.notify_all();
         }
         Ok(())
     }
@@ -1099,11 +1132,46 @@ impl Shared {
         blob: Option<&str>,
         kill: bool,
     ) -> Option<i64> {
+        let until = Instant::now().checked_add(Duration::from_secs(5));
+        match self.cancel_until(link, task, entry, blob, kill, until) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::error!(
+                    "futurepool-redis: cannot cancel task {task}: {}",
+                    describe(&e)
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs the cancel script once (see `scripts::cancel` for its answer).
+    fn run_cancel(
+        &self,
+        link: &mut Link,
+        task: &str,
+        entry: &str,
+        blob: Option<&str>,
+        kill: bool,
+    ) -> redis::RedisResult<i64> {
+        self.cancel_until(link, task, entry, blob, kill, Some(Instant::now()))
+    }
+
+    /// Runs the cancel script, retrying transient failures until `until`.
+    fn cancel_until(
+        &self,
+        link: &mut Link,
+        task: &str,
+        entry: &str,
+        blob: Option<&str>,
+        kill: bool,
+        until: Option<Instant>,
+    ) -> redis::RedisResult<i64> {
         let keys = &self.keys;
         let blob = blob.map_or_else(|| keys.blob(task, "arg"), str::to_string);
         let ttl = millis(self.options.reply_ttl);
-        let result = link.run_retrying(
-            Instant::now().checked_add(Duration::from_secs(5)),
+        link.run_retrying(
+            until,
             || true,
             |c| {
                 scripts::cancel()
@@ -1118,17 +1186,7 @@ impl Shared {
                     .arg(ttl)
                     .invoke::<i64>(c)
             },
-        );
-        match result {
-            Ok(n) => Some(n),
-            Err(e) => {
-                log::error!(
-                    "futurepool-redis: cannot cancel task {task}: {}",
-                    describe(&e)
-                );
-                None
-            }
-        }
+        )
     }
 
     /// `cancel()` on a running future with `cancel_kills_running`: ask its agent to kill it;
@@ -1213,25 +1271,11 @@ impl Shared {
         let mut pause = Duration::from_millis(20);
         let mut dropped = false;
         loop {
-            let (empty, next_deadline) = {
-                let state = self.lock();
-                // Only a pool with a deadline pays for the scan.
-                let next = if self.options.deadline.is_some() {
-                    state.pending.values().filter_map(|p| p.deadline).min()
-                } else {
-                    None
-                };
-                (state.pending.is_empty(), next)
-            };
+            let empty = self.lock().pending.is_empty();
             if empty && self.closing.load(Ordering::Acquire) {
                 break;
             }
-            let now = Instant::now();
-            let block = next_deadline
-                .map_or(LISTEN_BLOCK, |d| {
-                    d.saturating_duration_since(now).min(LISTEN_BLOCK)
-                })
-                .max(Duration::from_millis(1));
+            let block = LISTEN_BLOCK;
             let read = link.run(|c| {
                 redis::cmd("XREAD")
                     .arg("COUNT")
@@ -1296,7 +1340,6 @@ impl Shared {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
-            self.expire_deadlines(&mut link);
             let now = Instant::now();
             if now >= next_refresh {
                 next_refresh = now + refresh_every;
@@ -1531,20 +1574,6 @@ impl Shared {
             ItemOutcome::Cancelled => Err(FutureError::Cancelled),
             ItemOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
             ItemOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
-        }
-    }
-
-    /// Fails the futures past their client-side deadline and cancels their tasks.
-    fn expire_deadlines(&self, link: &mut Link) {
-        if self.options.deadline.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        for pending in self.take_where(|p| p.deadline.is_some_and(|d| d <= now)) {
-            pending.sink.fail(FutureError::TimedOut);
-            if let Some(entry) = &pending.entry {
-                self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
-            }
         }
     }
 

@@ -16,8 +16,12 @@ pub(crate) const READ_MARGIN: Duration = Duration::from_secs(10);
 pub(crate) struct Link {
     client: Client,
     conn: Option<Connection>,
-    /// The longest `BLOCK` this link's commands use, so reads wait long enough.
-    block: Duration,
+    /// How long a connection attempt may take.
+    connect: Duration,
+    /// How long a reply may take (the longest `BLOCK` this link's commands use, plus a margin).
+    read: Duration,
+    /// How long a write may take.
+    write: Duration,
 }
 
 impl Link {
@@ -26,16 +30,30 @@ impl Link {
         Link {
             client,
             conn: None,
-            block,
+            connect: CONNECT_TIMEOUT,
+            read: block.saturating_add(READ_MARGIN),
+            write: READ_MARGIN,
+        }
+    }
+
+    /// A link whose every connection attempt, write and reply takes at most `timeout` (for
+    /// work that must not wait long on a frozen server).
+    pub(crate) fn bounded(client: Client, timeout: Duration) -> Link {
+        Link {
+            client,
+            conn: None,
+            connect: timeout.min(CONNECT_TIMEOUT),
+            read: timeout,
+            write: timeout,
         }
     }
 
     /// The connection, opening it if needed.
     pub(crate) fn conn(&mut self) -> RedisResult<&mut Connection> {
         if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-            conn.set_read_timeout(Some(self.block + READ_MARGIN))?;
-            conn.set_write_timeout(Some(READ_MARGIN))?;
+            let conn = self.client.get_connection_with_timeout(self.connect)?;
+            conn.set_read_timeout(Some(self.read))?;
+            conn.set_write_timeout(Some(self.write))?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("opened above"))

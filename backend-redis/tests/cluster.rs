@@ -1051,3 +1051,79 @@ fn hostile_reply_entries_are_dropped_and_counted() {
         }
     });
 }
+
+/// Submits 20 tasks 50 ms apart on a pool with a 2 s deadline and checks that each future
+/// ends `TimedOut` within its deadline plus 1 s.
+fn twenty_deadlines_kept(pool: &RedisPool, what: &str) {
+    let deadline = Duration::from_secs(2);
+    let submitted: Vec<_> = (0..20u64)
+        .map(|i| {
+            let at = Instant::now();
+            let f = pool.submit(square, i).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            (at, f)
+        })
+        .collect();
+    for (i, (at, f)) in submitted.iter().enumerate() {
+        let by = *at + deadline + Duration::from_secs(1);
+        assert!(
+            f.wait_timeout(by.saturating_duration_since(Instant::now())),
+            "{what}: future {i} still pending {:?} after its submit",
+            at.elapsed()
+        );
+        assert_eq!(f.result(), Err(FutureError::TimedOut), "{what}: future {i}");
+        assert!(
+            at.elapsed() >= deadline,
+            "{what}: future {i} timed out early"
+        );
+    }
+}
+
+/// Issue 22 point 2: with `deadline(2 s)` and Redis frozen (SIGSTOP) or down, every future
+/// ends `TimedOut` within its deadline plus 1 s. The listener used to fail one expired future,
+/// then run its cancel script (retrying for seconds) before the next; and a read from a
+/// frozen server held it for 10 s.
+#[test]
+fn deadlines_are_kept_while_redis_is_frozen_or_down() {
+    watchdog(LIMIT, || {
+        let mut server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("frozen")
+            .deadline(Duration::from_secs(2))
+            .connect()
+            .unwrap();
+        // Queued in Redis, no agent: the clean-up of these has to wait for Redis too.
+        let early: Vec<_> = (0..5u64).map(|i| pool.submit(square, i).unwrap()).collect();
+        assert!(eventually(Duration::from_secs(10), || {
+            redis::cmd("XLEN")
+                .arg("fp:{frozen}:tasks")
+                .query::<usize>(&mut server.conn())
+                .unwrap()
+                == 5
+        }));
+        {
+            let _frozen = common::Frozen::new(&server, Duration::from_secs(60));
+            twenty_deadlines_kept(&pool, "Redis frozen");
+            for f in &early {
+                assert_eq!(f.result(), Err(FutureError::TimedOut));
+            }
+        }
+        // Thawed: the expired tasks are taken off the queue.
+        assert!(eventually(Duration::from_secs(20), || {
+            redis::cmd("XLEN")
+                .arg("fp:{frozen}:tasks")
+                .query::<usize>(&mut server.conn())
+                .unwrap()
+                == 0
+        }));
+        server.0.kill();
+        twenty_deadlines_kept(&pool, "Redis down");
+        let closing = Instant::now();
+        drop(pool);
+        assert!(
+            closing.elapsed() < Duration::from_secs(15),
+            "the pool took {:?} to close with Redis down",
+            closing.elapsed()
+        );
+    });
+}

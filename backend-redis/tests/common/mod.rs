@@ -62,6 +62,43 @@ impl Server {
     }
 }
 
+/// A server frozen with SIGSTOP: thawed (SIGCONT) on drop, even when the test fails, and by
+/// its own timer after `limit` whatever happens (a hung test must not leave it stopped).
+pub struct Frozen {
+    pid: libc::pid_t,
+    thawed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Frozen {
+    pub fn new(server: &Server, limit: Duration) -> Frozen {
+        let pid = server.0.pid().expect("the server runs") as libc::pid_t;
+        let thawed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let flag = thawed.clone();
+        thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while Instant::now() < until && !flag.load(std::sync::atomic::Ordering::Acquire) {
+                thread::sleep(Duration::from_millis(50));
+            }
+            if !flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        });
+        Frozen { pid, thawed }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if !self.thawed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(self.pid, libc::SIGCONT) };
+        }
+    }
+}
+
 /// Agent processes (this test binary in agent mode), killed and reaped on drop.
 pub struct Agents {
     pub children: Vec<Child>,
