@@ -1750,8 +1750,8 @@ pub struct RemoteMap<'a, A, R, I> {
     chunksize: usize,
     chunks_ahead: usize,
     task_timeout: Option<Duration>,
-    /// Chunks in flight (items, future), oldest first (a chunk that failed before it was
-    /// submitted counts as one item).
+    /// Chunks in flight (items, future), oldest first: one outcome per input, whatever
+    /// happens to a chunk.
     window: VecDeque<InFlightChunk<R>>,
     /// The outcomes of the chunk being read.
     current: VecDeque<Outcome<R>>,
@@ -1780,7 +1780,9 @@ where
         for _ in 0..room {
             let mut items = Vec::with_capacity(self.chunksize);
             let mut encoded = Ok(());
+            let mut drawn = 0;
             for input in inputs.by_ref().take(self.chunksize) {
+                drawn += 1;
                 match codec::encode(&input) {
                     Ok(bytes) => items.push(serde_bytes::ByteBuf::from(bytes)),
                     Err(e) if encoded.is_ok() => encoded = Err(e),
@@ -1799,12 +1801,12 @@ where
                     timeout: self.task_timeout,
                     delivery: false,
                 }),
-                // Not sent: the chunk fails as one item (use chunksize 1 to keep the other
+                // Not sent: every item of the chunk fails (use chunksize 1 to keep the other
                 // items of a chunk with an unserializable input).
                 Err(e) => {
                     self.flush(std::mem::take(&mut batch));
                     self.window
-                        .push_back((1, Future::failed(codec_error("the argument", &e))));
+                        .push_back((drawn, Future::failed(codec_error("the argument", &e))));
                 }
             }
         }
@@ -1831,9 +1833,12 @@ where
                     self.window.push_back((n, future));
                 }
             }
+            // Every item of the refill fails; the next refill tries again (Redis may be back).
             Err(e) => {
-                self.inputs = None;
-                self.window.push_back((1, Future::failed(e.into())));
+                for n in sizes {
+                    self.window
+                        .push_back((n, Future::failed(FutureError::from(e.clone()))));
+                }
             }
         }
     }
@@ -1882,9 +1887,13 @@ where
             match future.try_into_result() {
                 Ok(Ok(items)) => self.current.extend(items),
                 Ok(Err(e)) => self.current.extend(std::iter::repeat_n(e, n).map(Err)),
-                Err(_) => self.current.push_back(Err(FutureError::Broken(
-                    "the map's chunk was shared".into(),
-                ))),
+                Err(_) => self.current.extend(
+                    std::iter::repeat_n(
+                        FutureError::Broken("the map's chunk was shared".into()),
+                        n,
+                    )
+                    .map(Err),
+                ),
             }
         }
     }

@@ -1127,3 +1127,31 @@ fn deadlines_are_kept_while_redis_is_frozen_or_down() {
         );
     });
 }
+
+/// Issue 22 point 7: `map` yields one outcome per input, in order, whatever Redis does. With
+/// Redis down, a failed refill became one failed item and the rest of the inputs were dropped
+/// (1 outcome for 20 inputs).
+#[test]
+fn map_yields_one_outcome_per_input_while_redis_is_down() {
+    watchdog(LIMIT, || {
+        let mut server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("map-down")
+            .connect()
+            .unwrap();
+        server.0.kill();
+        let outcomes: Vec<_> = pool
+            .map(square, 0..20u64, MapOptions::new().chunksize(3))
+            .unwrap()
+            .collect();
+        assert_eq!(outcomes.len(), 20);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                Err(FutureError::Broken(why)) => {
+                    assert!(why.contains("cannot add the task"), "item {i}: {why}")
+                }
+                other => panic!("item {i}: expected Broken, got {other:?}"),
+            }
+        }
+    });
+}
