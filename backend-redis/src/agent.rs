@@ -434,7 +434,7 @@ impl Shared {
 
     fn claim_loop(self: Arc<Self>) {
         let mut link = Link::new(self.client.clone(), CLAIM_BLOCK);
-        let lease_ms = self.lease.as_millis() as u64;
+        let lease_ms = wire::ttl_ms(self.lease);
         let mut next_reclaim = Instant::now();
         let mut cursor = "0-0".to_string();
         let mut pause = Duration::from_millis(20);
@@ -445,7 +445,7 @@ impl Shared {
             }
             let now = Instant::now();
             let result = if now >= next_reclaim {
-                next_reclaim = now + self.lease / 2;
+                next_reclaim = crate::time::after(now, self.lease / 2);
                 link.run(|c| {
                     redis::cmd("XAUTOCLAIM")
                         .arg(self.keys.tasks())
@@ -526,7 +526,7 @@ impl Shared {
         let (low, high) = id_range(ready.iter().map(|(entry, _, _)| entry.as_str()));
         let keys = &self.keys;
         let results = link.run_retrying(
-            Some(Instant::now() + self.lease),
+            Some(crate::time::from_now(self.lease)),
             || !self.stopping(),
             |c| {
                 let mut start = scripts::start().key(keys.tasks());
@@ -665,7 +665,7 @@ impl Shared {
         let arg = match msg.arg {
             Payload::Inline(bytes) => Ok(bytes),
             Payload::Stored(key) => match link.run_retrying(
-                Some(Instant::now() + self.lease),
+                Some(crate::time::from_now(self.lease)),
                 || !self.stopping(),
                 |c| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(c),
             ) {
@@ -912,7 +912,8 @@ impl Shared {
     /// Heartbeats and kill requests; ends with the replier.
     fn keep_loop(self: Arc<Self>) {
         let every = self.lease / 3;
-        let mut link = Link::new(self.client.clone(), every);
+        // Its reads block at most 250 ms (below).
+        let mut link = Link::new(self.client.clone(), Duration::from_millis(250));
         let control = self.keys.control(&self.name);
         let mut last = "0-0".to_string();
         let mut next_beat = Instant::now();
@@ -922,7 +923,7 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= next_beat {
-                next_beat = now + every;
+                next_beat = crate::time::after(now, every);
                 let entries: Vec<String> =
                     self.inflight().values().map(|f| f.entry.clone()).collect();
                 let _ = link.run(|c| {
@@ -930,7 +931,7 @@ impl Shared {
                     invocation
                         .key(&control)
                         .arg(&self.name)
-                        .arg(self.lease.as_millis() as u64 * 3);
+                        .arg(wire::ttl_ms(self.lease.saturating_mul(3)));
                     for e in &entries {
                         invocation.arg(e);
                     }

@@ -202,7 +202,7 @@ impl Builder {
                     .arg(&client_key)
                     .arg(1)
                     .arg("PX")
-                    .arg(millis(self.reply_ttl))
+                    .arg(wire::ttl_ms(self.reply_ttl))
                     .query::<()>(c)
             })
             .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
@@ -855,7 +855,7 @@ impl Shared {
                 arg,
                 timeout_ms: timeout.map(millis),
                 max_attempts: options.max_attempts,
-                reply_ttl_ms: millis(options.reply_ttl),
+                reply_ttl_ms: wire::ttl_ms(options.reply_ttl),
                 delivery,
                 chunk: chunk.is_some(),
             });
@@ -928,7 +928,7 @@ impl Shared {
         batch: &[Outgoing],
     ) -> redis::RedisResult<Vec<String>> {
         let tasks_key = self.keys.tasks();
-        let payload_ttl = millis(self.options.payload_ttl);
+        let payload_ttl = wire::ttl_ms(self.options.payload_ttl);
         link.run_retrying(
             Instant::now().checked_add(Duration::from_secs(10)),
             || true,
@@ -1169,7 +1169,7 @@ impl Shared {
     ) -> redis::RedisResult<i64> {
         let keys = &self.keys;
         let blob = blob.map_or_else(|| keys.blob(task, "arg"), str::to_string);
-        let ttl = millis(self.options.reply_ttl);
+        let ttl = wire::ttl_ms(self.options.reply_ttl);
         link.run_retrying(
             until,
             || true,
@@ -1264,10 +1264,10 @@ impl Shared {
     fn listen(self: Arc<Self>) {
         let mut link = Link::new(self.client.clone(), LISTEN_BLOCK);
         let mut last = "0-0".to_string();
-        let ttl = millis(self.options.reply_ttl);
+        let ttl = wire::ttl_ms(self.options.reply_ttl);
         let refresh_every = (self.options.reply_ttl / 3).min(Duration::from_secs(10));
         let mut next_refresh = Instant::now();
-        let mut next_watch = Instant::now() + self.options.watchdog_interval;
+        let mut next_watch = crate::time::from_now(self.options.watchdog_interval);
         let mut pause = Duration::from_millis(20);
         let mut dropped = false;
         loop {
@@ -1359,7 +1359,7 @@ impl Shared {
                 });
             }
             if now >= next_watch {
-                next_watch = now + self.options.watchdog_interval;
+                next_watch = crate::time::after(now, self.options.watchdog_interval);
                 self.watchdog(&mut link);
             }
             if !dropped && self.lock().pending.is_empty() {

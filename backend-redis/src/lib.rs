@@ -42,6 +42,7 @@ mod keys;
 mod link;
 mod scripts;
 mod server;
+mod time;
 mod wire;
 #[cfg(test)]
 mod wire_fuzz;

@@ -16,6 +16,11 @@ pub(crate) const BLOB_FROM: usize = 1 << 20;
 /// end does not fit its clock, so a longer TTL (`Duration::MAX`) is this.
 pub(crate) const MAX_TTL_MS: u64 = 1 << 40;
 
+/// A TTL in whole milliseconds as Redis takes it: at least 1, at most [`MAX_TTL_MS`].
+pub(crate) fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(MAX_TTL_MS)) as u64
+}
+
 /// The stream field a message travels in.
 pub(crate) const FIELD: &str = "m";
 

@@ -1155,3 +1155,52 @@ fn map_yields_one_outcome_per_input_while_redis_is_down() {
         }
     });
 }
+
+/// Issue 22 point 10: every `Duration` option accepts `Duration::MAX` ("never"). The watchdog
+/// interval and the agents' lease panicked a library thread (`Instant + Duration` overflow)
+/// and the task then pended forever; TTLs past what Redis takes were refused.
+#[test]
+fn every_duration_option_accepts_duration_max() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let agent = futurepool_redis::Agent::start(
+            &server.url(),
+            futurepool_redis::AgentOptions::new()
+                .queue("forever")
+                .slots(1)
+                .lease(Duration::MAX),
+        )
+        .unwrap();
+        let pool = RedisPool::builder(server.url())
+            .queue("forever")
+            .task_timeout(Duration::MAX)
+            .deadline(Duration::MAX)
+            .reply_ttl(Duration::MAX)
+            .payload_ttl(Duration::MAX)
+            .watchdog_interval(Duration::MAX)
+            .connect()
+            .unwrap();
+        let within = Duration::from_secs(30);
+        let f = pool.submit(square, 5).unwrap();
+        assert_eq!(f.result_timeout(within), Ok(&25));
+        let g = pool
+            .with_task_timeout(Duration::MAX)
+            .submit(checksum, vec![1u8; 2 << 20])
+            .unwrap();
+        assert_eq!(g.result_timeout(within), Ok(&(2 << 20)));
+        let items: Vec<_> = pool
+            .map(
+                square,
+                0..4u64,
+                MapOptions::new()
+                    .timeout(Duration::MAX)
+                    .task_timeout(Duration::MAX),
+            )
+            .unwrap()
+            .collect();
+        assert_eq!(items, vec![Ok(0), Ok(1), Ok(4), Ok(9)]);
+        drop(pool);
+        agent.stop();
+        assert_eq!(leftovers(&server, "forever"), Vec::<String>::new());
+    });
+}
