@@ -35,8 +35,8 @@ mod expiry;
 /// How long the listener blocks on its reply stream at most, so it notices shutdown in time.
 const LISTEN_BLOCK: Duration = Duration::from_millis(200);
 
-/// Configures a [`RedisPool`].
-#[derive(Clone, Debug)]
+/// Configures a [`RedisPool`]. Its `Debug` shows the URL with the password masked.
+#[derive(Clone)]
 pub struct Builder {
     url: String,
     queue: String,
@@ -61,6 +61,24 @@ pub enum ConnectError {
     Redis(String),
     /// An option is out of range (the text says which).
     Option(String),
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("url", &link::shown(&self.url))
+            .field("queue", &self.queue)
+            .field("task_timeout", &self.task_timeout)
+            .field("deadline", &self.deadline)
+            .field("max_attempts", &self.max_attempts)
+            .field("reply_ttl", &self.reply_ttl)
+            .field("payload_ttl", &self.payload_ttl)
+            .field("cancel_kills_running", &self.cancel_kills_running)
+            .field("max_workers", &self.max_workers)
+            .field("watchdog_interval", &self.watchdog_interval)
+            .field("tls_root_certificate", &self.tls_root_certificate.is_some())
+            .finish()
+    }
 }
 
 impl fmt::Display for ConnectError {

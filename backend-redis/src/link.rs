@@ -138,18 +138,49 @@ pub(crate) fn is_no_group(e: &RedisError) -> bool {
     e.code() == Some("NOGROUP")
 }
 
-/// A Redis URL with its password (if any) masked, for messages.
+/// A Redis URL with its password masked, for messages, logs and `Debug`: the one redaction
+/// every URL shown goes through. Masks the password of the user info (`redis://u:pw@h`) and
+/// the value of a `pass` or `password` query parameter (`redis+unix:///s?user=u&pass=pw`, the
+/// form `LocalServer::url_as` makes), whatever its case.
 pub(crate) fn shown(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (head.find("://"), head.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &head[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => format!("{}{user}:***{}", &head[..scheme + 3], &head[at..]),
+                None => head.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => head.to_string(),
+    };
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((query, fragment)) => (query, Some(fragment)),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(fragment) = fragment {
+            out.push('#');
+            out.push_str(fragment);
+        }
     }
+    out
 }
 
 /// A fresh random id (128 bits as hex): not a secret, only unique.
@@ -180,6 +211,19 @@ mod tests {
         assert_eq!(shown("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
         assert_eq!(shown("redis://h:1"), "redis://h:1");
         assert_eq!(shown("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(
+            shown("redis+unix:///tmp/r.sock?user=app&pass=secret"),
+            "redis+unix:///tmp/r.sock?user=app&pass=***"
+        );
+        assert_eq!(
+            shown("redis+unix:///s?pass=secret&db=2&PASSWORD=x#frag"),
+            "redis+unix:///s?pass=***&db=2&PASSWORD=***#frag"
+        );
+        assert_eq!(
+            shown("redis://u:a@b@h/?password=c"),
+            "redis://u:***@h/?password=***"
+        );
+        assert_eq!(shown("redis://h/?db=1"), "redis://h/?db=1");
     }
 
     #[test]

@@ -1204,3 +1204,79 @@ fn every_duration_option_accepts_duration_max() {
         assert_eq!(leftovers(&server, "forever"), Vec::<String>::new());
     });
 }
+
+/// Every log record of this test binary (for tests that check what is logged).
+static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Recorder;
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}", record.level(), record.args());
+        LOGGED.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn record_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Recorder).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+/// Issue 22 point 8: credentials never appear in errors, `Debug` or logs, whatever the URL
+/// form. The `redis+unix://…?user=…&pass=…` form (`LocalServer::url_as`) showed its password
+/// in `ConnectError`, `AgentError` and every listener warning.
+#[test]
+fn passwords_never_appear_in_errors_or_logs() {
+    watchdog(LIMIT, || {
+        record_logs();
+        let mut server = Server::start();
+        let secret = "hunter2-secret-pw";
+        acl(&server, "owner", futurepool_redis::CLIENT_ACL);
+        acl(&server, "owner", &format!("on >{secret} ~fp:{{creds}}:*"));
+        let mut shown = Vec::new();
+        let wrong = RedisPool::builder(server.url_as("owner", "wrong-secret-pw"))
+            .queue("creds")
+            .connect()
+            .unwrap_err();
+        shown.push(format!("{wrong} {wrong:?}"));
+        let agent = futurepool_redis::Agent::start(
+            &server.url_as("owner", "wrong-secret-pw"),
+            futurepool_redis::AgentOptions::new().queue("creds"),
+        )
+        .unwrap_err();
+        shown.push(format!("{agent} {agent:?}"));
+        let builder = RedisPool::builder(server.url_as("owner", secret)).queue("creds");
+        shown.push(format!("{builder:?}"));
+        let pool = builder.connect().unwrap();
+        shown.push(format!("{pool:?}"));
+        server.0.kill();
+        let f = pool.submit(square, 1).unwrap();
+        shown.push(format!("{:?}", f.result()));
+        assert!(matches!(f.result(), Err(FutureError::Broken(_))));
+        assert!(eventually(Duration::from_secs(30), || LOGGED
+            .lock()
+            .unwrap()
+            .iter()
+            .any(
+                |l| l.contains("reading replies") && l.contains("user=owner")
+            )));
+        drop(pool);
+        shown.extend(LOGGED.lock().unwrap().iter().cloned());
+        for text in &shown {
+            assert!(
+                !text.contains(secret) && !text.contains("wrong-secret-pw"),
+                "a password is shown: {text}"
+            );
+        }
+        assert!(shown[0].contains("pass=***"), "{}", shown[0]);
+    });
+}
