@@ -24,6 +24,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::Value;
 
 use crate::keys::{Keys, GROUP};
+use crate::limits;
 use crate::link::{self, Link};
 use crate::scripts;
 use crate::wire::{self, Done, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
@@ -196,6 +197,8 @@ struct Shared {
     stop: AtomicBool,
     /// Task entries dropped because they did not decode.
     malformed: AtomicU64,
+    /// The server's `proto-max-bulk-len`, read at start: a larger result fails its task.
+    bulk_limit: u64,
 }
 
 struct InFlight {
@@ -255,6 +258,10 @@ impl Agent {
         });
         let mut link = Link::new(client.clone(), Duration::ZERO);
         ensure_group(&mut link, &keys).map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+        let bulk_limit = link
+            .conn()
+            .map(limits::bulk_limit)
+            .unwrap_or(limits::DEFAULT_BULK_LIMIT);
         let pool = ProcessPool::builder()
             .max_workers(slots)
             .cancel_kills_running(true)
@@ -276,6 +283,7 @@ impl Agent {
             done: Mutex::new(tx),
             stop: AtomicBool::new(false),
             malformed: AtomicU64::new(0),
+            bulk_limit,
         });
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             thread::Builder::new()
@@ -806,6 +814,27 @@ impl Shared {
     /// stored in their own keys first), retrying through Redis outages.
     fn send_reports(&self, link: &mut Link, mut batch: Vec<Report>) {
         let keys = &self.keys;
+        // A result Redis would refuse fails its task instead of wedging the replier (Redis
+        // closes the connection on it, which looks like an outage).
+        for report in &mut batch {
+            let (what, size) = match &report.outcome {
+                RemoteOutcome::Returned(Payload::Inline(bytes)) => ("the result", bytes.len()),
+                chunk @ RemoteOutcome::Chunk(_) => ("the chunk's results", approx_len(chunk)),
+                _ => continue,
+            };
+            if let Some(why) = limits::over(what, size, self.bulk_limit) {
+                log::error!(
+                    "futurepool-redis: agent {}: task {}: {why}",
+                    self.name,
+                    report.task
+                );
+                report.outcome = RemoteOutcome::Broken(format!("task {}: {why}", report.task));
+            }
+        }
+        // Retried through outages, but not for ever: past the reply TTL the client is gone
+        // (or has stopped waiting), and the tasks are redelivered after the lease.
+        let ttl = batch.iter().map(|r| r.reply_ttl_ms).min().unwrap_or(1);
+        let until = Some(crate::time::from_now(Duration::from_millis(ttl)));
         for report in &mut batch {
             let RemoteOutcome::Returned(Payload::Inline(bytes)) = &mut report.outcome else {
                 continue;
@@ -817,7 +846,7 @@ impl Shared {
             let bytes = std::mem::take(bytes);
             let ttl = report.reply_ttl_ms;
             let stored = link.run_retrying(
-                None,
+                until,
                 || true,
                 |c| {
                     redis::cmd("SET")
@@ -870,7 +899,7 @@ impl Shared {
             .filter_map(|report| report.arg_blob.as_deref())
             .collect();
         let sent = link.run_retrying(
-            None,
+            until,
             || true,
             |c| {
                 let mut finish = scripts::finish().key(keys.tasks());

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys::Keys;
+use crate::limits;
 use crate::link::{self, Link};
 use crate::scripts;
 use crate::wire::{self, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
@@ -224,6 +225,10 @@ impl Builder {
                     .query::<()>(c)
             })
             .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
+        let bulk_limit = submit
+            .conn()
+            .map(limits::bulk_limit)
+            .unwrap_or(limits::DEFAULT_BULK_LIMIT);
         let shared = Arc::new(Shared {
             keys,
             reply_key,
@@ -241,6 +246,7 @@ impl Builder {
             cleanup: expiry::Cleanup::default(),
             next_seq: AtomicU64::new(1),
             malformed: AtomicU64::new(0),
+            bulk_limit,
             closing: AtomicBool::new(false),
             options: self,
         });
@@ -331,6 +337,8 @@ struct Shared {
     next_seq: AtomicU64,
     /// Reply entries dropped because they did not decode.
     malformed: AtomicU64,
+    /// The server's `proto-max-bulk-len`, read at connect: a larger argument fails at once.
+    bulk_limit: u64,
     /// Set by `shutdown(wait)` and drop: the listener exits once nothing is unfinished.
     closing: AtomicBool,
     options: Builder,
@@ -629,6 +637,9 @@ impl RedisPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(codec_error("the argument", &e))),
         };
+        if let Some(why) = limits::over("the encoded argument", arg.len(), self.shared.bulk_limit) {
+            return Ok(Future::failed(FutureError::Codec(why.into())));
+        }
         let task = NewTask {
             signature,
             arg,
@@ -1811,17 +1822,32 @@ where
                 exhausted = true;
                 break;
             }
-            match encoded {
-                Ok(()) => batch.push(NewTask {
+            let arg = encoded.as_ref().ok().map(|()| wire::to_bytes(&items));
+            let too_large = arg.as_ref().and_then(|arg| {
+                limits::over(
+                    "the encoded chunk of arguments",
+                    arg.len(),
+                    self.pool.shared.bulk_limit,
+                )
+            });
+            match (encoded, arg) {
+                (Ok(()), Some(arg)) if too_large.is_none() => batch.push(NewTask {
                     signature: self.signature,
                     chunk: Some(items.len()),
-                    arg: wire::to_bytes(&items),
+                    arg,
                     timeout: self.task_timeout,
                     delivery: false,
                 }),
+                // Not sent: every item of the chunk fails (a smaller chunksize may fit).
+                (Ok(()), _) => {
+                    self.flush(std::mem::take(&mut batch));
+                    let why = too_large.unwrap_or_default();
+                    self.window
+                        .push_back((drawn, Future::failed(FutureError::Codec(why.into()))));
+                }
                 // Not sent: every item of the chunk fails (use chunksize 1 to keep the other
                 // items of a chunk with an unserializable input).
-                Err(e) => {
+                (Err(e), _) => {
                     self.flush(std::mem::take(&mut batch));
                     self.window
                         .push_back((drawn, Future::failed(codec_error("the argument", &e))));

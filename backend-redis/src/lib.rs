@@ -39,6 +39,7 @@
 mod agent;
 mod client;
 mod keys;
+mod limits;
 mod link;
 mod scripts;
 mod server;

@@ -1280,3 +1280,71 @@ fn passwords_never_appear_in_errors_or_logs() {
         assert!(shown[0].contains("pass=***"), "{}", shown[0]);
     });
 }
+
+/// Issue 22 point 6: limits are enforced before Redis refuses. Past `proto-max-bulk-len` an
+/// argument was re-sent for 10 s and failed with only "Broken pipe", and an agent's result
+/// was retried every second for ever (that future never completed and every later reply of
+/// the agent was stuck behind it).
+#[test]
+fn values_over_the_servers_bulk_limit_fail_at_once_naming_size_and_limit() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let limit = 2u64 << 20;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("proto-max-bulk-len")
+            .arg(limit)
+            .query::<()>(&mut server.conn())
+            .unwrap();
+        let _agents = Agents::start(1, &server.url(), "bulk", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("bulk")
+            .connect()
+            .unwrap();
+        let names_both = |why: &str, size: usize| {
+            assert!(why.contains(&size.to_string()), "{why}");
+            assert!(why.contains(&limit.to_string()), "{why}");
+        };
+        let asked = Instant::now();
+        let arg = vec![7u8; 3 << 20];
+        let f = pool.submit(checksum, arg.clone()).unwrap();
+        match f.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Codec(why)) => names_both(
+                &why,
+                futurepool_procs::__private::codec::encode(&arg)
+                    .unwrap()
+                    .len(),
+            ),
+            other => panic!("expected Codec, got {other:?}"),
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        // A result over the limit fails its future; the agent's later replies still go out.
+        let big_result = pool.submit(big, 3 << 20).unwrap();
+        let later: Vec<_> = (0..12u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        match big_result.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Broken(why)) => names_both(
+                &why,
+                futurepool_procs::__private::codec::encode(&big(3 << 20))
+                    .unwrap()
+                    .len(),
+            ),
+            other => panic!("expected Broken, got {other:?}"),
+        }
+        for (i, f) in later.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(f.result_timeout(Duration::from_secs(30)), Ok(&(i * i)));
+        }
+        // Under the limit, large values still travel (stored in their own keys).
+        let fits = pool.submit(big, 1 << 20).unwrap();
+        assert_eq!(
+            fits.result_timeout(Duration::from_secs(30)).map(Vec::len),
+            Ok(1 << 20)
+        );
+    });
+}

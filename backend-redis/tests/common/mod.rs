@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -134,7 +135,17 @@ impl Agents {
         ca: Option<&std::path::Path>,
     ) -> u32 {
         let ca = ca.map(|p| p.display().to_string()).unwrap_or_default();
-        let child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent. The agent
+        // dies with the thread that started it (the test's body), so a test that hangs and is
+        // ended by its watchdog leaves no agent behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .args([
                 "--exact",
                 "__agent",
