@@ -322,7 +322,7 @@ struct Shared {
     /// Notified when the last unfinished task of the pool finishes.
     idle: Condvar,
     /// Single submits on their way to the stream: the sender thread adds whatever has queued
-    /// up in one pipelined round trip, so `submit` never waits for Redis.
+    /// up in one round trip, so `submit` never waits for Redis.
     outbox: Mutex<Outbox>,
     /// Notified when the outbox gains tasks (the sender waits) or room (submitters wait), and
     /// when the pool closes.
@@ -364,8 +364,11 @@ struct Outgoing {
 /// The outbox holds at most this many tasks or bytes; `submit` waits for room beyond them.
 const OUTBOX_TASKS: usize = 16_384;
 const OUTBOX_BYTES: usize = 64 << 20;
-/// At most this many tasks go in one pipeline.
+/// At most this many tasks the sender takes from the outbox at once.
 const SEND_BATCH: usize = 1_024;
+/// At most about this many bytes (messages and stored arguments) go in one call of the add
+/// script, all of whose arguments Redis holds at once.
+const ADD_BYTES: usize = 32 << 20;
 
 #[derive(Default)]
 struct State {
@@ -654,7 +657,7 @@ impl RedisPool {
     /// Python's `map`: `f` over every input, outcomes in input order. Lazy, with at most
     /// `buffersize` items (default: twice [`Builder::max_workers`]) in flight; `chunksize`
     /// inputs travel as one task (one stream entry each way) and run one after another on one
-    /// agent; each refill adds its tasks to the stream in one pipelined round trip. One
+    /// agent; each refill adds its tasks to the stream in one round trip. One
     /// deadline for the whole iteration (`timeout`); `task_timeout` limits each item's run.
     /// Dropping the iterator cancels the tasks not yet started.
     ///
@@ -949,40 +952,68 @@ impl Shared {
         Ok(())
     }
 
-    /// Adds tasks to the stream in one pipelined round trip (one more before it for their
-    /// large arguments): their entry ids, in order.
+    /// Adds tasks to the stream, each run of them (up to [`ADD_BYTES`]) in one call of the add
+    /// script, all of a run or none: the entry ids of the tasks added, which are the first ones,
+    /// in order, and why the rest were not. A run Redis refuses is retried for 10 s if the
+    /// error is transient.
     fn add_to_stream(
         &self,
         link: &mut Link,
         batch: &[Outgoing],
-    ) -> redis::RedisResult<Vec<String>> {
-        let tasks_key = self.keys.tasks();
+    ) -> (Vec<String>, Option<redis::RedisError>) {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|o| {
+                    bytes += o.msg.len() + o.blob.as_ref().map_or(0, |(_, b)| b.len());
+                    bytes <= ADD_BYTES
+                })
+                .count()
+                .max(1);
+            let (run, after) = rest.split_at(n);
+            match self.add_run(link, run) {
+                Ok(added) if added.len() == run.len() => ids.extend(added),
+                Ok(added) => {
+                    let e = redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "the add script answered",
+                        format!("{} ids for {} tasks", added.len(), run.len()),
+                    ));
+                    return (ids, Some(e));
+                }
+                Err(e) => return (ids, Some(e)),
+            }
+            rest = after;
+        }
+        (ids, None)
+    }
+
+    /// One call of the add script (see `scripts::add`).
+    fn add_run(&self, link: &mut Link, run: &[Outgoing]) -> redis::RedisResult<Vec<String>> {
+        let client_ttl = wire::ttl_ms(self.options.reply_ttl);
         let payload_ttl = wire::ttl_ms(self.options.payload_ttl);
         link.run_retrying(
             Instant::now().checked_add(Duration::from_secs(10)),
             || true,
             |c| {
-                if batch.iter().any(|o| o.blob.is_some()) {
-                    let mut pipe = redis::pipe();
-                    for (key, bytes) in batch.iter().filter_map(|o| o.blob.as_ref()) {
-                        pipe.cmd("SET")
-                            .arg(key)
-                            .arg(bytes)
-                            .arg("PX")
-                            .arg(payload_ttl)
-                            .ignore();
-                    }
-                    pipe.query::<()>(c)?;
+                let mut add = scripts::add().key(self.keys.tasks());
+                add.key(&self.client_key);
+                let blobs: Vec<&(String, Vec<u8>)> =
+                    run.iter().filter_map(|o| o.blob.as_ref()).collect();
+                for (key, _) in &blobs {
+                    add.key(key);
                 }
-                let mut pipe = redis::pipe();
-                for o in batch {
-                    pipe.cmd("XADD")
-                        .arg(&tasks_key)
-                        .arg("*")
-                        .arg(wire::FIELD)
-                        .arg(&o.msg);
+                add.arg(client_ttl).arg(payload_ttl).arg(blobs.len());
+                for (_, bytes) in &blobs {
+                    add.arg(bytes);
                 }
-                pipe.query::<Vec<String>>(c)
+                for o in run {
+                    add.arg(&o.msg);
+                }
+                add.invoke::<Vec<String>>(c)
             },
         )
     }
@@ -1026,10 +1057,19 @@ impl Shared {
         }
         // A `cancel()` or kill waiting for these tasks' entry ids stops waiting: there are none.
         self.recorded.notify_all();
+        // Refused (an error reply, or never sent): the task is not in the stream. A connection
+        // that failed mid-request leaves that unknown.
+        let unsure = !(e.is_connection_refusal() || e.code().is_some());
         let why = format!(
-            "cannot add the task to Redis at {}: {}",
+            "cannot add the task to Redis at {}: {}{}",
             self.shown,
-            describe(e)
+            describe(e),
+            if unsure {
+                " (the connection failed mid-request: the task may have been added and may \
+                 still run)"
+            } else {
+                ""
+            }
         );
         for pending in failed {
             pending.sink.fail(FutureError::Broken(why.clone().into()));
@@ -1037,7 +1077,7 @@ impl Shared {
         why
     }
 
-    /// Adds tasks to the stream in one pipelined round trip and returns their futures, in
+    /// Adds tasks to the stream in one round trip and returns their futures, in
     /// order, once Redis has them (`map`'s refills).
     fn submit_batch<T, E>(
         self: &Arc<Self>,
@@ -1052,20 +1092,20 @@ impl Shared {
         self.list(&mut prepared)?;
         let (futures, batch): (Vec<_>, Vec<_>) =
             prepared.into_iter().map(|p| (p.future, p.outgoing)).unzip();
-        let result = self.add_to_stream(&mut self.submit_link(), &batch);
-        match result {
-            Ok(ids) => {
-                let late = self.record(&batch, ids);
-                if !late.is_empty() {
-                    let mut link = self.submit_link();
-                    for (task, entry, blob) in late {
-                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
-                    }
-                }
-                Ok(futures)
+        let (ids, refused) = self.add_to_stream(&mut self.submit_link(), &batch);
+        let added = ids.len();
+        let late = self.record(&batch[..added], ids);
+        if !late.is_empty() {
+            let mut link = self.submit_link();
+            for (task, entry, blob) in late {
+                self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
             }
-            Err(e) => Err(SubmitError::Broken(self.unlist(&batch, &e).into())),
         }
+        // The tasks not added fail their own futures (`Broken`); the others go on.
+        if let Some(e) = refused {
+            self.unlist(&batch[added..], &e);
+        }
+        Ok(futures)
     }
 
     /// A single submit: listed at once and handed to the sender thread, which adds it to the
@@ -1139,15 +1179,13 @@ impl Shared {
             if batch.is_empty() {
                 continue;
             }
-            match self.add_to_stream(&mut link, &batch) {
-                Ok(ids) => {
-                    for (task, entry, blob) in self.record(&batch, ids) {
-                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
-                    }
-                }
-                Err(e) => {
-                    self.unlist(&batch, &e);
-                }
+            let (ids, refused) = self.add_to_stream(&mut link, &batch);
+            let added = ids.len();
+            for (task, entry, blob) in self.record(&batch[..added], ids) {
+                self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
+            }
+            if let Some(e) = refused {
+                self.unlist(&batch[added..], &e);
             }
         }
     }
@@ -1795,7 +1833,7 @@ where
     R: DeserializeOwned + Send + Sync + 'static,
     I: Iterator<Item = A>,
 {
-    /// Tops the window up in one pipelined round trip, once at least half of it is free.
+    /// Tops the window up in one round trip, once at least half of it is free.
     fn refill(&mut self) {
         let room = self.chunks_ahead.saturating_sub(self.window.len());
         if room == 0 || (room < self.chunks_ahead.div_ceil(2) && !self.window.is_empty()) {

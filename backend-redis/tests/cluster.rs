@@ -120,6 +120,18 @@ fn append(path: &str) {
     writeln!(f, "ran").unwrap();
 }
 
+/// Appends its index to the file; returns it.
+fn log_index(arg: (String, u32, Vec<u8>)) -> u32 {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&arg.0)
+        .unwrap();
+    writeln!(f, "{}", arg.1).unwrap();
+    arg.1
+}
+
 /// Never registered: refused at submit.
 fn unregistered(x: u64) -> u64 {
     x
@@ -138,7 +150,8 @@ futurepool_procs::register!(
     logged_run,
     always_kill_agent,
     big,
-    checksum
+    checksum,
+    log_index
 );
 
 const LEASE: Duration = Duration::from_millis(1500);
@@ -1346,5 +1359,115 @@ fn values_over_the_servers_bulk_limit_fail_at_once_naming_size_and_limit() {
             fits.result_timeout(Duration::from_secs(30)).map(Vec::len),
             Ok(1 << 20)
         );
+    });
+}
+
+fn info_used_memory(server: &Server) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 22 point 4: a future that says its task was not added was not added. With Redis
+/// running out of memory part-way through a batch (one `map` refill), the whole batch used to
+/// fail `Broken("cannot add the task …")` while the entries before the refusal stayed in the
+/// stream, and agents ran them once memory was back.
+#[test]
+fn a_task_that_says_it_was_not_added_never_runs() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let _agents = Agents::start(1, &server.url(), "oom", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("oom")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+        // Room for about 20 of the 60 arguments of 100 KiB, for a few seconds.
+        let limit = info_used_memory(&server) + (2 << 20);
+        let mut conn = server.conn();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(limit)
+            .query::<()>(&mut conn)
+            .unwrap();
+        let lift = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory")
+                .arg(0)
+                .query::<()>(&mut conn)
+                .unwrap();
+        });
+        let log = server.scratch("oom.log");
+        let path = log.display().to_string();
+        let inputs: Vec<_> = (0..60u32)
+            .map(|i| (path.clone(), i, vec![0u8; 100 << 10]))
+            .collect();
+        let outcomes: Vec<_> = pool
+            .map(log_index, inputs, MapOptions::new().buffersize(60))
+            .unwrap()
+            .collect();
+        lift.join().unwrap();
+        // Anything added runs within a lease or two of the lift.
+        std::thread::sleep(LEASE * 3);
+        let ran: HashSet<u32> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(outcomes.len(), 60);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                Ok(n) => assert_eq!(*n as usize, i),
+                Err(FutureError::Broken(why)) => {
+                    assert!(why.contains("cannot add the task"), "{why}");
+                    assert!(
+                        !ran.contains(&(i as u32)),
+                        "task {i} ran, but its future says it was not added: {why}"
+                    );
+                }
+                other => panic!("task {i}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// Issue 22 point 5: tasks submitted right after Redis restarted empty report their results.
+/// The client's liveness key was re-created only on a timer, and agents write no reply for a
+/// client whose key is missing: every future ended `Broken("Redis lost task …")`.
+#[test]
+fn results_come_back_after_redis_restarts_without_persistence() {
+    watchdog(LIMIT, || {
+        let mut server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("amnesia")
+            .watchdog_interval(Duration::from_millis(300))
+            .connect()
+            .unwrap();
+        // The listener's first round (which refreshes the liveness key) is over.
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(server.keys("fp:{amnesia}:client:*").len() == 1);
+        server.restart();
+        let _agents = Agents::start(1, &server.url(), "amnesia", 2, LEASE);
+        let futures: Vec<_> = (0..50u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        for (i, f) in futures.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(
+                f.result_timeout(Duration::from_secs(60)),
+                Ok(&(i * i)),
+                "task {i}"
+            );
+        }
     });
 }
