@@ -26,6 +26,7 @@ use redis::Value;
 use crate::keys::{Keys, GROUP};
 use crate::limits;
 use crate::link::{self, Link};
+use crate::rights;
 use crate::scripts;
 use crate::wire::{self, Done, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 
@@ -258,6 +259,12 @@ impl Agent {
         });
         let mut link = Link::new(client.clone(), Duration::ZERO);
         ensure_group(&mut link, &keys).map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+        let lacking = link
+            .run(|c| rights::check_agent(c, &keys))
+            .map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+        if let Some(why) = lacking {
+            return Err(AgentError::Redis(format!("{shown}: {why}")));
+        }
         let bulk_limit = link
             .conn()
             .map(limits::bulk_limit)
@@ -565,6 +572,23 @@ impl Shared {
                 .into_iter()
                 .map(|r| (r & 3, u32::try_from(r >> 2).unwrap_or(u32::MAX)))
                 .collect(),
+            // A right revoked while running: the tasks fail, naming it, instead of going
+            // round the agents for ever.
+            Err(e) if e.code() == Some("NOPERM") => {
+                log::error!(
+                    "futurepool-redis: agent {} cannot start tasks: {e}",
+                    self.name
+                );
+                for (_, msg, mut report) in ready {
+                    report.outcome = RemoteOutcome::Broken(format!(
+                        "agent {} cannot start task {}: {e} (see the README's \"Across \
+                         machines\" section for the agents' ACL)",
+                        self.name, msg.task
+                    ));
+                    self.report(report);
+                }
+                return;
+            }
             Err(e) => {
                 // Left pending: reclaimed after the lease by whichever agent is alive then.
                 log::warn!(

@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::keys::Keys;
 use crate::limits;
 use crate::link::{self, Link};
+use crate::rights;
 use crate::scripts;
 use crate::wire::{self, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 use crate::Delivery;
@@ -211,12 +212,16 @@ impl Builder {
         let id = link::random_id();
         let reply_key = keys.reply(&id);
         let client_key = keys.client(&id);
-        // Checks the connection, the credentials, and the rights on the queue's keys; the
-        // client key tells agents this client is alive.
+        // Checks the connection, the credentials, and every right the client needs on the
+        // queue's keys; the client key tells agents this client is alive.
+        let lacking = submit
+            .run(|c| rights::check_client(c, &keys))
+            .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
+        if let Some(why) = lacking {
+            return Err(ConnectError::Redis(format!("{shown}: {why}")));
+        }
         submit
             .run(|c| {
-                redis::cmd("PING").query::<()>(c)?;
-                redis::cmd("EXISTS").arg(keys.tasks()).query::<()>(c)?;
                 redis::cmd("SET")
                     .arg(&client_key)
                     .arg(1)
@@ -1396,6 +1401,21 @@ impl Shared {
                                 .query::<()>(c)
                         });
                     }
+                }
+                // A right revoked while running: nothing would ever come back, so every
+                // unfinished future fails, naming it.
+                Err(e) if e.code() == Some("NOPERM") => {
+                    let why = format!(
+                        "cannot read replies from Redis at {}: {}",
+                        self.shown,
+                        describe(&e)
+                    );
+                    log::error!("futurepool-redis: {why}");
+                    for pending in self.take_where(|_| true) {
+                        pending.sink.fail(FutureError::Broken(why.clone().into()));
+                    }
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
                     log::warn!(

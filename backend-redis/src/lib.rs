@@ -41,6 +41,7 @@ mod client;
 mod keys;
 mod limits;
 mod link;
+mod rights;
 mod scripts;
 mod server;
 mod time;

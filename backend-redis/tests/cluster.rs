@@ -1471,3 +1471,78 @@ fn results_come_back_after_redis_restarts_without_persistence() {
         }
     });
 }
+
+/// The documented ACL without one right.
+fn without(acl: &str, right: &str) -> String {
+    acl.split_whitespace()
+        .filter(|r| *r != right)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Issue 22 point 3: a missing right is an error naming it, at connect and `Agent::start`,
+/// and a right revoked while running fails the futures naming it, never a hang. Without
+/// `+xread` futures pended for ever; without `+evalsha` an agent never started a task.
+#[test]
+fn a_missing_right_is_an_error_naming_it() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        for right in ["+xread", "+evalsha", "+xadd", "+getdel"] {
+            let user = format!("client{}", right.replace(['+', '|'], ""));
+            acl(
+                &server,
+                &user,
+                &without(futurepool_redis::CLIENT_ACL, right),
+            );
+            acl(&server, &user, "on >pw ~fp:{rights}:*");
+            let err = RedisPool::builder(server.url_as(&user, "pw"))
+                .queue("rights")
+                .connect()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(right) && err.contains("CLIENT_ACL"),
+                "{right}: {err}"
+            );
+        }
+        for right in ["+evalsha", "+xautoclaim", "+hset", "+xack"] {
+            let user = format!("agent{}", right.replace(['+', '|'], ""));
+            acl(&server, &user, &without(futurepool_redis::AGENT_ACL, right));
+            acl(&server, &user, "on >pw ~fp:{rights}:*");
+            let err = futurepool_redis::Agent::start(
+                &server.url_as(&user, "pw"),
+                futurepool_redis::AgentOptions::new().queue("rights"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(right) && err.contains("AGENT_ACL"),
+                "{right}: {err}"
+            );
+        }
+        // The key pattern is a right too.
+        acl(&server, "elsewhere", futurepool_redis::CLIENT_ACL);
+        acl(&server, "elsewhere", "on >pw ~fp:{other}:*");
+        let err = RedisPool::builder(server.url_as("elsewhere", "pw"))
+            .queue("rights")
+            .connect()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("~fp:{rights}:*"), "{err}");
+        // Revoked while running: the futures fail, naming the right.
+        acl(&server, "revoked", futurepool_redis::CLIENT_ACL);
+        acl(&server, "revoked", "on >pw ~fp:{rights}:*");
+        let pool = RedisPool::builder(server.url_as("revoked", "pw"))
+            .queue("rights")
+            .connect()
+            .unwrap();
+        let f = pool.submit(square, 2).unwrap();
+        acl(&server, "revoked", "-xread");
+        match f.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Broken(why)) => assert!(why.contains("xread"), "{why}"),
+            other => panic!("expected Broken naming xread, got {other:?}"),
+        }
+        acl(&server, "revoked", "+xread");
+        drop(pool);
+    });
+}
