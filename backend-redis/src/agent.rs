@@ -261,7 +261,7 @@ impl Agent {
         ensure_group(&mut link, &keys).map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
         let lacking = link
             .run(|c| rights::check_agent(c, &keys))
-            .map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+            .map_err(|e| AgentError::Redis(format!("{shown}: {}", link::describe(&e))))?;
         if let Some(why) = lacking {
             return Err(AgentError::Redis(format!("{shown}: {why}")));
         }
@@ -386,7 +386,7 @@ fn ensure_group(link: &mut Link, keys: &Keys) -> Result<(), String> {
             "{e} (the Redis user lacks a right agents need: see the README's \"Across \
              machines\" section for the agents' ACL)"
         )),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(link::describe(&e)),
     }
 }
 

@@ -293,14 +293,7 @@ impl Builder {
 
 /// A Redis error, with the fix for a missing ACL right.
 fn describe(e: &redis::RedisError) -> String {
-    if e.code() == Some("NOPERM") {
-        format!(
-            "{e} (the Redis user lacks a right futurepool needs: see the README's \"Across \
-             machines\" section for the ACL to give clients and agents)"
-        )
-    } else {
-        e.to_string()
-    }
+    link::describe(e)
 }
 
 /// The executor whose tasks run on agents spread over machines: Python's `Executor` over a

@@ -132,6 +132,31 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
         )
 }
 
+/// A Redis error for a message: with the fix for a missing ACL right, and for a server that
+/// never answered what was tried (the socket's read timeout says only "Resource temporarily
+/// unavailable").
+pub(crate) fn describe(e: &RedisError) -> String {
+    if e.code() == Some("NOPERM") {
+        return format!(
+            "{e} (the Redis user lacks a right futurepool needs: see the README's \"Across \
+             machines\" section for the ACL to give clients and agents)"
+        );
+    }
+    let silent = e.is_timeout()
+        || (e.is_io_error() && e.to_string().contains("Resource temporarily unavailable"));
+    if silent {
+        return format!(
+            "the server accepted the connection but did not answer in time ({e}): is it frozen \
+             or overloaded, and does the URL's scheme match the port (rediss:// needs a TLS \
+             port, redis:// a plaintext one)?"
+        );
+    }
+    if e.is_connection_refusal() {
+        return format!("nothing accepts connections there ({e}): is the server running?");
+    }
+    e.to_string()
+}
+
 /// `true` if the error says the consumer group (or its stream) does not exist: Redis lost its
 /// data (a restart without persistence) or nothing created the group yet.
 pub(crate) fn is_no_group(e: &RedisError) -> bool {

@@ -1546,3 +1546,52 @@ fn a_missing_right_is_an_error_naming_it() {
         drop(pool);
     });
 }
+
+/// Issue 22 point 12: an error for a server that never answers says so (and hints at a TLS
+/// scheme against a plaintext port, or the reverse), not only "Resource temporarily
+/// unavailable".
+#[test]
+fn a_server_that_never_answers_gets_an_error_saying_so() {
+    watchdog(LIMIT, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let silent = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    match listener.accept() {
+                        Ok((stream, _)) => held.push(stream),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+        };
+        let tries: Vec<_> = ["redis", "rediss"]
+            .into_iter()
+            .map(|scheme| {
+                std::thread::spawn(move || {
+                    let url = format!("{scheme}://127.0.0.1:{port}/");
+                    RedisPool::connect(&url).unwrap_err().to_string()
+                })
+            })
+            .chain(std::iter::once(std::thread::spawn(move || {
+                futurepool_redis::Agent::start(
+                    &format!("redis://127.0.0.1:{port}/"),
+                    futurepool_redis::AgentOptions::new(),
+                )
+                .unwrap_err()
+                .to_string()
+            })))
+            .collect();
+        for t in tries {
+            let err = t.join().unwrap();
+            assert!(err.contains("did not answer"), "{err}");
+            assert!(err.contains("rediss:// needs a TLS port"), "{err}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        silent.join().unwrap();
+    });
+}
