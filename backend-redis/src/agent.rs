@@ -476,6 +476,7 @@ impl Shared {
                     cursor = reply.next_stream_id;
                     reply.claimed
                 })
+                .inspect(|_| self.prune(&mut link))
             } else {
                 link.run(|c| {
                     redis::cmd("XREADGROUP")
@@ -518,6 +519,30 @@ impl Shared {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
+        }
+    }
+
+    /// Removes the consumers of agents gone for good (no pending entry, idle for three
+    /// leases), so the group does not keep one per agent ever started.
+    fn prune(&self, link: &mut Link) {
+        let idle = wire::ttl_ms(self.lease.saturating_mul(3));
+        match link.run(|c| {
+            scripts::prune()
+                .key(self.keys.tasks())
+                .arg(&self.name)
+                .arg(idle)
+                .invoke::<i64>(c)
+        }) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "futurepool-redis: agent {} removed {n} consumers of vanished agents",
+                self.name
+            ),
+            Err(e) => log::warn!(
+                "futurepool-redis: agent {} cannot prune consumers: {}",
+                self.name,
+                link::describe(&e)
+            ),
         }
     }
 

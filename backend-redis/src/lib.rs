@@ -70,6 +70,6 @@ pub const CLIENT_ACL: &str = "+ping +exists +pexpire +pttl +xadd +xread +xdel +x
      +xpending +set +getdel +del +hget +hexists +evalsha +script|load";
 
 /// The Redis ACL rights an agent needs (commands only), as for [`CLIENT_ACL`].
-pub const AGENT_ACL: &str = "+ping +xgroup|create +xreadgroup +xautoclaim +xclaim +xack \
-     +xdel +xadd +xread +xpending +exists +pexpire +get +set +del +hset +hget +hdel +evalsha \
-     +script|load";
+pub const AGENT_ACL: &str = "+ping +xgroup|create +xgroup|delconsumer +xinfo|consumers \
+     +xreadgroup +xautoclaim +xclaim +xack +xdel +xadd +xread +xpending +exists +pexpire +get \
+     +set +del +hset +hget +hdel +evalsha +script|load";

@@ -86,6 +86,11 @@ fn agent_probes(keys: &Keys, absent: &str) -> Vec<Probe> {
             ],
         ),
         probe("+xclaim", &["XCLAIM", absent, GROUP, "probe", "0", "0-1"]),
+        probe("+xinfo|consumers", &["XINFO", "CONSUMERS", absent, GROUP]),
+        probe(
+            "+xgroup|delconsumer",
+            &["XGROUP", "DELCONSUMER", absent, GROUP, "probe"],
+        ),
         probe("+xack", &["XACK", absent, GROUP, "0-1"]),
         probe("+xdel", &["XDEL", absent, "0-1"]),
         probe("+xadd", &["XADD", absent, "NOMKSTREAM", "*", "m", "x"]),

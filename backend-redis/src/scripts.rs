@@ -206,6 +206,32 @@ end
 return missing
 ";
 
+/// Removes the consumers of agents gone for good: those other than the caller with no
+/// pending entry (their tasks were reclaimed or finished) that have not read for longer than
+/// a threshold (a live agent reads at least every half second while it has room, and owns
+/// pending entries while it has none).
+///
+/// KEYS: tasks stream. ARGV: the caller's name, idle threshold (ms).
+/// Returns how many consumers were removed.
+const PRUNE: &str = r"
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], 'agents')
+if type(consumers) ~= 'table' or consumers.err then
+  return 0
+end
+local removed = 0
+for _, c in ipairs(consumers) do
+  local f = {}
+  for i = 1, #c, 2 do
+    f[c[i]] = c[i + 1]
+  end
+  if f['name'] ~= ARGV[1] and f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'agents', f['name'])
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 /// Deletes a client's reply stream once it is empty (the client has no task left).
 ///
 /// KEYS: reply stream.
@@ -232,3 +258,4 @@ script!(cancel, CANCEL);
 script!(heartbeat, HEARTBEAT);
 script!(missing, MISSING);
 script!(drop_if_empty, DROP_IF_EMPTY);
+script!(prune, PRUNE);

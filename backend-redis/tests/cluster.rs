@@ -1595,3 +1595,58 @@ fn a_server_that_never_answers_gets_an_error_saying_so() {
         silent.join().unwrap();
     });
 }
+
+/// The consumers of a queue's group (agent names).
+fn consumers(server: &Server, queue: &str) -> Vec<String> {
+    let info: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("fp:{{{queue}}}:tasks"))
+        .arg("agents")
+        .query(&mut server.conn())
+        .unwrap_or_default();
+    info.iter()
+        .filter_map(|fields| match fields.get(1) {
+            Some(redis::Value::BulkString(name)) => Some(String::from_utf8_lossy(name).into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 22 point 12: dead agents' consumers are removed once their tasks are reclaimed (12
+/// stayed in the group after 10 kills).
+#[test]
+fn the_consumers_of_killed_agents_are_removed() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let mut agents = Agents::start(3, &server.url(), "prune", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("prune")
+            .connect()
+            .unwrap();
+        // A consumer appears with its first task: three long tasks, one per agent's slot.
+        let fs: Vec<_> = (0..3)
+            .map(|_| pool.submit(sleep_ms, 2000).unwrap())
+            .collect();
+        assert!(eventually(Duration::from_secs(30), || consumers(
+            &server, "prune"
+        )
+        .len()
+            == 3));
+        // Two killed (mid-task, likely): their tasks are reclaimed, then their consumers go.
+        for child in agents.children.iter_mut().take(2) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        for f in &fs {
+            assert_eq!(f.result_timeout(Duration::from_secs(60)), Ok(&2000));
+        }
+        assert!(
+            eventually(Duration::from_secs(30), || consumers(&server, "prune")
+                .len()
+                == 1),
+            "{:?}",
+            consumers(&server, "prune")
+        );
+        assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
+    });
+}
