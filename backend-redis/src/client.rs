@@ -958,6 +958,24 @@ impl Shared {
         &self,
         link: &mut Link,
         batch: &[Outgoing],
+        deadline: Option<Instant>,
+    ) -> (Vec<String>, Option<redis::RedisError>) {
+        // A caller's deadline bounds every attempt, not only the retries.
+        if let Some(deadline) = deadline {
+            link.cap(deadline);
+        }
+        let added = self.add_runs(link, batch, deadline);
+        if deadline.is_some() {
+            link.uncap();
+        }
+        added
+    }
+
+    fn add_runs(
+        &self,
+        link: &mut Link,
+        batch: &[Outgoing],
+        deadline: Option<Instant>,
     ) -> (Vec<String>, Option<redis::RedisError>) {
         let mut ids = Vec::with_capacity(batch.len());
         let mut rest = batch;
@@ -972,7 +990,7 @@ impl Shared {
                 .count()
                 .max(1);
             let (run, after) = rest.split_at(n);
-            match self.add_run(link, run) {
+            match self.add_run(link, run, deadline) {
                 Ok(added) if added.len() == run.len() => ids.extend(added),
                 Ok(added) => {
                     let e = redis::RedisError::from((
@@ -990,11 +1008,17 @@ impl Shared {
     }
 
     /// One call of the add script (see `scripts::add`).
-    fn add_run(&self, link: &mut Link, run: &[Outgoing]) -> redis::RedisResult<Vec<String>> {
+    fn add_run(
+        &self,
+        link: &mut Link,
+        run: &[Outgoing],
+        deadline: Option<Instant>,
+    ) -> redis::RedisResult<Vec<String>> {
         let client_ttl = wire::ttl_ms(self.options.reply_ttl);
         let payload_ttl = wire::ttl_ms(self.options.payload_ttl);
+        let until = crate::time::from_now(Duration::from_secs(10));
         link.run_retrying(
-            Instant::now().checked_add(Duration::from_secs(10)),
+            Some(deadline.map_or(until, |d| d.min(until))),
             || true,
             |c| {
                 let mut add = scripts::add().key(self.keys.tasks());
@@ -1077,20 +1101,27 @@ impl Shared {
 
     /// Adds tasks to the stream in one round trip and returns their futures, in
     /// order, once Redis has them (`map`'s refills).
+    /// No round trip lasts past `deadline` (the map's), nor past the pool's deadline for
+    /// these tasks: a frozen Redis cannot hold the caller longer.
     fn submit_batch<T, E>(
         self: &Arc<Self>,
         tasks: Vec<NewTask>,
+        deadline: Option<Instant>,
         sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
     ) -> Result<Vec<Future<T, E>>, SubmitError>
     where
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
+        let deadline = match (deadline, self.options.deadline.map(crate::time::from_now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut prepared = self.prepare(tasks, sink);
         self.list(&mut prepared)?;
         let (futures, batch): (Vec<_>, Vec<_>) =
             prepared.into_iter().map(|p| (p.future, p.outgoing)).unzip();
-        let (ids, refused) = self.add_to_stream(&mut self.submit_link(), &batch);
+        let (ids, refused) = self.add_to_stream(&mut self.submit_link(), &batch, deadline);
         let added = ids.len();
         let late = self.record(&batch[..added], ids);
         if !late.is_empty() {
@@ -1177,7 +1208,7 @@ impl Shared {
             if batch.is_empty() {
                 continue;
             }
-            let (ids, refused) = self.add_to_stream(&mut link, &batch);
+            let (ids, refused) = self.add_to_stream(&mut link, &batch, None);
             let added = ids.len();
             for (task, entry, blob) in self.record(&batch[..added], ids) {
                 self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
@@ -1916,12 +1947,15 @@ where
             return;
         }
         let sizes: Vec<usize> = batch.iter().map(|t| t.chunk.unwrap_or(1)).collect();
-        let submitted = self.pool.shared.submit_batch(batch, |promise, task| {
-            Arc::new(Chunk::<R> {
-                promise,
-                items: task.chunk.unwrap_or(1),
-            })
-        });
+        let submitted = self
+            .pool
+            .shared
+            .submit_batch(batch, self.deadline, |promise, task| {
+                Arc::new(Chunk::<R> {
+                    promise,
+                    items: task.chunk.unwrap_or(1),
+                })
+            });
         match submitted {
             Ok(futures) => {
                 for (future, n) in futures.into_iter().zip(sizes) {
@@ -1964,7 +1998,18 @@ where
             if self.ended {
                 return None;
             }
-            self.refill();
+            // Past the deadline (a refill held by a slow Redis, for example): what is done is
+            // still yielded, nothing more is submitted, and the first not done ends the map.
+            let late = self.deadline.is_some_and(|d| d <= Instant::now());
+            let more = self.inputs.is_some() || !self.window.is_empty();
+            if late && more && !self.window.front().is_some_and(|(_, f)| f.done()) {
+                self.cancel_all();
+                self.ended = true;
+                return Some(Err(FutureError::TimedOut));
+            }
+            if !late {
+                self.refill();
+            }
             let (n, future) = self.window.pop_front()?;
             let done = match self.deadline {
                 None => {

@@ -22,6 +22,8 @@ pub(crate) struct Link {
     read: Duration,
     /// How long a write may take.
     write: Duration,
+    /// While set, no connection attempt, write or reply may last past it.
+    cap: Option<Instant>,
 }
 
 impl Link {
@@ -33,6 +35,7 @@ impl Link {
             connect: CONNECT_TIMEOUT,
             read: block.saturating_add(READ_MARGIN),
             write: READ_MARGIN,
+            cap: None,
         }
     }
 
@@ -45,15 +48,58 @@ impl Link {
             connect: timeout.min(CONNECT_TIMEOUT),
             read: timeout,
             write: timeout,
+            cap: None,
+        }
+    }
+
+    /// The connect, read and write timeouts, within the cap if one is set.
+    fn timeouts(&self) -> (Duration, Duration, Duration) {
+        match self.cap {
+            None => (self.connect, self.read, self.write),
+            Some(cap) => {
+                let left = cap
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                (
+                    self.connect.min(left),
+                    self.read.min(left),
+                    self.write.min(left),
+                )
+            }
+        }
+    }
+
+    /// From now until [`uncap`](Self::uncap), no connection attempt, write or reply lasts past
+    /// `until` (for a caller with a deadline of its own; not for blocking reads).
+    pub(crate) fn cap(&mut self, until: Instant) {
+        self.cap = Some(until);
+        self.apply_timeouts();
+    }
+
+    /// Back to the link's own timeouts.
+    pub(crate) fn uncap(&mut self) {
+        self.cap = None;
+        self.apply_timeouts();
+    }
+
+    fn apply_timeouts(&mut self) {
+        let (_, read, write) = self.timeouts();
+        if let Some(conn) = &self.conn {
+            if conn.set_read_timeout(Some(read)).is_err()
+                || conn.set_write_timeout(Some(write)).is_err()
+            {
+                self.conn = None;
+            }
         }
     }
 
     /// The connection, opening it if needed.
     pub(crate) fn conn(&mut self) -> RedisResult<&mut Connection> {
         if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(self.connect)?;
-            conn.set_read_timeout(Some(self.read))?;
-            conn.set_write_timeout(Some(self.write))?;
+            let (connect, read, write) = self.timeouts();
+            let conn = self.client.get_connection_with_timeout(connect)?;
+            conn.set_read_timeout(Some(read))?;
+            conn.set_write_timeout(Some(write))?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("opened above"))

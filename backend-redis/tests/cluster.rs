@@ -1650,3 +1650,44 @@ fn the_consumers_of_killed_agents_are_removed() {
         assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
     });
 }
+
+/// Issue 22 point 2, for `map`: its timeout holds while Redis is frozen. A refill waited for
+/// Redis on the caller's thread (a 10 s read, then retries), far past the map's deadline.
+#[test]
+fn a_map_keeps_its_timeout_while_redis_is_frozen() {
+    watchdog(LIMIT, || {
+        let server = Server::start();
+        let pool = RedisPool::builder(server.url())
+            .queue("frozen-map")
+            .connect()
+            .unwrap();
+        let started;
+        let outcomes: Vec<_> = {
+            let _frozen = common::Frozen::new(&server, Duration::from_secs(60));
+            started = Instant::now();
+            pool.map(
+                square,
+                0..5u64,
+                MapOptions::new().timeout(Duration::from_secs(2)),
+            )
+            .unwrap()
+            .collect()
+        };
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "the map took {took:?}");
+        // The refill could not finish before the deadline: each item fails (Broken: maybe
+        // added), or the map ends TimedOut at the first item not done.
+        assert!(!outcomes.is_empty() && outcomes.len() <= 5, "{outcomes:?}");
+        for outcome in &outcomes {
+            assert!(
+                matches!(outcome, Err(FutureError::Broken(_) | FutureError::TimedOut)),
+                "{outcome:?}"
+            );
+        }
+        // Thawed: the pool closes and leaves no key of its own behind.
+        drop(pool);
+        assert!(eventually(Duration::from_secs(20), || {
+            leftovers(&server, "frozen-map").is_empty()
+        }));
+    });
+}
