@@ -1,9 +1,9 @@
 //! Submitted tasks, and how a manager thread feeds them to its worker process several at a time.
 //!
-//! `submit` (and `map`, for each chunk) puts a [`Job`] in the pool's *backlog* and a *token* on
+//! `submit` (and `map`, for each chunk) puts a [`Submission`] in the pool's *backlog* and a *token* on
 //! the internal thread pool. A manager thread running a token serves the backlog until it is
 //! empty: it checks a worker process out and sends it jobs, and while recent tasks have been
-//! short it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
+//! short ([`crate::pace`]) it keeps up to `Builder::send_ahead` + 1 ([`PIPELINE_DEPTH`] by default) of them on the
 //! worker at once (at most [`PIPELINE_BYTES`] of requests queued behind the running one; never
 //! the last jobs of the backlog that other workers could start at once). The worker finds its
 //! next request already in its socket when it finishes one, so neither side sleeps between
@@ -36,7 +36,9 @@ use futurepool_core::{FutureError, Outcome, Panic, Promise};
 use serde::de::DeserializeOwned;
 
 use crate::cancel::StopCell;
-use crate::manager::{codec_error, decode_outcome, lock, Encoded, Shared, Tracked, ATTEMPTS};
+use crate::manager::{
+    codec_error, decode_outcome, lock, task_deadline, Encoded, Shared, Tracked, ATTEMPTS,
+};
 use crate::process::{Answer, CallError, Payload, WorkerProcess};
 use crate::wire::Bytes;
 
@@ -51,14 +53,6 @@ pub(crate) const PIPELINE_DEPTH: usize = 8;
 /// for the worker to read, since the worker may be blocked writing a large reply that the parent
 /// reads only once it is done sending (both would wait for ever).
 pub(crate) const PIPELINE_BYTES: usize = 64 * 1024;
-
-/// Jobs are sent ahead only while the pool's recent tasks took less than this on average (a
-/// moving average of each task's time on its worker).
-const PIPELINE_BELOW: Duration = Duration::from_millis(1);
-
-/// The moving average a pool starts from: a new pool sends no job ahead until a few of its
-/// tasks have shown they are short.
-pub(crate) const INITIAL_PACE: Duration = Duration::from_millis(10);
 
 /// Where a job's outcome goes: its future.
 pub(crate) trait Completion: Send {
@@ -138,7 +132,7 @@ struct Helping<'a>(&'a Shared);
 
 impl Drop for Helping<'_> {
     fn drop(&mut self) {
-        self.0.end_help();
+        self.0.workers.end_help();
     }
 }
 
@@ -230,8 +224,9 @@ where
     }
 }
 
-/// A submitted task.
-pub(crate) struct Job {
+/// A submitted task waiting in the backlog or on a worker: its request and where its outcome
+/// goes. (Not the core's `Job`, the callable: this is one submission of a call.)
+pub(crate) struct Submission {
     /// Identifies the job in the backlog (for taking back one the thread pool refused).
     pub(crate) seq: u64,
     pub(crate) name: Cow<'static, str>,
@@ -250,7 +245,7 @@ pub(crate) struct Job {
     pub(crate) helped: Option<Arc<CallbackThreads>>,
 }
 
-impl Job {
+impl Submission {
     pub(crate) fn finish(self, answer: Result<Answer, FutureError<Infallible>>) {
         self.done.finish(answer, self.helped.as_deref())
     }
@@ -258,28 +253,57 @@ impl Job {
 
 /// A job on a worker: sent, not yet answered.
 struct Sent {
-    job: Job,
+    job: Submission,
     id: u64,
 }
+
+/// A job's answer, or why there is none.
+type Settled = (Submission, Result<Answer, FutureError<Infallible>>);
 
 /// How feeding one worker ended.
 enum Fed {
     /// Nothing is left to do; the worker is idle and healthy. The last job answered is
     /// completed once the worker is checked back in, so that whoever waited for it and
     /// submits again finds the worker idle and this thread about to look for work.
-    Idle { last: Option<(Job, Answer)> },
+    Idle { last: Option<(Submission, Answer)> },
     /// The worker is gone (or was killed); `started` is false when it was found dead before
-    /// it received its first job. The job it was running (and, rarely, the one after it) fails
-    /// with the error once the worker has been reaped (so a future that says `WorkerLost` never
-    /// names a worker still listed).
+    /// it received its first job. `settled`: the jobs it ended with, each with its outcome (the
+    /// answers it wrote before its end, the error of the job it was running), completed once
+    /// the worker has been reaped (so a future that says `WorkerLost` never names a worker
+    /// still listed).
     Lost {
         started: bool,
-        failed: Vec<(Job, FutureError<Infallible>)>,
+        settled: Vec<Settled>,
     },
 }
 
+/// Why a worker with jobs on it was lost.
+enum Loss {
+    /// A call failed: the worker died, overran the running job's deadline (and was killed), or
+    /// broke the protocol.
+    Call(CallError),
+    /// The pool killed it to stop a cancelled task (`cancel_kills_running`).
+    Cancel,
+}
+
+/// The jobs on one worker, oldest first: the oldest is running (or done, its reply on the
+/// way), the others wait in the worker's socket. A worker answers in order.
+struct Conveyor<'w> {
+    process: &'w mut WorkerProcess,
+    inflight: VecDeque<Sent>,
+    /// Request bytes queued behind the running job.
+    queued_bytes: usize,
+    /// When the running job started: it was sent to an idle worker, or the reply before it
+    /// came.
+    head_since: Instant,
+    /// The running job's deadline (`task_timeout`, from `head_since`).
+    deadline: Option<Instant>,
+    /// Tasks this worker may still be sent (`max_tasks_per_child`).
+    room: usize,
+}
+
 /// Before a job runs on `process`: lets a cancel kill it; `false` if it was already cancelled.
-fn attach(job: &Job, process: &WorkerProcess) -> bool {
+fn attach(job: &Submission, process: &WorkerProcess) -> bool {
     job.stop
         .as_ref()
         .is_none_or(|stop| stop.attach(process.killer()))
@@ -287,13 +311,13 @@ fn attach(job: &Job, process: &WorkerProcess) -> bool {
 
 /// After a job's call: `true` if a cancel asked for it to be stopped (its worker may have been
 /// killed).
-fn detach(job: &Job) -> bool {
+fn detach(job: &Submission) -> bool {
     job.stop.as_ref().is_some_and(|stop| stop.detach())
 }
 
 impl Shared {
     /// The next job of the backlog that was not cancelled, marked running.
-    fn take_job(&self) -> Option<Job> {
+    fn take_job(&self) -> Option<Submission> {
         self.take_job_leaving(0, usize::MAX)
     }
 
@@ -301,11 +325,11 @@ impl Shared {
     /// `max_workers - 1` jobs would be left for the other workers, so that a short queue is
     /// spread over the workers instead of lining up on one, and only a job whose request is at
     /// most `room` bytes (a larger one stays for a free worker, this one's included).
-    fn take_job_ahead(&self, room: usize) -> Option<Job> {
-        self.take_job_leaving(self.max_workers - 1, room)
+    fn take_job_ahead(&self, room: usize) -> Option<Submission> {
+        self.take_job_leaving(self.workers.max() - 1, room)
     }
 
-    fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Job> {
+    fn take_job_leaving(&self, leave: usize, room: usize) -> Option<Submission> {
         loop {
             let job = {
                 let mut backlog = lock(&self.backlog);
@@ -322,7 +346,7 @@ impl Shared {
 
     /// A job the thread pool refused to queue a token for: taken back if still in the backlog,
     /// `None` if a manager thread has already taken it (and runs it).
-    pub(crate) fn take_back(&self, seq: u64) -> Option<Job> {
+    pub(crate) fn take_back(&self, seq: u64) -> Option<Submission> {
         let mut backlog = lock(&self.backlog);
         let at = backlog.iter().rposition(|job| job.seq == seq)?;
         backlog.remove(at)
@@ -338,7 +362,7 @@ impl Shared {
 
     /// Cancels every job still in the backlog (`shutdown(cancel_futures)`).
     pub(crate) fn cancel_backlog(&self) {
-        let jobs: Vec<Job> = lock(&self.backlog).drain(..).collect();
+        let jobs: Vec<Submission> = lock(&self.backlog).drain(..).collect();
         for job in jobs {
             job.finish(Err(FutureError::Cancelled));
         }
@@ -363,7 +387,7 @@ impl Shared {
         if lock(&self.backlog).front().is_none_or(|job| job.seq != seq) {
             return false;
         }
-        let Some(tracked) = self.check_out_idle_to_help() else {
+        let Some(tracked) = self.workers.check_out_idle_to_help() else {
             return false;
         };
         // Ends the help on the way out, unwinding included (a waker woken by the completion is
@@ -384,13 +408,13 @@ impl Shared {
                     self.serve(VecDeque::from([job]), Some(tracked));
                 } else {
                     // Cancelled meanwhile: its future says so.
-                    self.check_in(tracked);
+                    self.workers.check_in(tracked);
                 }
                 true
             }
             // Taken by a manager thread meanwhile.
             None => {
-                self.check_in(tracked);
+                self.workers.check_in(tracked);
                 false
             }
         }
@@ -399,7 +423,7 @@ impl Shared {
     /// Runs the jobs in `ready` (taken, marked running) and then, on a manager thread, the
     /// backlog's until it is empty; a waiter's help (`first` is the idle worker it checked out)
     /// runs only its own job.
-    fn serve(&self, mut ready: VecDeque<Job>, mut first: Option<Tracked>) {
+    fn serve(&self, mut ready: VecDeque<Submission>, mut first: Option<Tracked>) {
         let helping = first.is_some();
         // Workers in a row found dead before they received anything.
         let mut dead_on_arrival = 0;
@@ -437,7 +461,7 @@ impl Shared {
             if self.killed.load(Ordering::SeqCst) {
                 // Killed while this thread checked a worker out (a worker it started was
                 // listed before this check, so the kill reached it).
-                self.discard(tracked);
+                self.workers.discard(tracked);
                 self.fail_if_killed(&mut ready);
                 continue;
             }
@@ -445,16 +469,16 @@ impl Shared {
             // send (the job goes to the next worker: `Fed::Lost` with `started == false`).
             let started = match self.feed(&mut tracked.process, &mut ready, !helping) {
                 Fed::Idle { last } => {
-                    self.check_in_or_retire(tracked);
+                    self.workers.check_in_or_retire(tracked);
                     if let Some((job, answer)) = last {
                         job.finish(Ok(answer));
                     }
                     true
                 }
-                Fed::Lost { started, failed } => {
-                    self.discard(tracked);
-                    for (job, error) in failed {
-                        job.finish(Err(error));
+                Fed::Lost { started, settled } => {
+                    self.workers.discard(tracked);
+                    for (job, outcome) in settled {
+                        job.finish(outcome);
                     }
                     started
                 }
@@ -476,14 +500,14 @@ impl Shared {
         }
         if let Some(tracked) = first {
             // Unused: the pool broke or was killed before the job was sent.
-            self.check_in(tracked);
+            self.workers.check_in(tracked);
         }
     }
 
     /// After `kill_workers`/`terminate_workers`: fails the jobs taken from the backlog (sent
     /// ahead to a worker that was killed, or about to be sent), which are running tasks, as the
     /// one the worker ran failed; no worker is started for them. `false` if not killed.
-    fn fail_if_killed(&self, ready: &mut VecDeque<Job>) -> bool {
+    fn fail_if_killed(&self, ready: &mut VecDeque<Submission>) -> bool {
         if !self.killed.load(Ordering::SeqCst) {
             return false;
         }
@@ -494,200 +518,239 @@ impl Shared {
         true
     }
 
-    /// Whether recent tasks were short enough to send jobs ahead.
-    fn pipelining(&self) -> bool {
-        self.pace_ns.load(Ordering::Relaxed) < PIPELINE_BELOW.as_nanos() as u64
-    }
-
-    /// Folds one task's time on its worker into the moving average (weight 1/8).
-    fn note_pace(&self, took: Duration) {
-        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.pace_ns.load(Ordering::Relaxed);
-        let new = old - old / 8 + took / 8;
-        self.pace_ns.store(new, Ordering::Relaxed);
-    }
-
     /// Sends jobs (from `ready`, then, if `backlog`, the backlog) to `process` and completes
     /// them as its replies come, until there is nothing left or the worker is lost. Jobs that
     /// were sent but never started on a lost worker are put back at the front of `ready`.
-    fn feed(&self, process: &mut WorkerProcess, ready: &mut VecDeque<Job>, backlog: bool) -> Fed {
-        let mut inflight: VecDeque<Sent> = VecDeque::new();
-        let mut queued_bytes = 0; // request bytes behind the running job
-        let mut head_since = Instant::now();
-        let mut deadline: Option<Instant> = None;
-        // Tasks this worker may still be sent (`max_tasks_per_child`).
-        let mut room = self
-            .max_tasks_per_child
-            .map_or(usize::MAX, |n| n.get().saturating_sub(process.tasks_run));
+    fn feed(
+        &self,
+        process: &mut WorkerProcess,
+        ready: &mut VecDeque<Submission>,
+        backlog: bool,
+    ) -> Fed {
+        let room = self.workers.room_left(process.tasks_run);
+        let mut belt = Conveyor {
+            process,
+            inflight: VecDeque::new(),
+            queued_bytes: 0,
+            head_since: Instant::now(),
+            deadline: None,
+            room,
+        };
         loop {
-            // Hand the worker more while there is room.
-            loop {
-                let depth = if self.pipelining() {
-                    self.pipeline_depth
-                } else {
-                    1
-                };
-                if room == 0 || inflight.len() >= depth || queued_bytes >= PIPELINE_BYTES {
-                    break;
-                }
-                let first = inflight.is_empty();
-                let job = match ready.pop_front() {
-                    Some(job) => job,
-                    None if !backlog => break,
-                    None if first => match self.take_job() {
-                        Some(job) => job,
-                        None => break,
-                    },
-                    None => match self.take_job_ahead(PIPELINE_BYTES - queued_bytes) {
-                        Some(job) => job,
-                        None => break,
-                    },
-                };
-                let bytes = job.bytes;
-                if !first && queued_bytes + bytes > PIPELINE_BYTES {
-                    // One put back after a worker was lost, too large to queue now: it waits
-                    // for this worker.
-                    ready.push_front(job);
-                    break;
-                }
-                if first && !attach(&job, process) {
-                    job.finish(Err(FutureError::Cancelled)); // cancelled before it was sent
-                    continue;
-                }
-                let now = Instant::now();
-                let send_deadline = if first {
-                    job.timeout.and_then(|t| now.checked_add(t))
-                } else {
-                    deadline
-                };
-                match process.send_job(&job.name, &job.payload, send_deadline) {
-                    Ok(id) => {
-                        room = room.saturating_sub(job.payload.tasks());
-                        if first {
-                            head_since = now;
-                            deadline = send_deadline;
-                        } else {
-                            queued_bytes += bytes;
-                        }
-                        inflight.push_back(Sent { job, id });
-                    }
-                    Err(CallError::TimedOut) if first => {
-                        // Its own deadline passed while its request was being sent.
-                        return Fed::Lost {
-                            started: true,
-                            failed: vec![(job, FutureError::TimedOut)],
-                        };
-                    }
-                    Err(e) => {
-                        // The worker cannot have started this job (it is sequential, and did
-                        // not receive all of it): it goes to the next worker. Its stop cell lets
-                        // go of this worker (without a pidfd its pid could be reused).
-                        if first {
-                            detach(&job);
-                            if let CallError::Died(why) = &e {
-                                // Died while receiving it: with `break_on_worker_death`, the
-                                // pool breaks at once, as for any death.
-                                self.note_death(why);
-                            }
-                        }
-                        ready.push_front(job);
-                        if first {
-                            return Fed::Lost {
-                                started: false,
-                                failed: Vec::new(),
-                            };
-                        }
-                        let head = inflight.pop_front().expect("a running job");
-                        return self.lose(head, inflight, ready, e);
-                    }
-                }
+            if let Some(fed) = self.load(&mut belt, ready, backlog) {
+                return fed;
             }
-            let Some(head) = inflight.front() else {
+            let Some(head) = belt.inflight.front() else {
                 return Fed::Idle { last: None };
             };
-            match process.receive_answer(head.id, head.job.payload.kind(), deadline) {
-                Ok(answer) => {
-                    let done = inflight.pop_front().expect("the head");
-                    if detach(&done.job) {
-                        // A cancel raced the reply and killed the worker (this job's killer
-                        // was attached). A worker starts the request queued behind as soon as
-                        // it has answered, so the next job may have started: it fails rather
-                        // than run again on the next worker.
-                        process.kill();
-                        let next = inflight.pop_front();
-                        let mut fed = self.lose(done, inflight, ready, CallError::TimedOut);
-                        if let (Some(next), Fed::Lost { failed, .. }) = (next, &mut fed) {
-                            let why = format!(
-                                "worker (pid {}) was killed to cancel the task before {}, \
-                                 which it may have started",
-                                process.pid(),
-                                next.job.name
-                            );
-                            failed.push((next.job, FutureError::WorkerLost(why.into())));
-                        }
-                        return fed;
-                    }
-                    let now = Instant::now();
-                    self.note_pace(now - head_since);
-                    head_since = now;
-                    let next_cancelled = match inflight.front() {
-                        Some(next) => {
-                            queued_bytes -= next.job.bytes;
-                            deadline = next.job.timeout.and_then(|t| now.checked_add(t));
-                            !attach(&next.job, process)
-                        }
-                        None => false,
-                    };
-                    if inflight.is_empty()
-                        && ready.is_empty()
-                        && (!backlog || self.backlog_len() == 0)
-                    {
-                        return Fed::Idle {
-                            last: Some((done.job, answer)),
-                        };
-                    }
-                    done.job.finish(Ok(answer));
-                    if next_cancelled {
-                        // Cancelled while queued on the worker, where it has started by now.
-                        process.kill();
-                        let next = inflight.pop_front().expect("the next job");
-                        return self.lose(next, inflight, ready, CallError::TimedOut);
-                    }
-                }
-                Err(e) => {
-                    let head = inflight.pop_front().expect("the head");
-                    return self.lose(head, inflight, ready, e);
-                }
+            let (id, kind) = (head.id, head.job.payload.kind());
+            let fed = match belt.process.receive_answer(id, kind, belt.deadline) {
+                Ok(answer) => self.answered(&mut belt, answer, ready, backlog),
+                Err(e) => Some(self.wind_up(&mut belt, ready, Loss::Call(e))),
+            };
+            if let Some(fed) = fed {
+                return fed;
             }
         }
     }
 
-    /// The worker running `head` was lost with `e`: that job fails (`Cancelled` if it was
-    /// cancelled, whatever else happened), the jobs queued behind it, which never started, go
-    /// back to the front of `ready`, in order.
-    fn lose(
+    /// Sends the worker jobs while it has room: one if it is idle, and while recent tasks were
+    /// short, more behind the running one. `Some` if the worker was lost meanwhile.
+    fn load(
         &self,
-        head: Sent,
-        inflight: VecDeque<Sent>,
-        ready: &mut VecDeque<Job>,
-        e: CallError,
-    ) -> Fed {
-        for sent in inflight.into_iter().rev() {
-            ready.push_front(sent.job);
-        }
-        let error = match e {
-            _ if detach(&head.job) => FutureError::Cancelled,
-            CallError::TimedOut => FutureError::TimedOut,
-            CallError::Died(why) | CallError::NotStarted(why) => {
-                self.note_death(&why);
-                FutureError::WorkerLost(
-                    format!("worker {why} while running {}", head.job.name).into(),
-                )
+        belt: &mut Conveyor<'_>,
+        ready: &mut VecDeque<Submission>,
+        backlog: bool,
+    ) -> Option<Fed> {
+        loop {
+            let depth = if self.pace.sends_ahead() {
+                self.pipeline_depth
+            } else {
+                1
+            };
+            if belt.room == 0 || belt.inflight.len() >= depth || belt.queued_bytes >= PIPELINE_BYTES
+            {
+                return None;
             }
+            let first = belt.inflight.is_empty();
+            let job = match ready.pop_front() {
+                Some(job) => job,
+                None if !backlog => return None,
+                None if first => self.take_job()?,
+                None => self.take_job_ahead(PIPELINE_BYTES - belt.queued_bytes)?,
+            };
+            if !first && belt.queued_bytes + job.bytes > PIPELINE_BYTES {
+                // One put back after a worker was lost, too large to queue now: it waits for
+                // this worker.
+                ready.push_front(job);
+                return None;
+            }
+            if first && !attach(&job, belt.process) {
+                job.finish(Err(FutureError::Cancelled)); // cancelled before it was sent
+                continue;
+            }
+            if let Some(fed) = self.send(belt, job, ready) {
+                return Some(fed);
+            }
+        }
+    }
+
+    /// Sends `job` to the worker: to run at once if the worker is idle, else queued behind the
+    /// jobs on it. `Some` if the worker was lost.
+    fn send(
+        &self,
+        belt: &mut Conveyor<'_>,
+        mut job: Submission,
+        ready: &mut VecDeque<Submission>,
+    ) -> Option<Fed> {
+        let first = belt.inflight.is_empty();
+        let now = Instant::now();
+        // A job queued behind the running one: the wait for room to send it is the running
+        // job's time.
+        let deadline = if first {
+            task_deadline(job.timeout, now)
+        } else {
+            belt.deadline
         };
+        match belt.process.send_job(&job.name, &job.payload, deadline) {
+            Ok(id) => {
+                belt.room = belt.room.saturating_sub(job.payload.tasks());
+                if first {
+                    belt.head_since = now;
+                    belt.deadline = deadline;
+                    if job.bytes > PIPELINE_BYTES {
+                        job.payload.free_arguments();
+                    }
+                } else {
+                    belt.queued_bytes += job.bytes;
+                }
+                belt.inflight.push_back(Sent { job, id });
+                None
+            }
+            Err(CallError::TimedOut) if first => {
+                // Its own deadline passed while its request was being sent.
+                Some(Fed::Lost {
+                    started: true,
+                    settled: vec![(job, Err(FutureError::TimedOut))],
+                })
+            }
+            Err(e) => {
+                // The worker cannot have started this job (it is sequential, and did not
+                // receive all of it): it goes to the next worker. Its stop cell lets go of this
+                // worker (without a pidfd its pid could be reused).
+                if first {
+                    detach(&job);
+                    if let CallError::Died(why) = &e {
+                        // Died while receiving it: with `break_on_worker_death`, the pool
+                        // breaks at once, as for any death.
+                        self.note_death(why);
+                    }
+                }
+                ready.push_front(job);
+                if first {
+                    return Some(Fed::Lost {
+                        started: false,
+                        settled: Vec::new(),
+                    });
+                }
+                // It ended with jobs on it: those it answered first finished.
+                Some(self.wind_up(belt, ready, Loss::Call(e)))
+            }
+        }
+    }
+
+    /// The running job's answer came: completes it, and the next job on the worker becomes
+    /// the running one. `Some` when feeding this worker ends.
+    fn answered(
+        &self,
+        belt: &mut Conveyor<'_>,
+        answer: Answer,
+        ready: &mut VecDeque<Submission>,
+        backlog: bool,
+    ) -> Option<Fed> {
+        let done = belt.inflight.pop_front().expect("the head");
+        if detach(&done.job) {
+            // A cancel raced the reply and killed the worker (this job's killer was attached):
+            // the job finished, and its outcome stands. A worker starts the request queued
+            // behind as soon as it has answered, so the next job may have been killed too.
+            let mut fed = self.wind_up(belt, ready, Loss::Cancel);
+            if let Fed::Lost { settled, .. } = &mut fed {
+                settled.insert(0, (done.job, Ok(answer)));
+            }
+            return Some(fed);
+        }
+        let now = Instant::now();
+        self.pace.note(now - belt.head_since);
+        belt.head_since = now;
+        let next_cancelled = match belt.inflight.front() {
+            Some(next) => {
+                belt.queued_bytes -= next.job.bytes;
+                belt.deadline = task_deadline(next.job.timeout, now);
+                !attach(&next.job, belt.process)
+            }
+            None => false,
+        };
+        if belt.inflight.is_empty() && ready.is_empty() && (!backlog || self.backlog_len() == 0) {
+            return Some(Fed::Idle {
+                last: Some((done.job, answer)),
+            });
+        }
+        done.job.finish(Ok(answer));
+        // Cancelled while queued on the worker, where it has started by now.
+        next_cancelled.then(|| self.wind_up(belt, ready, Loss::Cancel))
+    }
+
+    /// The worker with `belt`'s jobs on it is gone (died, overran a deadline, broke the
+    /// protocol, or was killed for a cancel). It ran them in order, and the replies it wrote
+    /// before its end are still in its socket: each job answered there finished and keeps its
+    /// answer. The first job without one is the job it was running, which fails (`Cancelled`
+    /// if it was cancelled, whatever else happened); the jobs behind it never started and go
+    /// back to the front of `ready`, in order.
+    fn wind_up(
+        &self,
+        belt: &mut Conveyor<'_>,
+        ready: &mut VecDeque<Submission>,
+        loss: Loss,
+    ) -> Fed {
+        let mut settled = Vec::new();
+        while let Some(head) = belt.inflight.front() {
+            let Some(answer) = belt.process.answer_left(head.id, head.job.payload.kind()) else {
+                break;
+            };
+            let done = belt.inflight.pop_front().expect("the head");
+            detach(&done.job);
+            settled.push((done.job, Ok(answer)));
+        }
+        // None left: it had answered everything sent, and ended between tasks.
+        if let Some(head) = belt.inflight.pop_front() {
+            for sent in belt.inflight.drain(..).rev() {
+                ready.push_front(sent.job);
+            }
+            let error = self.blame(&head, belt.process.pid(), loss);
+            settled.push((head.job, Err(error)));
+        }
         Fed::Lost {
             started: true,
-            failed: vec![(head.job, error)],
+            settled,
         }
+    }
+
+    /// The error of the job a lost worker was running.
+    fn blame(&self, head: &Sent, pid: u32, loss: Loss) -> FutureError<Infallible> {
+        if detach(&head.job) {
+            return FutureError::Cancelled;
+        }
+        let why = match loss {
+            Loss::Call(CallError::TimedOut) => return FutureError::TimedOut,
+            Loss::Call(CallError::Died(why) | CallError::NotStarted(why)) => {
+                self.note_death(&why);
+                format!("worker {why} while running {}", head.job.name)
+            }
+            Loss::Cancel => format!(
+                "worker (pid {pid}) was killed to cancel the task before {}, which it had started",
+                head.job.name
+            ),
+        };
+        FutureError::WorkerLost(why.into())
     }
 }

@@ -34,33 +34,72 @@
 //!
 //! # Platforms
 //!
-//! Unix only (Linux is what is tested): workers are started with `fork`/`exec`, talk over a
-//! `socketpair`, and are watched through their pidfd (Linux 5.3 and later; older kernels fall
-//! back to checking the child every 20 ms). On other platforms the crate does not build.
+//! Linux only: workers are started with `fork`/`exec`, talk over a `socketpair`, and are
+//! watched through their pidfd (Linux 5.3 and later; older kernels fall back to checking the
+//! child every 20 ms). On any other target the crate stops with one `compile_error!` naming
+//! the platform.
 
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
-#[cfg(not(unix))]
-compile_error!(
-    "futurepool-procs runs worker processes over Unix socket pairs and needs a Unix platform; \
-     use futurepool-threads elsewhere"
-);
+// Linux only: workers are watched through pidfds, which other systems do not have. Elsewhere
+// the crate is this one error (the rest is cfg'd out, so no unresolved import follows it).
+#[cfg(not(target_os = "linux"))]
+macro_rules! linux_only {
+    ($platform:literal) => {
+        compile_error!(concat!(
+            "futurepool-procs runs on Linux only (it watches its worker processes through Linux \
+             pidfds), not on ",
+            $platform,
+            "; use futurepool-threads there"
+        ));
+    };
+}
+#[cfg(target_os = "macos")]
+linux_only!("macOS");
+#[cfg(target_os = "windows")]
+linux_only!("Windows");
+#[cfg(target_os = "freebsd")]
+linux_only!("FreeBSD");
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "windows",
+    target_os = "freebsd"
+)))]
+linux_only!("this target's operating system");
 
+#[cfg(target_os = "linux")]
 mod builder;
+#[cfg(target_os = "linux")]
 mod cancel;
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub mod codec;
+#[cfg(target_os = "linux")]
 mod dispatch;
+#[cfg(target_os = "linux")]
 mod hold;
+#[cfg(target_os = "linux")]
 mod manager;
+#[cfg(target_os = "linux")]
 mod map;
+#[cfg(target_os = "linux")]
+mod pace;
+#[cfg(target_os = "linux")]
 mod pool;
+#[cfg(target_os = "linux")]
 mod process;
+#[cfg(target_os = "linux")]
 mod registry;
+#[cfg(target_os = "linux")]
 mod remote;
+#[cfg(target_os = "linux")]
 mod wire;
+#[cfg(target_os = "linux")]
 mod worker;
+#[cfg(target_os = "linux")]
+mod workers;
 
 pub use futurepool_core::{
     as_completed, fallible_job, job, wait, AnyFuture, AsCompleted, Awaiting, DoneAsync, Executor,
@@ -68,12 +107,20 @@ pub use futurepool_core::{
     Outcome, Panic, Promise, ReturnWhen, Shutdown, Submit, SubmitError, TimeoutError, Waitable,
     Waited,
 };
+/// `as_completed` as a `futures_core::Stream` (feature `stream`).
+#[cfg(feature = "stream")]
+pub use futurepool_core::{as_completed_stream, AsCompletedStream};
 
+#[cfg(target_os = "linux")]
 pub use crate::builder::{BuildError, Builder};
+#[cfg(target_os = "linux")]
 pub use crate::map::ChunkedMap;
+#[cfg(target_os = "linux")]
 pub use crate::pool::{ProcessPool, Stats, WithTaskTimeout};
+#[cfg(target_os = "linux")]
 pub use crate::remote::{remote, Remote};
 
+#[cfg(target_os = "linux")]
 /// Turns this process into a worker if its parent pool started it as one — serving tasks until
 /// the pool lets it go, then exiting — and otherwise returns at once. Call it first thing in
 /// `main`, before anything looks at the arguments (Python's `if __name__ == "__main__":`).
@@ -98,6 +145,7 @@ macro_rules! test_worker {
     };
 }
 
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec;
@@ -107,14 +155,15 @@ pub mod __private {
     pub use inventory;
 }
 
-/// The README's examples are compiled and run as doc tests.
+/// The crate README's example is compiled and run as a doc test.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
 // What the pool promises to other threads, checked at compile time: a pool, its builder, its
 // map iterator's errors and its snapshots can be shared and sent (a pool is commonly put in an
 // `Arc` or a `static` and submitted to from many threads).
+#[cfg(target_os = "linux")]
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<ProcessPool>();

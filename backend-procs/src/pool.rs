@@ -1,10 +1,12 @@
 //! [`ProcessPool`]: Python's `ProcessPoolExecutor`, built on the thread pool.
 //!
-//! The pool's queue, lazy start, idle reuse and `shutdown(wait, cancel_futures)` are those of an
-//! internal `futurepool_threads::ThreadPool` of `max_workers` *manager threads*; each manager
-//! thread owns at most one worker process ([`crate::manager`]), and one worker process is one
-//! [`WorkerProcess`](crate::process::WorkerProcess) ([`crate::process`]). A task is a closure
-//! on a manager thread that runs the call on its process and completes the task's future.
+//! A submit puts a job in the pool's backlog and a *token* on an internal
+//! `futurepool_threads::ThreadPool` of `max_workers` *manager threads* ([`crate::dispatch`]);
+//! a manager thread running a token checks a worker process out of [`crate::workers`] and
+//! feeds it jobs from the backlog until the backlog is empty. A thread that waits for its
+//! future may run the job itself instead ([`crate::hold`]); `apply` always does, on the
+//! caller's thread. The thread pool gives the queue, the lazy start, idle reuse and
+//! `shutdown(wait, cancel_futures)`.
 //!
 //! Once the manager threads are gone, `shutdown(wait=true)` and drop end every process in the
 //! table and reap it.
@@ -27,7 +29,7 @@ use serde::Serialize;
 
 use crate::builder::{BuildError, Builder};
 use crate::cancel::StopCell;
-use crate::dispatch::{Chunked, Completion, Job, Typed};
+use crate::dispatch::{Chunked, Completion, Submission, Typed};
 use crate::manager::{codec_error, lock, Shared};
 use crate::map::ChunkedMap;
 use crate::process::Payload;
@@ -59,16 +61,58 @@ pub struct ProcessPool {
 
 impl ProcessPool {
     /// A pool of at most `max_workers` processes; an error for 0.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap(); // ProcessPoolExecutor(max_workers=2)
+    /// assert_eq!(pool.max_workers(), 2);
+    /// assert!(ProcessPool::new(0).is_err());
+    /// # }
+    /// ```
     pub fn new(max_workers: usize) -> Result<ProcessPool, BuildError> {
         Builder::new().max_workers(max_workers).build()
     }
 
     /// A pool of `available_parallelism` processes (CPython's default).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::with_default_workers().unwrap(); // one per core
+    /// assert!(pool.max_workers() >= 1);
+    /// # }
+    /// ```
     pub fn with_default_workers() -> Result<ProcessPool, BuildError> {
         Builder::new().build()
     }
 
     /// A [`Builder`] for the other options.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .max_workers(2)
+    ///     .task_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
+    /// # }
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -78,6 +122,19 @@ impl ProcessPool {
     ///
     /// Refused (`SubmitError`) if the pool is shut down or broken, or `f` is not registered. An
     /// argument that fails to serialize fails only this future ([`FutureError::Codec`]).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap();
+    /// let future = pool.submit(square, 12).unwrap(); // `square` runs in a worker process
+    /// assert_eq!(future.result(), Ok(&144));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -98,8 +155,8 @@ impl ProcessPool {
         A: Serialize,
         R: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, R, Infallible>(&f, &arg, timeout, |b| {
-            crate::codec::decode::<R>(b).map_err(|e| codec_error("the result", &e))
+        self.submit_inner::<F, R, Infallible>(&f, arg, timeout, |b| {
+            crate::codec::decode_owned::<R>(b).map_err(|e| codec_error("the result", &e))
         })
     }
 
@@ -146,9 +203,9 @@ impl ProcessPool {
         }
         self.check_remote(&f)?;
         let name = registry::name_of(&f);
-        let arg = self.encode(&arg)?;
+        let arg = self.encode_owned(arg)?;
         let bytes = self.shared.run(name, arg, timeout)?;
-        crate::codec::decode::<R>(&bytes).map_err(|e| codec_error("the result", &e))
+        crate::codec::decode_owned::<R>(bytes).map_err(|e| codec_error("the result", &e))
     }
 
     /// The pool's submits with a timeout of their own for each task they submit (instead of
@@ -179,6 +236,20 @@ impl ProcessPool {
 
     /// Runs a registered fallible function: its `Err(e)` comes back typed as
     /// [`FutureError::Raised`].
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert_eq!(pool.submit_fallible(halve, 8).unwrap().result(), Ok(&4));
+    /// let odd = pool.submit_fallible(halve, 3).unwrap();
+    /// assert_eq!(odd.result(), Err(FutureError::Raised(&"3 is odd".to_string())));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
@@ -201,8 +272,8 @@ impl ProcessPool {
         T: DeserializeOwned + Send + Sync + 'static,
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        self.submit_inner::<F, T, E>(&f, &arg, timeout, |b| {
-            match crate::codec::decode::<Result<T, E>>(b) {
+        self.submit_inner::<F, T, E>(&f, arg, timeout, |b| {
+            match crate::codec::decode::<Result<T, E>>(&b) {
                 Ok(Ok(t)) => Ok(t),
                 Ok(Err(e)) => Err(FutureError::Raised(e)),
                 Err(e) => Err(codec_error("the result", &e)),
@@ -239,9 +310,9 @@ impl ProcessPool {
     fn submit_inner<F, T, E>(
         &self,
         f: &F,
-        arg: &impl Serialize,
+        arg: impl Serialize,
         timeout: Option<Duration>,
-        decode: fn(&[u8]) -> Outcome<T, E>,
+        decode: fn(Bytes) -> Outcome<T, E>,
     ) -> Result<Future<T, E>, SubmitError>
     where
         F: 'static,
@@ -250,7 +321,7 @@ impl ProcessPool {
     {
         self.check_remote(f)?;
         let name = registry::name_of(f);
-        let arg = match self.encode(arg) {
+        let arg = match self.encode_owned(arg) {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(e)),
         };
@@ -258,12 +329,7 @@ impl ProcessPool {
             Cow::Borrowed(name),
             Payload::One(arg),
             timeout,
-            move |promise| {
-                Box::new(Typed {
-                    promise,
-                    decode: move |bytes: Bytes| decode(&bytes),
-                })
-            },
+            move |promise| Box::new(Typed { promise, decode }),
         )
     }
 
@@ -298,7 +364,7 @@ impl ProcessPool {
             cell
         });
         let bytes = payload.frame_len(&name);
-        let job = Job {
+        let job = Submission {
             seq,
             name,
             payload,
@@ -321,6 +387,17 @@ impl ProcessPool {
     /// Encodes an argument, within the pool's `max_message_size`.
     fn encode<E>(&self, arg: &(impl Serialize + ?Sized)) -> Result<Bytes, FutureError<E>> {
         let bytes = Bytes::encode(arg).map_err(|e| codec_error("the argument", &e))?;
+        self.within_limit(bytes)
+    }
+
+    /// Encodes an argument the caller gave up ([`Bytes::encode_owned`]), within the pool's
+    /// `max_message_size`.
+    fn encode_owned<E>(&self, arg: impl Serialize) -> Result<Bytes, FutureError<E>> {
+        let bytes = Bytes::encode_owned(arg).map_err(|e| codec_error("the argument", &e))?;
+        self.within_limit(bytes)
+    }
+
+    fn within_limit<E>(&self, bytes: Bytes) -> Result<Bytes, FutureError<E>> {
         if bytes.len() as u64 > self.shared.max_message_size {
             return Err(FutureError::Codec(
                 format!(
@@ -449,6 +526,21 @@ impl ProcessPool {
 
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every
     /// running task finished and every worker process has exited and been reaped.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{ProcessPool, Shutdown, SubmitError};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let queued = pool.submit(square, 3).unwrap();
+    /// pool.shutdown(Shutdown::new().wait(true)); // runs what was submitted, then stops the workers
+    /// assert_eq!(queued.result(), Ok(&9));
+    /// assert!(matches!(pool.submit(square, 4), Err(SubmitError::ShutDown)));
+    /// # }
+    /// ```
     pub fn shutdown(&self, options: Shutdown) {
         self.shared.shut_down.store(true, Ordering::Release);
         if options.cancel_futures {
@@ -464,12 +556,46 @@ impl ProcessPool {
     /// Python 3.14's `terminate_workers()`: SIGTERM to every live worker, then shut down
     /// without waiting and cancel what is queued. Running tasks (those sent ahead to a worker
     /// included) fail with [`FutureError::WorkerLost`]; no worker is started after it.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// pool.terminate_workers(); // SIGTERM to every worker
+    /// assert!(matches!(running.result(), Err(FutureError::WorkerLost(_))));
+    /// # }
+    /// ```
     pub fn terminate_workers(&self) {
         self.signal_workers(Signal::TERM);
     }
 
     /// Python 3.14's `kill_workers()`: like [`terminate_workers`](Self::terminate_workers) with
     /// SIGKILL.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// pool.kill_workers(); // SIGKILL to every worker
+    /// assert!(matches!(running.result(), Err(FutureError::WorkerLost(_))));
+    /// # }
+    /// ```
     pub fn kill_workers(&self) {
         self.signal_workers(Signal::KILL);
     }
@@ -483,20 +609,36 @@ impl ProcessPool {
             .threads
             .shutdown(Shutdown::new().wait(false).cancel_futures(true));
         // Idle processes are ended here; busy ones get the signal and fail their task.
-        self.shared.end_idle_processes();
-        self.shared.signal_all(signal);
+        self.shared.workers.end_idle();
+        self.shared.workers.signal_all(signal);
     }
 
     /// A snapshot of the pool, for monitoring: Python's `executor._processes` and
     /// `_pending_work_items`, and more.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2).unwrap();
+    /// assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.max_workers, 2);
+    /// assert!(stats.processes_started >= 1 && !stats.worker_pids.is_empty());
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         let threads = self.shared.threads.stats();
         Stats {
             max_workers: threads.max_workers,
             // Manager threads at work, and waiters running their own task (a manager thread
             // may wait for a worker a waiter runs a task on: at most one task per worker).
-            busy_workers: (threads.live_threads - threads.idle_threads + self.shared.helping())
-                .min(threads.max_workers),
+            busy_workers: (threads.live_threads - threads.idle_threads
+                + self.shared.workers.helping())
+            .min(threads.max_workers),
             // The thread pool's queue holds one token per backlog job (or more) besides
             // `map`'s chunks.
             queued_tasks: self.shared.backlog_len()
@@ -509,16 +651,55 @@ impl ProcessPool {
     }
 
     /// Pids of the worker processes alive right now.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert!(pool.worker_pids().is_empty()); // workers start with the first task
+    /// pool.submit(square, 2).unwrap().wait();
+    /// assert_eq!(pool.worker_pids().len(), 1);
+    /// # }
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared.pids()
+        self.shared.workers.pids()
     }
 
     /// How many worker processes this pool has started so far (replacements included).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// assert_eq!(pool.processes_started(), 0);
+    /// pool.submit(square, 2).unwrap().wait();
+    /// assert_eq!(pool.processes_started(), 1);
+    /// # }
+    /// ```
     pub fn processes_started(&self) -> usize {
-        self.shared.started.load(Ordering::Relaxed)
+        self.shared.workers.started()
     }
 
     /// The most worker processes this pool runs.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// assert_eq!(ProcessPool::new(3).unwrap().max_workers(), 3);
+    /// # }
+    /// ```
     pub fn max_workers(&self) -> usize {
         self.shared.threads.max_workers()
     }
@@ -565,6 +746,20 @@ pub struct WithTaskTimeout<'a> {
 
 impl WithTaskTimeout<'_> {
     /// [`ProcessPool::submit`] with this timeout.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit(nap, 5).unwrap();
+    /// assert_eq!(f.result(), Ok(&5));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -575,6 +770,20 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`ProcessPool::apply`] with this timeout.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::{FutureError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let quick = pool.with_task_timeout(Duration::from_millis(100));
+    /// assert_eq!(quick.apply(nap, 10_000), Err(FutureError::TimedOut));
+    /// # }
+    /// ```
     pub fn apply<F, A, R>(&self, f: F, arg: A) -> Outcome<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -585,6 +794,20 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`ProcessPool::submit_fallible`] with this timeout.
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init();
+    /// use std::time::Duration;
+    /// use futurepool_procs::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(1).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit_fallible(halve, 6).unwrap();
+    /// assert_eq!(f.result(), Ok(&3));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,

@@ -27,22 +27,25 @@
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{
-    recv, sendmsg, socketpair, AddressFamily, RecvFlags, SendAncillaryBuffer, SendFlags,
-    SocketFlags, SocketType,
+    sendmsg, socketpair, AddressFamily, RecvFlags, SendAncillaryBuffer, SendFlags, SocketFlags,
+    SocketType,
 };
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::wire::{Bytes, Frame, FrameReader, Outcome, ReadError, Reply, Request};
+use crate::wire::{
+    ByteSource, Bytes, Frame, FrameReader, Outcome, ReadError, Recv, Reply, Request,
+};
 use crate::worker::{WORKER_ARGS, WORKER_ENV};
 
 /// How long a worker may take to exit after `Exit` before it is killed.
@@ -129,6 +132,20 @@ impl Payload {
         }
     }
 
+    /// After it was sent to a worker as the job to run next: its argument bytes are freed now
+    /// (a job that reached its worker whole is never sent again), not when its answer comes
+    /// — a large argument and its large result are not held at once.
+    pub(crate) fn free_arguments(&mut self) {
+        match self {
+            Payload::One(arg) => *arg = Bytes::new(Vec::new()),
+            Payload::Chunk(args) => {
+                for arg in args.iter_mut().flatten() {
+                    *arg = Bytes::new(Vec::new());
+                }
+            }
+        }
+    }
+
     /// Tasks it counts as (`max_tasks_per_child`).
     pub(crate) fn tasks(&self) -> usize {
         match self {
@@ -183,6 +200,8 @@ pub(crate) struct WorkerProcess {
     next_id: u64,
     /// Tasks this process has completed.
     pub(crate) tasks_run: usize,
+    /// Set once the worker broke the protocol: what is left in its socket is not read.
+    untrusted: bool,
 }
 
 impl fmt::Debug for WorkerProcess {
@@ -194,12 +213,97 @@ impl fmt::Debug for WorkerProcess {
     }
 }
 
-/// 128 random bits from the kernel, as hex: the worker's one-time token.
+/// 128 random bits from the kernel, as hex: the worker's one-time token. (`getrandom`, not
+/// `/dev/urandom`: no descriptor, see [`spawn`].)
 fn token() -> io::Result<String> {
-    use std::io::Read;
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn failed(what: &str, e: &dyn fmt::Display) -> StartError {
+    StartError::Failed(format!("{what}: {e}"))
+}
+
+/// Worker spawns in this process, one at a time.
+///
+/// A running worker costs the parent 2 descriptors (its socket and its pidfd). A spawn holds
+/// up to 3 more for a moment — the worker's end of the socket pair, `/dev/null` for its stdin,
+/// and one end of the pipe through which `exec` reports failure (the other is the child's) —
+/// until the child has exec'd. Pools start workers from several threads at once: with 16
+/// workers starting together, 16 × 5 descriptors at the same moment made a descriptor limit
+/// that fits the running pool (2 per worker) fail tasks with "Too many open files". One spawn
+/// at a time bounds the extra to 3 for the whole process. The lock is held for the spawn
+/// only (a fork and an exec, well under a millisecond), not for the worker's start-up, which
+/// goes on in parallel.
+static SPAWNING: Mutex<()> = Mutex::new(());
+
+/// Spawns the worker executable with its end of a fresh socket pair: the child, the parent's
+/// end (blocking, see the module doc) and the child's pidfd, if the kernel has them.
+fn spawn(exe: &Path, token: &str) -> Result<(Child, OwnedFd, Option<Arc<OwnedFd>>), StartError> {
+    let _one_at_a_time = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
+    let (sock, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(|e| failed("cannot create a socket pair", &io::Error::from(e)))?;
+    // Both ends block (O_NONBLOCK is per open file description, and the two ends are two
+    // descriptions): the parent's reads and writes say `DONTWAIT` where they must not wait,
+    // and a read for a reply with no deadline waits in the read itself, up to `LOOK`.
+    let configure = |e: Errno| failed("cannot configure the socket", &io::Error::from(e));
+    rustix::io::ioctl_fionbio(&theirs, false).map_err(configure)?;
+    rustix::io::ioctl_fionbio(&sock, false).map_err(configure)?;
+    rustix::net::sockopt::set_socket_timeout(
+        &sock,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(LOOK),
+    )
+    .map_err(configure)?;
+    let fd = theirs.as_raw_fd();
+    let mut command = Command::new(exe);
+    command
+        .args(WORKER_ARGS)
+        .env(WORKER_ENV, format!("{fd} {} {token}", std::process::id()))
+        .stdin(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes one `fcntl` call (async-signal-safe, no
+    // allocation, no lock) on a descriptor number that is open in the child (`theirs` is alive
+    // in the parent across `spawn`, so the child's copy exists). Clearing FD_CLOEXEC there lets
+    // exactly this descriptor, and no other, survive the exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| failed(&format!("cannot start {}", exe.display()), &e))?;
+    drop(theirs);
+    let pidfd = match Pid::from_raw(child.id() as i32).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+        Some(Ok(fd)) => Some(Arc::new(fd)),
+        Some(Err(Errno::NOSYS)) | None => None,
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(
+                "cannot watch the worker (pidfd)",
+                &io::Error::from(e),
+            ));
+        }
+    };
+    Ok((child, sock, pidfd))
 }
 
 /// "exited with code 3", "killed by signal 11 (SIGSEGV)".
@@ -244,65 +348,9 @@ impl WorkerProcess {
     /// its pid), then run the initializer. Bounded by `startup_timeout`: a child that dies or
     /// hangs during start-up is killed and reaped, never waited for forever.
     pub(crate) fn start(spec: &StartSpec<'_>) -> Result<WorkerProcess, StartError> {
-        let failed = |what: &str, e: &dyn fmt::Display| StartError::Failed(format!("{what}: {e}"));
         let deadline = Instant::now().checked_add(spec.startup_timeout);
-        let token = token().map_err(|e| failed("cannot read /dev/urandom", &e))?;
-        let (sock, theirs) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(|e| failed("cannot create a socket pair", &io::Error::from(e)))?;
-        // Both ends block (O_NONBLOCK is per open file description, and the two ends are two
-        // descriptions): the parent's reads and writes say `DONTWAIT` where they must not
-        // wait, and a read for a reply with no deadline waits in the read itself, up to `LOOK`.
-        let configure = |e: Errno| failed("cannot configure the socket", &io::Error::from(e));
-        rustix::io::ioctl_fionbio(&theirs, false).map_err(configure)?;
-        rustix::io::ioctl_fionbio(&sock, false).map_err(configure)?;
-        rustix::net::sockopt::set_socket_timeout(
-            &sock,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(LOOK),
-        )
-        .map_err(configure)?;
-        let fd = theirs.as_raw_fd();
-        let mut command = Command::new(spec.exe);
-        command
-            .args(WORKER_ARGS)
-            .env(WORKER_ENV, format!("{fd} {} {token}", std::process::id()))
-            .stdin(Stdio::null());
-        // SAFETY: the closure runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed: it makes one `fcntl` call (async-signal-safe,
-        // no allocation, no lock) on a descriptor number that is open in the child (`theirs`
-        // is alive in the parent across `spawn`, so the child's copy exists). Clearing
-        // FD_CLOEXEC there lets exactly this descriptor, and no other, survive the exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| failed(&format!("cannot start {}", spec.exe.display()), &e))?;
-        drop(theirs);
-        let pid = child.id();
-        let pidfd = match Pid::from_raw(pid as i32).map(|p| pidfd_open(p, PidfdFlags::empty())) {
-            Some(Ok(fd)) => Some(Arc::new(fd)),
-            Some(Err(Errno::NOSYS)) | None => None,
-            Some(Err(e)) => {
-                let mut child = child;
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(failed(
-                    "cannot watch the worker (pidfd)",
-                    &io::Error::from(e),
-                ));
-            }
-        };
+        let token = token().map_err(|e| failed("cannot draw the worker's token", &e))?;
+        let (child, sock, pidfd) = spawn(spec.exe, &token)?;
         let mut worker = WorkerProcess {
             child,
             sock,
@@ -311,62 +359,77 @@ impl WorkerProcess {
             reader: FrameReader::untrusted(spec.max_message_size),
             next_id: 0,
             tasks_run: 0,
+            untrusted: false,
         };
-        let hello = match worker.receive(deadline) {
-            Ok(Reply::Hello { token: t, pid: p }) if t == token && p == pid => Ok(()),
-            Ok(Reply::Hello { .. }) => Err("sent a wrong token".to_string()),
-            Ok(other) => Err(format!("sent {other:?} instead of its hello")),
-            Err(CallError::TimedOut) => Err(format!(
-                "did not connect within {:?} (does the program call \
-                 futurepool_procs::init() first thing in main?)",
-                spec.startup_timeout
-            )),
+        worker.greet(&token, deadline, spec.startup_timeout)?;
+        worker.initialize(spec.initializer.as_ref(), deadline, spec.startup_timeout)?;
+        Ok(worker)
+    }
+
+    /// Reads the new worker's hello: its pid and the token it was given (so the socket is
+    /// known to lead to the process just started). Kills it if the hello is wrong or late.
+    fn greet(
+        &mut self,
+        token: &str,
+        deadline: Option<Instant>,
+        startup_timeout: Duration,
+    ) -> Result<(), StartError> {
+        let pid = self.pid();
+        let why = match self.receive(deadline) {
+            Ok(Reply::Hello { token: t, pid: p }) if t == token && p == pid => return Ok(()),
+            Ok(Reply::Hello { .. }) => "sent a wrong token".to_string(),
+            Ok(other) => format!("sent {other:?} instead of its hello"),
+            Err(CallError::TimedOut) => format!(
+                "did not connect within {startup_timeout:?} (does the program call \
+                 futurepool_procs::init() first thing in main?)"
+            ),
             Err(CallError::Died(why) | CallError::NotStarted(why)) => {
-                Err(format!("{why} during start-up"))
+                format!("{why} during start-up")
             }
         };
-        if let Err(why) = hello {
-            worker.kill();
-            return Err(StartError::Failed(format!("worker (pid {pid}) {why}")));
-        }
+        self.kill();
+        Err(StartError::Failed(format!("worker (pid {pid}) {why}")))
+    }
+
+    /// Runs the pool's initializer, if any, on the new worker (an `Init` request either way:
+    /// the worker waits for it before it takes tasks).
+    fn initialize(
+        &mut self,
+        initializer: Option<&(String, Vec<u8>)>,
+        deadline: Option<Instant>,
+        startup_timeout: Duration,
+    ) -> Result<(), StartError> {
         let init = Request::Init {
-            task: spec
-                .initializer
-                .as_ref()
-                .map(|(name, arg)| (name.clone(), Bytes::new(arg.clone()))),
+            task: initializer.map(|(name, arg)| (name.clone(), Bytes::new(arg.clone()))),
         };
-        let reply = worker
+        let reply = self
             .send(&init.frame(), deadline)
-            .and_then(|()| worker.receive(deadline));
-        match reply {
+            .and_then(|()| self.receive(deadline));
+        let why = match reply {
+            // An initializer returns `Result<(), String>`; none at all sends no bytes.
+            Ok(Reply::Initialized(Outcome::Returned(bytes))) if bytes.is_empty() => return Ok(()),
             Ok(Reply::Initialized(Outcome::Returned(bytes))) => {
-                // An initializer returns `Result<(), String>`; none at all sends no bytes.
-                if bytes.is_empty() {
-                    return Ok(worker);
-                }
                 match crate::codec::decode::<Result<(), String>>(&bytes) {
-                    Ok(Ok(())) => Ok(worker),
-                    Ok(Err(e)) => Err(StartError::Init(format!("initializer failed: {e}"))),
-                    Err(e) => Err(StartError::Init(format!(
-                        "initializer result unreadable: {e}"
-                    ))),
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => format!("initializer failed: {e}"),
+                    Err(e) => format!("initializer result unreadable: {e}"),
                 }
             }
             Ok(Reply::Initialized(Outcome::Panicked { message, .. })) => {
-                Err(StartError::Init(format!("initializer panicked: {message}")))
+                format!("initializer panicked: {message}")
             }
             Ok(other) => {
-                worker.kill();
-                Err(StartError::Init(format!("initializer failed: {other:?}")))
+                self.kill();
+                format!("initializer failed: {other:?}")
             }
-            Err(CallError::Died(why) | CallError::NotStarted(why)) => Err(StartError::Init(
-                format!("worker (pid {pid}) {why} in its initializer"),
-            )),
-            Err(CallError::TimedOut) => Err(StartError::Init(format!(
-                "initializer did not finish within {:?}",
-                spec.startup_timeout
-            ))),
-        }
+            Err(CallError::Died(why) | CallError::NotStarted(why)) => {
+                format!("worker (pid {}) {why} in its initializer", self.pid())
+            }
+            Err(CallError::TimedOut) => {
+                format!("initializer did not finish within {startup_timeout:?}")
+            }
+        };
+        Err(StartError::Init(why))
     }
 
     /// The child's pid.
@@ -453,7 +516,33 @@ impl WorkerProcess {
         kind: Kind,
         deadline: Option<Instant>,
     ) -> Result<Answer, CallError> {
-        match (self.receive(deadline)?, kind) {
+        let reply = self.receive(deadline)?;
+        self.answer_of(reply, id, kind)
+            .map_err(|other| self.protocol_error(format!("sent an unexpected reply {other:?}")))
+    }
+
+    /// After the worker's end (it died, or was killed): the answer to request `id` (the oldest
+    /// one unanswered) if the worker wrote all of it before it ended — that task finished,
+    /// whatever happened after. `None` if it did not, or if the socket cannot be trusted.
+    pub(crate) fn answer_left(&mut self, id: u64, kind: Kind) -> Option<Answer> {
+        // Dead for sure first: a live worker could still be writing.
+        self.kill();
+        if self.untrusted {
+            return None;
+        }
+        let reply = self.read_remains()?;
+        match self.answer_of(reply, id, kind) {
+            Ok(answer) => Some(answer),
+            Err(_) => {
+                self.untrusted = true;
+                None
+            }
+        }
+    }
+
+    /// `reply` as the answer to request `id` of `kind`; the reply back if it is not that.
+    fn answer_of(&mut self, reply: Reply, id: u64, kind: Kind) -> Result<Answer, Reply> {
+        match (reply, kind) {
             (Reply::Done { id: got, outcome }, Kind::One) if got == id => {
                 self.tasks_run += 1;
                 Ok(Answer::One(outcome))
@@ -464,12 +553,13 @@ impl WorkerProcess {
                 self.tasks_run += n;
                 Ok(Answer::Chunk(outcomes))
             }
-            (other, _) => Err(self.protocol_error(format!("sent an unexpected reply {other:?}"))),
+            (other, _) => Err(other),
         }
     }
 
     /// Kills the worker for breaking the protocol.
     fn protocol_error(&mut self, why: String) -> CallError {
+        self.untrusted = true;
         self.kill();
         CallError::Died(format!(
             "(pid {}) broke the protocol ({why}) and was killed",
@@ -600,33 +690,38 @@ impl WorkerProcess {
 
     /// One read of what has arrived; a whole body once there is one.
     fn read_some(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let sock = &self.sock;
-        self.reader
-            .read_once(|buf| recv_into(sock, buf, RecvFlags::DONTWAIT))
+        self.reader.read_once(&mut Recv {
+            sock: &self.sock,
+            flags: RecvFlags::DONTWAIT,
+            retry_interrupted: true,
+        })
     }
 
     /// One read that waits for something to arrive, up to the socket's receive timeout
     /// (`LOOK`) or a signal; a whole body once there is one.
     fn read_waiting(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let sock = &self.sock;
-        self.reader
-            .read_once(|buf| recv_into(sock, buf, RecvFlags::empty()))
+        self.reader.read_once(&mut Recv {
+            sock: &self.sock,
+            flags: RecvFlags::empty(),
+            retry_interrupted: false,
+        })
     }
 
     /// Everything left in the socket of a worker that has ended: a reply it sent just before
     /// the end, if whole.
     fn read_remains(&mut self) -> Option<Reply> {
         loop {
-            let mut got = false;
-            let sock = &self.sock;
-            let read = self.reader.read_once(|buf| {
-                let n = recv_into(sock, buf, RecvFlags::DONTWAIT)?;
-                got = n.is_some();
-                Ok(n)
-            });
-            match read {
+            let mut source = Noting {
+                source: Recv {
+                    sock: &self.sock,
+                    flags: RecvFlags::DONTWAIT,
+                    retry_interrupted: true,
+                },
+                got: false,
+            };
+            match self.reader.read_once(&mut source) {
                 Ok(Some(body)) => return Reply::decode(body).ok(),
-                Ok(None) if got => continue,
+                Ok(None) if source.got => continue,
                 _ => return None,
             }
         }
@@ -726,19 +821,26 @@ impl WorkerProcess {
     }
 }
 
-/// One read into `buf` (not empty): how many bytes came, `None` if none came (nothing waiting
-/// with `DONTWAIT`; the receive timeout passed, or a signal came, without it).
-fn recv_into(sock: &OwnedFd, buf: &mut [u8], flags: RecvFlags) -> Result<Option<usize>, ReadError> {
-    loop {
-        return match recv(sock, &mut *buf, flags) {
-            Ok((_, 0)) => Err(ReadError::Closed),
-            Ok((_, n)) => Ok(Some(n)),
-            Err(Errno::AGAIN) => Ok(None),
-            Err(Errno::INTR) if flags.contains(RecvFlags::DONTWAIT) => continue,
-            Err(Errno::INTR) => Ok(None),
-            Err(Errno::CONNRESET) => Err(ReadError::Closed),
-            Err(e) => Err(ReadError::Os(e.into())),
-        };
+/// A source that notes whether a read brought anything.
+struct Noting<S> {
+    source: S,
+    got: bool,
+}
+
+impl<S: ByteSource> ByteSource for Noting<S> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+        let n = self.source.read(buf)?;
+        self.got |= n.is_some();
+        Ok(n)
+    }
+
+    fn read_uninit<'a>(
+        &mut self,
+        buf: &'a mut [MaybeUninit<u8>],
+    ) -> Result<Option<&'a mut [u8]>, ReadError> {
+        let got = self.source.read_uninit(buf)?;
+        self.got |= got.is_some();
+        Ok(got)
     }
 }
 

@@ -147,15 +147,15 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let decoded = crate::codec::decode(&bytes);
-    // The encoded argument is not needed once decoded: a large one is freed before the call.
-    drop(bytes);
+    // The encoded argument is given up: a large one is freed (or becomes the argument) before
+    // the call.
+    let decoded = crate::codec::decode_owned(bytes);
     let arg: A = match decoded {
         Ok(a) => a,
         Err(e) => return Outcome::BadArgument(e.to_string()),
     };
     match panic::catch_unwind(AssertUnwindSafe(|| f(arg))) {
-        Ok(r) => match crate::wire::Bytes::encode(&r) {
+        Ok(r) => match crate::wire::Bytes::encode_owned(r) {
             Ok(bytes) => Outcome::Returned(bytes),
             Err(e) => Outcome::BadResult(e.to_string()),
         },

@@ -15,8 +15,13 @@
 
 use std::fmt;
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::ops::Deref;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+
+use rustix::io::Errno;
+use rustix::net::{recv, RecvFlags};
 
 /// Bytes of the length prefix.
 pub(crate) const HEADER: usize = 8;
@@ -52,17 +57,39 @@ impl Bytes {
         Ok(Bytes::new(crate::codec::encode(value)?))
     }
 
-    /// The bytes as an owned vector (moved out when this is the only reference to the whole
-    /// buffer).
+    /// `value`, owned, encoded with the task codec (see [`crate::codec::encode_owned`]).
+    pub(crate) fn encode_owned<T: serde::Serialize>(
+        value: T,
+    ) -> Result<Bytes, crate::codec::CodecError> {
+        Ok(Bytes::new(crate::codec::encode_owned(value)?))
+    }
+
+    /// The bytes as an owned vector: moved out when this is the only reference to the buffer
+    /// (a part of it is moved to its front, within memory already touched, instead of copied
+    /// into fresh memory: for a large value, page faults cost far more than the move).
     pub(crate) fn into_vec(self) -> Vec<u8> {
-        if self.start == 0 && self.end == self.buf.len() {
-            match Arc::try_unwrap(self.buf) {
-                Ok(v) => v,
-                Err(buf) => buf.to_vec(),
+        match Arc::try_unwrap(self.buf) {
+            Ok(mut v) => {
+                v.truncate(self.end);
+                if self.start > 0 {
+                    v.drain(..self.start);
+                }
+                v
             }
-        } else {
-            self.buf[self.start..self.end].to_vec()
+            Err(buf) => buf[self.start..self.end].to_vec(),
         }
+    }
+
+    /// These bytes without their first `n`.
+    pub(crate) fn skip(mut self, n: usize) -> Bytes {
+        self.start = (self.start + n).min(self.end);
+        self
+    }
+
+    /// These bytes cut to their first `n`.
+    pub(crate) fn truncate(mut self, n: usize) -> Bytes {
+        self.end = self.end.min(self.start + n);
+        self
     }
 }
 
@@ -367,10 +394,10 @@ pub(crate) struct FrameReader {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
-    /// A large body being read: the body, how much of it has arrived, and its length.
-    body: Option<(Vec<u8>, usize, usize)>,
+    /// A large body being read: what has arrived (its `len()`), and the body's length.
+    body: Option<(Vec<u8>, usize)>,
     max_message_size: u64,
-    /// How far ahead of the bytes that have arrived a large body's buffer may be zeroed.
+    /// How far ahead of the bytes that have arrived a large body's buffer may be reserved.
     grow_step: usize,
 }
 
@@ -399,11 +426,11 @@ impl FrameReader {
 
     /// The next whole body if it has already been read (no system call).
     pub(crate) fn buffered(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        if let Some((_, filled, len)) = &self.body {
-            if filled < len {
+        if let Some((body, len)) = &self.body {
+            if body.len() < *len {
                 return Ok(None);
             }
-            let (body, _, _) = self.body.take().expect("checked above");
+            let (body, _) = self.body.take().expect("checked above");
             return Ok(Some(body));
         }
         let have = self.end - self.start;
@@ -438,30 +465,38 @@ impl FrameReader {
             let part = &self.buf[from..self.end];
             let mut body = Vec::with_capacity(part.len().max(len.min(self.grow_step)));
             body.extend_from_slice(part);
-            let filled = body.len();
-            self.body = Some((body, filled, len));
+            self.body = Some((body, len));
             (self.start, self.end) = (0, 0);
         }
         Ok(None)
     }
 
-    /// One read (with `read`, which returns `None` when nothing is waiting), then the next
-    /// whole body if there is one now.
+    /// One read from `source`, then the next whole body if there is one now.
     pub(crate) fn read_once(
         &mut self,
-        read: impl FnOnce(&mut [u8]) -> Result<Option<usize>, ReadError>,
+        source: &mut impl ByteSource,
     ) -> Result<Option<Vec<u8>>, ReadError> {
         if let Some(frame) = self.buffered()? {
             return Ok(Some(frame));
         }
-        if let Some((body, filled, len)) = &mut self.body {
-            // Zero at most `grow_step` ahead of what has arrived, never past the frame's end.
-            if *filled == body.len() {
-                let more = (*len - *filled).min(self.grow_step);
-                body.resize(*filled + more, 0);
-            }
-            if let Some(n) = read(&mut body[*filled..])? {
-                *filled += n;
+        if let Some((body, len)) = &mut self.body {
+            // Straight into the body's own buffer, reserved (not touched) at most `grow_step`
+            // ahead of what has arrived and never past the frame's end: no zeroing pass over
+            // memory the read fills anyway.
+            let want = (*len - body.len()).min(self.grow_step);
+            body.reserve(want);
+            let spare = &mut body.spare_capacity_mut()[..want];
+            let start = spare.as_ptr().cast::<u8>();
+            if let Some(init) = source.read_uninit(spare)? {
+                let n = init.len();
+                assert!(
+                    std::ptr::eq(init.as_ptr(), start) && n <= want,
+                    "a read must fill the buffer it was given from its start"
+                );
+                // SAFETY: `init` is a `&mut [u8]` over the first `n` bytes of the spare
+                // capacity (checked just above: same start, within it), so those bytes are
+                // initialized `u8`s, and `len + n` is within the capacity.
+                unsafe { body.set_len(body.len() + n) };
             }
             return self.buffered();
         }
@@ -470,10 +505,93 @@ impl FrameReader {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
-        if let Some(n) = read(&mut self.buf[self.end..])? {
+        if let Some(n) = source.read(&mut self.buf[self.end..])? {
             self.end += n;
         }
         self.buffered()
+    }
+}
+
+/// What a [`FrameReader`] reads from: a socket, or a test's scripted stream.
+pub(crate) trait ByteSource {
+    /// One read into `buf` (not empty): how many bytes came, `None` if none came now.
+    fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError>;
+
+    /// One read into memory not initialized yet: the bytes that came, at the front of `buf`.
+    /// By default, up to 512 bytes of `buf` are zeroed and [`read`](Self::read) fills it (a read
+    /// may always bring less than it was offered).
+    fn read_uninit<'a>(
+        &mut self,
+        buf: &'a mut [MaybeUninit<u8>],
+    ) -> Result<Option<&'a mut [u8]>, ReadError> {
+        let take = buf.len().min(512);
+        let buf = &mut buf[..take];
+        // SAFETY: `take` elements from the start of `buf`, which has them, are zeroed; every
+        // element is then initialized, and the slice is re-typed as the `u8`s they now are.
+        let buf = unsafe {
+            buf.as_mut_ptr().write_bytes(0, take);
+            &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8])
+        };
+        Ok(self.read(buf)?.map(|n| &mut buf[..n]))
+    }
+}
+
+/// A socket as a [`ByteSource`]: `recv` with these flags; a read that is interrupted or finds
+/// nothing (`DONTWAIT`, or the receive timeout) is `None`; an end is [`ReadError::Closed`].
+pub(crate) struct Recv<'s> {
+    pub(crate) sock: &'s OwnedFd,
+    pub(crate) flags: RecvFlags,
+    /// An interrupted read is retried rather than reported as `None`.
+    pub(crate) retry_interrupted: bool,
+}
+
+impl Recv<'_> {
+    fn settle<T>(
+        &self,
+        got: rustix::io::Result<T>,
+        len: impl Fn(&T) -> usize,
+    ) -> Option<Result<Option<T>, ReadError>> {
+        Some(match got {
+            Ok(got) if len(&got) == 0 => Err(ReadError::Closed),
+            Ok(got) => Ok(Some(got)),
+            Err(Errno::AGAIN) => Ok(None),
+            Err(Errno::INTR) if self.retry_interrupted => return None,
+            Err(Errno::INTR) => Ok(None),
+            Err(Errno::CONNRESET) => Err(ReadError::Closed),
+            Err(e) => Err(ReadError::Os(e.into())),
+        })
+    }
+}
+
+impl ByteSource for Recv<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+        loop {
+            let got = recv(self.sock, &mut *buf, self.flags).map(|(_, n)| n);
+            if let Some(result) = self.settle(got, |n| *n) {
+                return result;
+            }
+        }
+    }
+
+    fn read_uninit<'a>(
+        &mut self,
+        buf: &'a mut [MaybeUninit<u8>],
+    ) -> Result<Option<&'a mut [u8]>, ReadError> {
+        loop {
+            // rustix hands back the part of `buf` the read filled, as initialized bytes.
+            let got = recv(self.sock, &mut *buf, self.flags).map(|((init, _), _)| init.len());
+            match self.settle(got, |n| *n) {
+                Some(Ok(Some(n))) => {
+                    // SAFETY: the read just initialized the first `n` bytes of `buf`.
+                    let init =
+                        unsafe { &mut *(&mut buf[..n] as *mut [MaybeUninit<u8>] as *mut [u8]) };
+                    return Ok(Some(init));
+                }
+                Some(Ok(None)) => return Ok(None),
+                Some(Err(e)) => return Err(e),
+                None => continue,
+            }
+        }
     }
 }
 
@@ -777,6 +895,15 @@ mod tests {
         assert!(Reply::decode(not_utf8).is_err());
     }
 
+    /// A scripted stream: each read is answered by the closure.
+    struct Script<F>(F);
+
+    impl<F: FnMut(&mut [u8]) -> Result<Option<usize>, ReadError>> ByteSource for Script<F> {
+        fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+            (self.0)(buf)
+        }
+    }
+
     /// Frames of `lengths` (bodies of distinct bytes) cut out of one stream by `reader`, the
     /// stream delivered in reads of the sizes `pattern` cycles through (a read also stops at
     /// the end of the buffer it is given, never empty).
@@ -795,7 +922,7 @@ mod tests {
         let mut step = 0;
         for (k, want) in bodies.iter().enumerate() {
             let got = loop {
-                let read = reader.read_once(|buf| {
+                let read = reader.read_once(&mut Script(|buf: &mut [u8]| {
                     assert!(!buf.is_empty(), "a read into an empty buffer");
                     let n = pattern[step % pattern.len()]
                         .min(buf.len())
@@ -807,7 +934,7 @@ mod tests {
                     buf[..n].copy_from_slice(&stream[at..at + n]);
                     at += n;
                     Ok(Some(n))
-                });
+                }));
                 match read.unwrap() {
                     Some(body) => break body,
                     None => assert!(
@@ -865,10 +992,10 @@ mod tests {
         let mut reader = FrameReader::untrusted(1000);
         let mut stream = 1001u64.to_le_bytes().to_vec();
         stream.extend_from_slice(&[0; 16]);
-        let read = reader.read_once(|buf| {
+        let read = reader.read_once(&mut Script(|buf: &mut [u8]| {
             buf[..stream.len()].copy_from_slice(&stream);
             Ok(Some(stream.len()))
-        });
+        }));
         assert!(matches!(read, Err(ReadError::Protocol(_))), "{read:?}");
     }
 }

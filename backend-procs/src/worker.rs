@@ -10,10 +10,10 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::thread;
 
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::net::{recv, sendmsg, RecvFlags, SendAncillaryBuffer, SendFlags};
+use rustix::net::{sendmsg, RecvFlags, SendAncillaryBuffer, SendFlags};
 
 use crate::registry;
-use crate::wire::{Bytes, FrameReader, Outcome, ReadError, Reply, Request};
+use crate::wire::{Bytes, FrameReader, Outcome, Recv, Reply, Request};
 
 /// The environment variable that carries `<descriptor> <parent pid> <token>` to a worker.
 pub(crate) const WORKER_ENV: &str = "FUTUREPOOL_WORKER";
@@ -164,22 +164,15 @@ fn send(sock: &OwnedFd, reply: &Reply) -> io::Result<()> {
     Ok(())
 }
 
-/// One blocking read into `buf` (not empty).
-fn recv_blocking(sock: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
-    loop {
-        return match recv(sock, &mut *buf, RecvFlags::empty()) {
-            Ok((_, 0)) => Err(ReadError::Closed),
-            Ok((_, n)) => Ok(Some(n)),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => Err(ReadError::Os(e.into())),
-        };
-    }
-}
-
 /// The next request; `None` once the parent is gone.
 fn receive(sock: &OwnedFd, reader: &mut FrameReader) -> Option<Request> {
     let body = loop {
-        match reader.read_once(|buf| recv_blocking(sock, buf)) {
+        let mut source = Recv {
+            sock,
+            flags: RecvFlags::empty(),
+            retry_interrupted: true,
+        };
+        match reader.read_once(&mut source) {
             Ok(Some(body)) => break body,
             Ok(None) => {}
             Err(_) => return None,

@@ -294,6 +294,7 @@ fn __pool_program() {
     };
     match mode.as_str() {
         "nofile" => nofile_program(),
+        "nofile-fits" => nofile_fits_program(),
         "tmpdir" => {
             let pool = ProcessPool::new(2).unwrap();
             let got: Vec<u64> = (1..=4)
@@ -322,6 +323,67 @@ fn set_nofile(soft: u64) -> u64 {
 
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+}
+
+/// The descriptor limit that leaves exactly `free` descriptor numbers unused (a limit bounds
+/// the numbers, and a process may hold high ones inherited from its parent).
+fn limit_leaving(free: u64) -> u64 {
+    let open: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // The directory's own descriptor, counted above, is closed by now: one more number free.
+    let mut limit = free;
+    while limit - open.iter().filter(|&&fd| fd < limit).count() as u64 + 1 < free {
+        limit += 1;
+    }
+    limit
+}
+
+/// A descriptor limit that fits the running pool — 2 per worker, plus the 3 more that the one
+/// worker start in progress holds for a moment, plus what the program (and the pool) had open
+/// before — and a burst that makes all 16 workers start at once: every task succeeds.
+fn nofile_fits_program() {
+    const WORKERS: u64 = 16;
+    let pool = ProcessPool::new(WORKERS as usize).unwrap();
+    set_nofile(limit_leaving(2 * WORKERS + 3));
+    let futures: Vec<_> = (0..1050u64)
+        .map(|i| match i % 3 {
+            0 => pool.submit(sleep_ms, 3).unwrap(),
+            _ => pool.submit(square, i).unwrap(),
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (i, f) in futures.iter().enumerate() {
+        let want = if i % 3 == 0 { 3 } else { (i * i) as u64 };
+        match f.result() {
+            Ok(&v) if v == want => {}
+            other => errors.push(format!("task {i}: {other:?}")),
+        }
+    }
+    println!("fits failed={}", errors.len());
+    for e in errors.iter().take(3) {
+        println!("error: {e}");
+    }
+    println!("workers started: {}", pool.processes_started());
+}
+
+/// Issue 21: each worker start used to hold 5–6 descriptors at once, and all 16 manager
+/// threads started theirs at the same time: a limit that fits the running pool failed tasks
+/// with "Too many open files".
+#[test]
+fn a_descriptor_limit_that_fits_the_running_pool_fails_no_task() {
+    watchdog(Duration::from_secs(240), || {
+        let runs: usize = std::env::var("FUTUREPOOL_NOFILE_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6);
+        for run in 0..runs {
+            let out = output_of(program("nofile-fits", &[]));
+            assert!(out.contains("fits failed=0"), "run {run}: {out}");
+        }
+    });
 }
 
 /// Out of descriptors: tasks fail with an error naming the OS error, nothing hangs, and once

@@ -98,6 +98,25 @@ impl std::error::Error for ConnectError {}
 impl Builder {
     /// Defaults: queue `default`, no task timeout, no deadline, 3 attempts, reply TTL 10 min,
     /// payload TTL 1 h, `cancel` does not kill running tasks.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// use futurepool_redis::Builder;
+    ///
+    /// let pool = Builder::new(&url).queue("images").connect().unwrap();
+    /// let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().queue("images")).unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn new(url: impl Into<String>) -> Builder {
         Builder {
             url: url.into(),
@@ -115,6 +134,26 @@ impl Builder {
     }
 
     /// The queue (a set of agents serving it). Default `default`.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// use futurepool_redis::{Agent, AgentOptions, RedisPool};
+    ///
+    /// // Clients and agents meet on a queue (default: "default").
+    /// let _agent = Agent::start(&url, AgentOptions::new().queue("thumbnails")).unwrap();
+    /// let pool = RedisPool::builder(&url).queue("thumbnails").connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn queue(mut self, name: impl Into<String>) -> Builder {
         self.queue = name.into();
         self
@@ -123,6 +162,26 @@ impl Builder {
     /// Every task may run this long once an agent started it; past it the agent kills it and
     /// the future fails with [`FutureError::TimedOut`]. [`RedisPool::with_task_timeout`] sets one
     /// task's.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::{FutureError, RedisPool};
+    ///
+    /// let pool = RedisPool::builder(&url).task_timeout(Duration::from_millis(200)).connect().unwrap();
+    /// assert_eq!(pool.submit(nap, 10_000).unwrap().result(), Err(FutureError::TimedOut));
+    /// # }
+    /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Builder {
         self.task_timeout = Some(timeout);
         self
@@ -131,6 +190,30 @@ impl Builder {
     /// A client-side deadline for every future, counted from its submit: past it the future
     /// fails with [`FutureError::TimedOut`] and the task is cancelled (killed if running),
     /// whether or not any agent or Redis is reachable.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// use std::time::Duration;
+    /// use futurepool_redis::{FutureError, RedisPool};
+    ///
+    /// // No agent serves this queue: the deadline fails the future and cancels its task.
+    /// let pool = RedisPool::builder(&url)
+    ///     .queue("nobody")
+    ///     .deadline(Duration::from_millis(300))
+    ///     .connect()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Err(FutureError::TimedOut));
+    /// # }
+    /// ```
     pub fn deadline(mut self, deadline: Duration) -> Builder {
         self.deadline = Some(deadline);
         self
@@ -139,6 +222,26 @@ impl Builder {
     /// How many times a task is delivered to an agent that then vanishes (machine lost,
     /// SIGKILL, partition longer than the agents' lease) before it fails with
     /// [`FutureError::WorkerLost`]. Default 3; at least 1.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).max_attempts(5).connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn max_attempts(mut self, n: u32) -> Builder {
         self.max_attempts = n;
         self
@@ -146,6 +249,26 @@ impl Builder {
 
     /// How long the pool's reply stream outlives the client (it is refreshed while the client
     /// lives and deleted when the pool is done). Default 10 min.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).reply_ttl(Duration::from_secs(3600)).connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn reply_ttl(mut self, ttl: Duration) -> Builder {
         self.reply_ttl = ttl;
         self
@@ -153,6 +276,26 @@ impl Builder {
 
     /// Expiry of arguments of 1 MiB and more, which are stored in their own key until an agent
     /// takes them. Default 1 h.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).payload_ttl(Duration::from_secs(3600)).connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn payload_ttl(mut self, ttl: Duration) -> Builder {
         self.payload_ttl = ttl;
         self
@@ -160,6 +303,30 @@ impl Builder {
 
     /// Opt in to `Future::cancel` working on running tasks: the owning agent kills the task's
     /// worker process and the future ends cancelled.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::{FutureError, RedisPool};
+    ///
+    /// let pool = RedisPool::builder(&url).cancel_kills_running(true).connect().unwrap();
+    /// let running = pool.submit(nap, 60_000).unwrap();
+    /// while !running.running() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    /// }
+    /// assert!(running.cancel()); // the agent kills it
+    /// assert_eq!(running.result(), Err(FutureError::Cancelled));
+    /// # }
+    /// ```
     pub fn cancel_kills_running(mut self, on: bool) -> Builder {
         self.cancel_kills_running = on;
         self
@@ -167,6 +334,31 @@ impl Builder {
 
     /// What [`Executor::max_workers`] reports, and so the default look-ahead of `map` (twice
     /// this). The agents decide how much really runs at once. Default 64.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).max_workers(4).connect().unwrap();
+    /// let squares: Vec<u64> = pool
+    ///     .map(square, 1..=8u64, futurepool_redis::MapOptions::new())
+    ///     .unwrap()
+    ///     .map(Result::unwrap)
+    ///     .collect(); // at most 2 × 4 items in flight
+    /// assert_eq!(squares[7], 64);
+    /// # }
+    /// ```
     pub fn max_workers(mut self, n: usize) -> Builder {
         self.max_workers = n;
         self
@@ -174,6 +366,26 @@ impl Builder {
 
     /// How often the watchdog asks Redis whether the pool's unfinished tasks still exist; a
     /// task missing twice in a row fails with [`FutureError::Broken`]. Default 5 s.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).watchdog_interval(Duration::from_secs(1)).connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn watchdog_interval(mut self, every: Duration) -> Builder {
         self.watchdog_interval = every;
         self
@@ -181,6 +393,15 @@ impl Builder {
 
     /// For `rediss://`: the server's certificate must chain to this CA certificate (PEM)
     /// instead of to the bundled web PKI roots (a private CA).
+    ///
+    /// ```no_run
+    /// // A Redis behind TLS with a certificate from a private CA.
+    /// let ca = std::fs::read("ca.crt").unwrap();
+    /// let pool = futurepool_redis::RedisPool::builder("rediss://app:secret@10.0.0.1:6380/")
+    ///     .tls_root_certificate(ca)
+    ///     .connect()
+    ///     .unwrap();
+    /// ```
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Builder {
         self.tls_root_certificate = Some(pem.into());
         self
@@ -188,6 +409,26 @@ impl Builder {
 
     /// Connects (checking the URL, the credentials and that Redis answers) and starts the
     /// listener thread.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url).connect().unwrap();
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn connect(self) -> Result<RedisPool, ConnectError> {
         let keys = Keys::new(&self.queue).map_err(ConnectError::Option)?;
         if self.max_attempts == 0 {
@@ -522,16 +763,78 @@ fn decode_fallible<T: DeserializeOwned, E: DeserializeOwned>(bytes: &[u8]) -> Ou
 impl RedisPool {
     /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`,
     /// `rediss://…` for TLS, `redis+unix:///path`) with the default options.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap(); // the default queue, default options
+    /// assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+    /// # }
+    /// ```
     pub fn connect(url: &str) -> Result<RedisPool, ConnectError> {
         Builder::new(url).connect()
     }
 
     /// A [`Builder`] for the other options.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::builder(&url)
+    ///     .max_attempts(3)
+    ///     .deadline(Duration::from_secs(60))
+    ///     .connect()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
+    /// # }
+    /// ```
     pub fn builder(url: impl Into<String>) -> Builder {
         Builder::new(url)
     }
 
     /// This client's id (its reply stream is `fp:{queue}:reply:<id>`).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let a = RedisPool::connect(&url).unwrap();
+    /// let b = RedisPool::connect(&url).unwrap();
+    /// assert_ne!(a.client_id(), b.client_id());
+    /// # }
+    /// ```
     pub fn client_id(&self) -> &str {
         &self.shared.id
     }
@@ -542,6 +845,26 @@ impl RedisPool {
     ///
     /// Refused (`SubmitError`) after shutdown, for a closure, or when Redis cannot be reached;
     /// an argument that does not serialize fails only this future ([`FutureError::Codec`]).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let future = pool.submit(square, 12).unwrap(); // runs on an agent, by name
+    /// assert_eq!(future.result(), Ok(&144));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -561,6 +884,27 @@ impl RedisPool {
     /// The pool's submits with this per-task run-time limit (enforced by the agent, which kills
     /// the task's worker process past it: [`FutureError::TimedOut`]), as the process pool's
     /// `with_task_timeout`.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::{FutureError, RedisPool};
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let quick = pool.with_task_timeout(Duration::from_millis(200));
+    /// assert_eq!(quick.submit(nap, 10_000).unwrap().result(), Err(FutureError::TimedOut));
+    /// # }
+    /// ```
     pub fn with_task_timeout(&self, timeout: Duration) -> WithTaskTimeout<'_> {
         WithTaskTimeout {
             pool: self,
@@ -570,6 +914,27 @@ impl RedisPool {
 
     /// Runs a registered fallible function: its `Err(e)` comes back typed as
     /// [`FutureError::Raised`].
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::{FutureError, RedisPool};
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// assert_eq!(pool.submit_fallible(halve, 8).unwrap().result(), Ok(&4));
+    /// let odd = pool.submit_fallible(halve, 3).unwrap();
+    /// assert_eq!(odd.result(), Err(FutureError::Raised(&"3 is odd".to_string())));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
@@ -590,6 +955,26 @@ impl RedisPool {
     /// Runs a registered function that takes a [`Delivery`]: the agent fills in the task's id
     /// and attempt number (1, or more after its agent was lost), so side effects can be made
     /// idempotent. The client sends only `arg`.
+    ///
+    /// ```
+    /// # fn attempt(d: futurepool_redis::Delivery<u64>) -> u32 { d.attempt }
+    /// # futurepool_procs::register!(attempt);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// // fn attempt(d: Delivery<u64>) -> u32 { d.attempt }, registered
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// assert_eq!(pool.submit_delivery(attempt, 7).unwrap().result(), Ok(&1)); // first delivery
+    /// # }
+    /// ```
     pub fn submit_delivery<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(Delivery<A>) -> R + Copy + Send + 'static,
@@ -662,6 +1047,30 @@ impl RedisPool {
     /// # Errors
     ///
     /// [`OptionsError`] for a zero `chunksize` or `buffersize` (Python's `ValueError`).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::{MapOptions, RedisPool};
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let squares: Vec<u64> = pool
+    ///     .map(square, 1..=20u64, MapOptions::new().chunksize(5))
+    ///     .unwrap()
+    ///     .map(Result::unwrap)
+    ///     .collect(); // in input order
+    /// assert_eq!(squares[19], 400);
+    /// # }
+    /// ```
     pub fn map<F, A, R, I>(
         &self,
         f: F,
@@ -703,6 +1112,28 @@ impl RedisPool {
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. `cancel_futures` cancels every
     /// task of this pool that no agent has started (they never run); `wait` blocks until every
     /// future of the pool is done, then deletes the pool's reply stream.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::{RedisPool, Shutdown, SubmitError};
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let future = pool.submit(square, 5).unwrap();
+    /// pool.shutdown(Shutdown::new().wait(true));
+    /// assert_eq!(future.result(), Ok(&25));
+    /// assert!(matches!(pool.submit(square, 6), Err(SubmitError::ShutDown)));
+    /// # }
+    /// ```
     pub fn shutdown(&self, options: Shutdown) {
         self.shared.lock().shut_down = true;
         if options.cancel_futures {
@@ -729,6 +1160,27 @@ impl RedisPool {
     }
 
     /// How many of this pool's tasks are unfinished.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # futurepool_procs::register!(square);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// assert_eq!(pool.unfinished(), 0);
+    /// pool.submit(square, 5).unwrap().wait();
+    /// assert_eq!(pool.unfinished(), 0);
+    /// # }
+    /// ```
     pub fn unfinished(&self) -> usize {
         self.shared.lock().pending.len()
     }
@@ -750,6 +1202,27 @@ pub struct WithTaskTimeout<'a> {
 
 impl WithTaskTimeout<'_> {
     /// [`RedisPool::submit`] with this timeout.
+    ///
+    /// ```
+    /// # fn nap(ms: u64) -> u64 { std::thread::sleep(std::time::Duration::from_millis(ms)); ms }
+    /// # futurepool_procs::register!(nap);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit(nap, 5).unwrap();
+    /// assert_eq!(f.result(), Ok(&5));
+    /// # }
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
@@ -766,6 +1239,27 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`RedisPool::submit_fallible`] with this timeout.
+    ///
+    /// ```
+    /// # fn halve(x: u64) -> Result<u64, String> { if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) } }
+    /// # futurepool_procs::register!(halve);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit_fallible(halve, 6).unwrap();
+    /// assert_eq!(f.result(), Ok(&3));
+    /// # }
+    /// ```
     pub fn submit_fallible<F, A, T, E>(&self, f: F, arg: A) -> Result<Future<T, E>, SubmitError>
     where
         F: Fn(A) -> Result<T, E> + Copy + Send + 'static,
@@ -783,6 +1277,27 @@ impl WithTaskTimeout<'_> {
     }
 
     /// [`RedisPool::submit_delivery`] with this timeout.
+    ///
+    /// ```
+    /// # fn attempt(d: futurepool_redis::Delivery<u64>) -> u32 { d.attempt }
+    /// # futurepool_procs::register!(attempt);
+    /// # fn main() {
+    /// # futurepool_procs::init(); // the agent's worker processes stop here
+    /// # // A private redis-server for the example (the test reports itself skipped without one).
+    /// # let server = match futurepool_redis::test_support::LocalServer::start() {
+    /// #     Ok(server) => server,
+    /// #     Err(e) => return futurepool_testkit::tools::skip("redis-server", &e.to_string()),
+    /// # };
+    /// # let url = server.url();
+    /// # let _agent = futurepool_redis::Agent::start(&url, futurepool_redis::AgentOptions::new().slots(2)).unwrap();
+    /// use std::time::Duration;
+    /// use futurepool_redis::RedisPool;
+    ///
+    /// let pool = RedisPool::connect(&url).unwrap();
+    /// let f = pool.with_task_timeout(Duration::from_secs(30)).submit_delivery(attempt, 1).unwrap();
+    /// assert_eq!(f.result(), Ok(&1));
+    /// # }
+    /// ```
     pub fn submit_delivery<F, A, R>(&self, f: F, arg: A) -> Result<Future<R>, SubmitError>
     where
         F: Fn(Delivery<A>) -> R + Copy + Send + 'static,

@@ -30,8 +30,14 @@
 //! another agent after the agents' lease, and fails with [`FutureError::WorkerLost`] after
 //! `max_attempts` deliveries. The first result wins. `cancel()` on a queued task asks Redis
 //! and removes it from the queue: `true` means no agent ever runs it. `submit` returns without
-//! waiting for Redis (a sender thread pipelines what was submitted meanwhile). The README's "Across machines" section has the details, the security model
-//! and the least-privilege ACL.
+//! waiting for Redis (a sender thread pipelines what was submitted meanwhile).
+//!
+//! # Security
+//!
+//! Anyone who can write a queue's task stream can call any registered function with any
+//! arguments on every agent: give that right only to trusted clients. Use an ACL user per
+//! role with the rights of [`CLIENT_ACL`] and [`AGENT_ACL`] on the queue's keys (`fp:{q}:*`),
+//! and `rediss://` (TLS) across untrusted networks.
 
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
@@ -55,12 +61,31 @@ pub use futurepool_core::{
     Outcome, Panic, Promise, ReturnWhen, Shutdown, Submit, SubmitError, TimeoutError, Waitable,
     Waited,
 };
+/// `as_completed` as a `futures_core::Stream` (feature `stream`).
+#[cfg(feature = "stream")]
+pub use futurepool_core::{as_completed_stream, AsCompletedStream};
 pub use futurepool_procs::{remote, Remote};
 
 pub use crate::agent::{serve, Agent, AgentError, AgentOptions};
 pub use crate::client::{Builder, ConnectError, RedisPool, RemoteMap, WithTaskTimeout};
+// Kept at the root for existing callers; not part of the documented API (see `test_support`).
+#[doc(hidden)]
 pub use crate::server::{LocalServer, SERVER_ENV};
+
+pub mod test_support {
+    //! For tests, examples and development, not for production: [`LocalServer`] starts a
+    //! private `redis-server` (or the program named in [`SERVER_ENV`], such as Valkey's
+    //! `valkey-server`) on a Unix socket in its own temporary directory, and stops it on drop.
+    //! `pool bench --cluster` and this crate's own tests and examples use it.
+
+    pub use crate::server::{LocalServer, SERVER_ENV};
+}
 pub use crate::wire::Delivery;
+
+/// The crate README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The Redis ACL rights a client needs (commands only: add `on`, a password and the queue's
 /// key pattern `~fp:{<queue>}:*`), as in

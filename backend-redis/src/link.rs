@@ -147,6 +147,7 @@ impl Link {
 
 /// A client for `url`; with `root_certificate` (PEM), a `rediss://` server's certificate must
 /// chain to it instead of to the bundled web PKI roots.
+#[cfg(feature = "tls")]
 pub(crate) fn open(url: &str, root_certificate: Option<&[u8]>) -> RedisResult<Client> {
     if url.starts_with("rediss:") {
         // rustls needs a process-wide crypto provider; `Err` means one is installed already
@@ -163,6 +164,19 @@ pub(crate) fn open(url: &str, root_certificate: Option<&[u8]>) -> RedisResult<Cl
             },
         ),
     }
+}
+
+/// A client for `url`, which must not ask for TLS: this build has no `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn open(url: &str, root_certificate: Option<&[u8]>) -> RedisResult<Client> {
+    if url.starts_with("rediss:") || root_certificate.is_some() {
+        return Err(RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "TLS (rediss://, a root certificate) needs futurepool-redis's `tls` feature, which \
+             this build turned off",
+        )));
+    }
+    Client::open(url)
 }
 
 /// Errors worth a reconnect and a retry: the network, a restarting or loading server, a

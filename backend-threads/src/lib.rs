@@ -75,9 +75,17 @@ pub use futurepool_core::{
     Outcome, Panic, Promise, ReturnWhen, Shutdown, Submit, SubmitError, TimeoutError, Waitable,
     Waited,
 };
+/// `as_completed` as a `futures_core::Stream` (feature `stream`).
+#[cfg(feature = "stream")]
+pub use futurepool_core::{as_completed_stream, AsCompletedStream};
 
 pub use crate::pool::{default_workers, BuildError, Builder, Stats, ThreadPool};
 pub use crate::scope::Scope;
+
+/// The crate README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(all(test, futurepool_loom))]
 mod loom_tests;

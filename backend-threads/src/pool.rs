@@ -169,6 +169,13 @@ impl Default for Builder {
 
 impl Builder {
     /// A builder with CPython's defaults.
+    ///
+    /// ```
+    /// use futurepool_threads::Builder;
+    ///
+    /// let pool = Builder::new().max_workers(2).build().unwrap();
+    /// assert_eq!(pool.max_workers(), 2);
+    /// ```
     pub fn new() -> Builder {
         Builder {
             max_workers: None,
@@ -179,12 +186,28 @@ impl Builder {
     }
 
     /// The most threads the pool runs at once. Default: `min(32, available_parallelism + 4)`.
+    ///
+    /// ```
+    /// use futurepool_threads::{BuildError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().max_workers(3).build().unwrap();
+    /// assert_eq!(pool.max_workers(), 3);
+    /// assert!(matches!(ThreadPool::builder().max_workers(0).build(), Err(BuildError::ZeroWorkers)));
+    /// ```
     pub fn max_workers(mut self, n: usize) -> Builder {
         self.max_workers = Some(n);
         self
     }
 
     /// Threads are named `<prefix>_<n>`. Default: `ThreadPoolExecutor-<pool number>`.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().max_workers(1).thread_name_prefix("fetcher").build().unwrap();
+    /// let name = pool.submit(|| std::thread::current().name().map(String::from)).unwrap();
+    /// assert_eq!(name.result(), Ok(&Some("fetcher_0".to_string())));
+    /// ```
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Builder {
         self.name_prefix = Some(prefix.into());
         self
@@ -193,6 +216,22 @@ impl Builder {
     /// Runs once in each worker thread before it takes tasks. An `Err` (or a panic) breaks the
     /// pool: queued futures fail with [`FutureError::Broken`](futurepool_core::FutureError::Broken) and later submissions are refused
     /// (Python's `BrokenThreadPool`).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// thread_local!(static READY: Cell<bool> = const { Cell::new(false) });
+    /// let pool = ThreadPool::builder()
+    ///     .max_workers(2)
+    ///     .initializer(|| {
+    ///         READY.with(|r| r.set(true)); // once per worker thread, before its first task
+    ///         Ok(())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(|| READY.with(Cell::get)).unwrap().result(), Ok(&true));
+    /// ```
     pub fn initializer<F>(mut self, init: F) -> Builder
     where
         F: Fn() -> Result<(), String> + Send + Sync + 'static,
@@ -203,12 +242,27 @@ impl Builder {
 
     /// The stack size of worker threads, in bytes. Default: Rust's (2 MiB unless
     /// `RUST_MIN_STACK` says otherwise).
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().stack_size(8 << 20).build().unwrap();
+    /// let deep = pool.submit(|| (0..1000u64).sum::<u64>()).unwrap();
+    /// assert_eq!(deep.result(), Ok(&499_500));
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Creates the pool; no thread starts until the first submission. Fails for zero workers.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().max_workers(4).build().unwrap();
+    /// assert_eq!(pool.submit(|| 1 + 1).unwrap().result(), Ok(&2));
+    /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let max_workers = match self.max_workers {
             Some(0) => return Err(BuildError::ZeroWorkers),
@@ -290,11 +344,26 @@ impl std::error::Error for BuildError {}
 
 impl ThreadPool {
     /// A pool of at most `max_workers` threads; an error for 0.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(4).unwrap(); // ThreadPoolExecutor(max_workers=4)
+    /// assert_eq!(pool.max_workers(), 4);
+    /// assert!(ThreadPool::new(0).is_err());
+    /// ```
     pub fn new(max_workers: usize) -> Result<ThreadPool, BuildError> {
         Builder::new().max_workers(max_workers).build()
     }
 
     /// A pool with CPython's default size, `min(32, available_parallelism + 4)`.
+    ///
+    /// ```
+    /// use futurepool_threads::{default_workers, ThreadPool};
+    ///
+    /// let pool = ThreadPool::with_default_workers(); // min(32, cores + 4), as CPython
+    /// assert_eq!(pool.max_workers(), default_workers());
+    /// ```
     pub fn with_default_workers() -> ThreadPool {
         Builder::new()
             .build()
@@ -302,12 +371,30 @@ impl ThreadPool {
     }
 
     /// A [`Builder`] for the other options.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().max_workers(2).thread_name_prefix("io").build().unwrap();
+    /// assert_eq!(pool.max_workers(), 2);
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
 
     /// Schedules `f` and returns its future (Python's `submit`). Refused once the pool is shut
     /// down or broken. A panic in `f` fails only its own future, with the message kept.
+    ///
+    /// ```
+    /// use futurepool_threads::{FutureError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let square = pool.submit(|| 7 * 7).unwrap();
+    /// assert_eq!(square.result(), Ok(&49));
+    /// // A panic fails only its own future; the worker lives on.
+    /// let boom = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+    /// assert!(matches!(boom.result(), Err(FutureError::Panicked(p)) if p.message() == "boom"));
+    /// ```
     pub fn submit<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -355,6 +442,18 @@ impl ThreadPool {
     ///
     /// [`OptionsError`] for a zero `chunksize` or `buffersize` and for a `task_timeout` (a
     /// thread cannot be stopped); nothing has been submitted then.
+    ///
+    /// ```
+    /// use futurepool_threads::{MapOptions, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(4).unwrap();
+    /// let squares: Vec<u64> = pool
+    ///     .map(|x: u64| x * x, 1..=5, MapOptions::new())
+    ///     .unwrap()
+    ///     .map(|outcome| outcome.unwrap())
+    ///     .collect(); // in input order, computed in parallel
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// ```
     pub fn map<F, I, O>(
         &self,
         f: F,
@@ -375,16 +474,44 @@ impl ThreadPool {
     /// Python's `shutdown(wait, cancel_futures)`; idempotent. With `wait`, returns once every
     /// worker has exited (after finishing the queue, unless `cancel_futures` emptied it).
     /// Called from one of the pool's own tasks, it does not wait for that task's thread.
+    ///
+    /// ```
+    /// use futurepool_threads::{Shutdown, SubmitError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1).unwrap();
+    /// let queued = pool.submit(|| 1).unwrap();
+    /// pool.shutdown(Shutdown::new().wait(true));
+    /// assert!(queued.done());
+    /// assert!(matches!(pool.submit(|| 2), Err(SubmitError::ShutDown)));
+    /// ```
     pub fn shutdown(&self, options: Shutdown) {
         self.shared.shutdown(options)
     }
 
     /// Python's `shutdown(wait=True)`.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(2).unwrap();
+    /// let futures: Vec<_> = (0..4).map(|i| pool.submit(move || i).unwrap()).collect();
+    /// pool.shutdown_and_wait(); // every submitted task has run
+    /// assert!(futures.iter().all(|f| f.done()));
+    /// ```
     pub fn shutdown_and_wait(&self) {
         self.shared.shutdown(Shutdown::default())
     }
 
     /// Threads, idle threads and queued tasks right now.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(3).unwrap();
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.max_workers, 3);
+    /// assert_eq!(stats.live_threads, 0); // threads start with the first tasks
+    /// ```
     pub fn stats(&self) -> Stats {
         let state = self.shared.state.lock();
         Stats {
@@ -398,6 +525,12 @@ impl ThreadPool {
     }
 
     /// The most threads this pool runs.
+    ///
+    /// ```
+    /// use futurepool_threads::ThreadPool;
+    ///
+    /// assert_eq!(ThreadPool::new(5).unwrap().max_workers(), 5);
+    /// ```
     pub fn max_workers(&self) -> usize {
         self.shared.max_workers
     }

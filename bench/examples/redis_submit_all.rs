@@ -4,7 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futurepool_redis::{AgentOptions, LocalServer, RedisPool};
+use futurepool_redis::test_support::LocalServer;
+use futurepool_redis::{AgentOptions, RedisPool};
 
 fn noop(_: ()) {}
 futurepool_procs::register!(noop);

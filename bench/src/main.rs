@@ -19,6 +19,9 @@ fn main() -> Result<()> {
     futurepool_procs::init();
     procspawn::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--hog") {
+        procs::hog();
+    }
     if let Some(pos) = args.iter().position(|a| a == "--ipc-echo") {
         procs::ipc_echo(args.get(pos + 1).context("--ipc-echo SERVER")?);
         return Ok(());
@@ -30,8 +33,11 @@ fn main() -> Result<()> {
     }
     if let Some(pos) = args.iter().position(|a| a == "--payload") {
         let mib = args.get(pos + 1).context("--payload MIB")?.parse()?;
-        let (vec, buf) = procs::payload_round_trip(mib);
-        println!("{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s");
+        let (vec, buf, floor) = procs::payload_round_trip(mib);
+        println!(
+            "{mib} MiB of bytes to a worker and back: Vec<u8> {vec:.3} s, ByteBuf {buf:.3} s, \
+             bare socketpair (floor) {floor:.3} s"
+        );
         return Ok(());
     }
     if args.iter().any(|a| a == "--codec") {
@@ -112,13 +118,26 @@ fn main() -> Result<()> {
             map_items: 200_000,
         }
     };
-    let mut notes = Vec::new();
+    let mut notes = vec![
+        ("started_utc".to_string(), utc_now()),
+        ("load_average_at_start".to_string(), load_average()),
+    ];
     if wants("procs") {
         comparisons.extend(procs::run(&proc_sizes, reps, &python));
-        let (vec, buf) = procs::payload_round_trip(256);
+        notes.push((
+            "load_average_before_busy_core".to_string(),
+            load_average(),
+        ));
+        comparisons.extend(procs::beside_a_busy_core(|| {
+            procs::run(&proc_sizes, reps, &python)
+        })?);
+        let (vec, buf, floor) = procs::payload_round_trip(256);
         println!(
             "\nprocess pool — 256 MiB of bytes to a worker and back: \
-             {vec:.2} s as Vec<u8>, {buf:.2} s as serde_bytes::ByteBuf"
+             {vec:.2} s as Vec<u8> ({:.2}× the floor), {buf:.2} s as serde_bytes::ByteBuf \
+             ({:.2}×); a bare socketpair round trip (the floor): {floor:.2} s",
+            vec / floor,
+            buf / floor
         );
         notes.push((
             "procs_256mib_round_trip_seconds".to_string(),
@@ -128,10 +147,14 @@ fn main() -> Result<()> {
             "procs_256mib_bytebuf_round_trip_seconds".to_string(),
             format!("{buf:.3}"),
         ));
+        notes.push((
+            "socketpair_256mib_round_trip_seconds".to_string(),
+            format!("{floor:.3}"),
+        ));
     }
 
     if wants("cli") {
-        let pool_bin = root.parent().unwrap().join("target/release/pool");
+        let pool_bin = pool_binary(root.parent().unwrap());
         if pool_bin.exists() {
             let cli_sizes = if quick {
                 cli::Sizes {
@@ -199,6 +222,7 @@ fn main() -> Result<()> {
         }
     }
 
+    notes.push(("load_average_at_end".to_string(), load_average()));
     let dir = root.parent().unwrap().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let json = harness::to_json(&machine, &comparisons, &notes);
@@ -233,4 +257,51 @@ fn machine() -> String {
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} × {model}, {mem_gib:.0} GiB RAM")
+}
+
+/// The one-, five- and fifteen-minute load averages from /proc/loadavg ("unknown" elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Now as `YYYY-MM-DD HH:MM` UTC (civil date from days since the epoch, Howard Hinnant's
+/// algorithm), without a date crate.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3_600,
+        rest % 3_600 / 60
+    )
+}
+
+/// The release build of `pool`: beside this executable (the same target directory and
+/// profile), else in `$CARGO_TARGET_DIR/release/`, else in the workspace's `target/release/`.
+fn pool_binary(workspace: &std::path::Path) -> std::path::PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("pool")));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| workspace.join(d)) // `join` keeps an absolute path as it is
+        .unwrap_or_else(|| workspace.join("target"));
+    beside
+        .into_iter()
+        .chain([target_dir.join("release/pool")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| target_dir.join("release/pool"))
 }

@@ -30,23 +30,86 @@ pub fn echo_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
 
 futurepool_procs::register!(noop, square, echo, echo_buf);
 
-/// Sends `mib` MiB of bytes to a worker and back, as a `Vec<u8>` and as a
-/// `serde_bytes::ByteBuf`; returns the seconds each took.
-pub fn payload_round_trip(mib: usize) -> (f64, f64) {
+/// Seconds for `mib` MiB of bytes to a worker and back: as a `Vec<u8>`, as a
+/// `serde_bytes::ByteBuf`, and the floor — the same bytes through a bare `socketpair` to a
+/// thread that echoes them, one write of all of them and one read into a fresh buffer each
+/// way. Each value to send is made before the clock starts, the check made after it stops;
+/// the median of 3 interleaved rounds each. Prints the parent's peak memory in the first.
+pub fn payload_round_trip(mib: usize) -> (f64, f64, f64) {
     let pool = ProcessPool::new(1).unwrap();
     pool.submit(noop, 0).unwrap().result().unwrap();
     let payload: Vec<u8> = (0..mib << 20).map(|i| i as u8).collect();
+    let (mut vec, mut buf, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        let arg = payload.clone();
+        let before = reset_peak_rss();
+        let start = Instant::now();
+        let back = pool.submit(echo, arg).unwrap();
+        back.wait();
+        vec.push(start.elapsed().as_secs_f64());
+        if let (0, Some(before), Some(peak)) = (round, before, status_kib("VmHWM:")) {
+            println!(
+                "peak memory of the parent during a Vec<u8> round trip: {:.2}× the payload \
+                 above what it held before (the argument given up included)",
+                peak.saturating_sub(before) as f64 / (mib << 10) as f64
+            );
+        }
+        assert!(back.result().unwrap() == &payload);
+        drop(back);
+
+        let arg = serde_bytes::ByteBuf::from(payload.clone());
+        let start = Instant::now();
+        let back = pool.submit(echo_buf, arg).unwrap();
+        back.wait();
+        buf.push(start.elapsed().as_secs_f64());
+        assert!(back.result().unwrap().as_slice() == payload.as_slice());
+        drop(back);
+
+        floor.push(socketpair_round_trip(&payload));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(vec), median(buf), median(floor))
+}
+
+/// Resets this process's peak resident size (Linux: `clear_refs` 5) and returns the resident
+/// size now, in KiB; `None` where that cannot be done.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    status_kib("VmRSS:")
+}
+
+/// A `/proc/self/status` field in KiB.
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The floor of a payload round trip (see [`payload_round_trip`]).
+fn socketpair_round_trip(payload: &[u8]) -> f64 {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+    let n = payload.len();
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; n];
+        theirs.read_exact(&mut buf).unwrap();
+        theirs.write_all(&buf).unwrap();
+    });
+    // Copied before the clock: the write sends from memory already touched, as a caller's
+    // own buffer is.
+    let data = payload.to_vec();
     let start = Instant::now();
-    let back = pool.submit(echo, payload.clone()).unwrap();
-    assert!(back.result().unwrap() == &payload);
-    let vec_secs = start.elapsed().as_secs_f64();
-    drop(back);
-    let start = Instant::now();
-    let back = pool
-        .submit(echo_buf, serde_bytes::ByteBuf::from(payload.clone()))
-        .unwrap();
-    assert!(back.result().unwrap().as_slice() == payload.as_slice());
-    (vec_secs, start.elapsed().as_secs_f64())
+    ours.write_all(&data).unwrap();
+    let mut back = vec![0u8; n];
+    ours.read_exact(&mut back).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    echo.join().unwrap();
+    assert!(back == payload);
+    secs
 }
 
 pub struct Sizes {
@@ -233,6 +296,35 @@ impl Drop for PingPong {
         self.to = dead_tx;
         let _ = self.child.wait();
     }
+}
+
+/// `--hog`: one core kept busy until killed (the load a build or another service puts beside a
+/// pool on a 2-core machine).
+pub fn hog() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// `run` again with a CPU hog (this binary with `--hog`, a process of its own) beside it: the
+/// figures a loaded machine gives. Each comparison's group says so.
+pub fn beside_a_busy_core(
+    run: impl FnOnce() -> Vec<Comparison>,
+) -> anyhow::Result<Vec<Comparison>> {
+    let mut hog = Command::new(std::env::current_exe()?)
+        .arg("--hog")
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    println!("\n(a CPU hog, pid {}, keeps one core busy for the comparisons below)", hog.id());
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let mut out = out.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    for c in &mut out {
+        c.group = format!("{}, one core busy beside it", c.group);
+    }
+    Ok(out)
 }
 
 pub fn run(sizes: &Sizes, reps: usize, python: &Path) -> Vec<Comparison> {

@@ -56,3 +56,8 @@ pub use crate::waitable::{AnyFuture, Waitable};
 mod loom_tests;
 #[cfg(all(test, not(futurepool_loom)))]
 mod tests;
+
+/// The crate README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -85,3 +85,8 @@ pub fn urls_or_local(default: &[&str]) -> Vec<String> {
     // The server thread lives as long as the process.
     default.iter().map(|p| server.url(p)).collect()
 }
+
+/// The workspace README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

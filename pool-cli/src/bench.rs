@@ -15,19 +15,19 @@ use futurepool_threads::{MapOptions, ThreadPool};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// How many CPU-bound tasks (each a sum of squares).
-    #[arg(long, default_value_t = NonZeroUsize::new(8).unwrap())]
+    #[arg(long, default_value_t = NonZeroUsize::new(8).unwrap(), value_parser = crate::util::parse_count)]
     cpu_tasks: NonZeroUsize,
     /// Numbers summed per CPU-bound task.
-    #[arg(long, default_value_t = NonZeroUsize::new(400_000_000).unwrap())]
+    #[arg(long, default_value_t = NonZeroUsize::new(400_000_000).unwrap(), value_parser = crate::util::parse_count)]
     cpu_size: NonZeroUsize,
     /// How many I/O-bound tasks (each a sleep).
-    #[arg(long, default_value_t = NonZeroUsize::new(16).unwrap())]
+    #[arg(long, default_value_t = NonZeroUsize::new(16).unwrap(), value_parser = crate::util::parse_count)]
     io_tasks: NonZeroUsize,
     /// Milliseconds each I/O-bound task sleeps.
     #[arg(long, default_value_t = 100)]
     io_ms: u64,
     /// Worker threads (default: CPython's min(32, cores + 4)).
-    #[arg(short = 'j', long)]
+    #[arg(short = 'j', long, value_parser = crate::util::parse_count)]
     jobs: Option<NonZeroUsize>,
     /// One JSON object per measurement instead of the table.
     #[arg(long)]

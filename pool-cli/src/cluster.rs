@@ -14,7 +14,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use anyhow::{Context, Result};
-use futurepool_redis::{LocalServer, RedisPool};
+use futurepool_redis::test_support::LocalServer;
+use futurepool_redis::RedisPool;
 
 use crate::UsageError;
 

@@ -75,6 +75,16 @@ pub fn progress(len: usize, what: &str) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// Runs `f` with the progress bar (if any) taken off the terminal and drawn again after it, so
+/// the lines `f` prints are neither drawn over nor left between copies of the bar. `f` must not
+/// touch the bar itself (it is locked meanwhile), and must flush what it writes.
+pub fn without_bar<R>(bar: Option<&indicatif::ProgressBar>, f: impl FnOnce() -> R) -> R {
+    match bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    }
+}
+
 fn main() -> ExitCode {
     // `pool` is also its own process-pool worker: a worker process stops here.
     futurepool_procs::init();
@@ -85,10 +95,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Help and version go to stdout with success; usage errors are one line + exit 2.
             if e.use_stderr() {
-                let first = e.to_string();
-                let first = first.lines().next().unwrap_or("invalid arguments");
-                eprintln!("pool: {}", first.trim_start_matches("error: "));
-                eprintln!("pool: try `pool --help`");
+                eprintln!("pool: {}", usage_line(&e));
                 return ExitCode::from(2);
             }
             let _ = e.print();
@@ -108,6 +115,35 @@ fn main() -> ExitCode {
             eprintln!("pool: {e:#}");
             exit_code(&e)
         }
+    }
+}
+
+/// A clap error as one line: its first paragraph (a message may continue on the next lines,
+/// such as the names of missing arguments; the usage and tips that follow are left out) and
+/// where the help is.
+fn usage_line(e: &clap::Error) -> String {
+    let sub = std::env::args()
+        .nth(1)
+        .filter(|a| ["bench", "run", "wc", "fetch", "worker"].contains(&a.as_str()));
+    let help = match &sub {
+        Some(sub) => format!("try `pool {sub} --help`"),
+        None => "try `pool --help`".to_string(),
+    };
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return format!("missing a command: bench, run, wc, fetch or worker ({help})");
+    }
+    let text = e.to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let message = message.join(" ");
+    let message = message.trim_start_matches("error: ");
+    if message.is_empty() {
+        format!("invalid arguments ({help})")
+    } else {
+        format!("{message} ({help})")
     }
 }
 

@@ -1,5 +1,6 @@
 //! Small helpers shared by the subcommands.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// Parses a positive number of seconds (`0.5`, `30`) for `--timeout`-style flags.
@@ -11,4 +12,12 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}`: seconds must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a count that must be at least 1 (`-j`, `--per-host`, `--cpu-tasks`, …).
+pub fn parse_count(s: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    NonZeroUsize::new(n).ok_or_else(|| format!("`{s}`: must be at least 1"))
 }

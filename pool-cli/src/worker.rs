@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value = crate::run::DEFAULT_QUEUE)]
     queue: String,
     /// Seconds this agent may be silent before its jobs go to other agents.
-    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    #[arg(long, allow_hyphen_values = true, default_value = "10", value_parser = parse_seconds)]
     lease: Duration,
 }
 

@@ -84,6 +84,49 @@ fn bad_input_is_one_line_and_exit_2() {
     }
 }
 
+/// Each usage error is exactly one line on stderr — `pool: ` and a message that names what is
+/// wrong, with a pointer to the help — and exit code 2, whoever finds it (clap, a value parser,
+/// a subcommand). Stdin is empty so `pool run` cannot wait on a terminal.
+#[test]
+fn usage_errors_are_one_line_naming_the_problem_and_exit_2() {
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["run", "-a", "/nonexistent/inputs", "echo"],
+            &["/nonexistent/inputs", "No such file"],
+        ),
+        (&["run"], &["COMMAND"]),
+        (&[], &["a command", "run", "wc", "fetch"]),
+        (&["wc", "-j", "0"], &["--jobs", "at least 1"]),
+        (
+            &["fetch", "-j", "0", "http://127.0.0.1:9/"],
+            &["--jobs", "at least 1"],
+        ),
+        (
+            &["fetch", "--timeout", "-1", "http://127.0.0.1:9/"],
+            &["--timeout", "`-1`", "positive"],
+        ),
+        (&["run", "--tag", "-u", "echo", ":::", "a"], &["--tag"]),
+    ];
+    for (args, needles) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_pool"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("pool: "), "{args:?}: {err}");
+        assert!(err.contains("--help"), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+        }
+        // The OS error once, not once per level of the error chain.
+        assert!(err.matches("os error").count() <= 1, "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn help_and_version_succeed() {
     let (code, out, _) = pool(&["--help"]);

@@ -344,3 +344,33 @@ fn bad_input_is_exit_2() {
         );
     }
 }
+
+/// In a real terminal (tmux), the progress bar never leaves copies of itself among the result
+/// lines: the screen holds the result lines and the summary, nothing else.
+#[test]
+fn progress_bar_and_results_do_not_garble_a_terminal() {
+    let s = HttpServer::start().unwrap();
+    let dir = scratch("tmux");
+    // One at a time, 300 ms each: the bar is drawn between every two results.
+    let urls: Vec<String> = (0..6).map(|_| s.url("/delay/300")).collect();
+    let command = format!(
+        "'{}' fetch -j1 {}",
+        env!("CARGO_BIN_EXE_pool"),
+        urls.join(" ")
+    );
+    let Some(screen) =
+        futurepool_testkit::terminal::screen_after(&command, &dir, Duration::from_secs(60))
+    else {
+        return;
+    };
+    let lines: Vec<&String> = screen.iter().filter(|l| !l.is_empty()).collect();
+    let results = lines.iter().filter(|l| l.starts_with("✅ ")).count();
+    assert_eq!(results, 6, "screen:\n{}", screen.join("\n"));
+    assert_eq!(lines.len(), 7, "screen:\n{}", screen.join("\n"));
+    assert!(
+        lines[6].starts_with("6 URLs: 6 ok"),
+        "screen:\n{}",
+        screen.join("\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

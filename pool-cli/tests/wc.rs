@@ -668,3 +668,45 @@ fn random_bytes_match_gnu_wc() {
     assert_eq!(ours(&args, None), expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In a real terminal (tmux), the progress bar never leaves copies of itself among the count
+/// lines: the screen holds exactly what the same command prints into a pipe.
+#[test]
+fn progress_bar_and_counts_do_not_garble_a_terminal() {
+    let dir = scratch("tmux");
+    // One file at a time, each big enough that the bar is drawn between two count lines.
+    let line = "the quick brown fox jumps over the lazy dog, ταχεία καφέ αλεπού\n";
+    let body = line.repeat(8 * 1024 * 1024 / line.len());
+    let mut files = Vec::new();
+    for i in 0..6 {
+        let path = dir.join(format!("f{i}.txt"));
+        std::fs::write(&path, &body.as_bytes()[..body.len() - 2 * i]).unwrap();
+        files.push(path.display().to_string());
+    }
+    let args = ["wc", "-j1"];
+    let piped = output_within(
+        Command::new(env!("CARGO_BIN_EXE_pool"))
+            .args(args)
+            .args(&files),
+        None,
+        LIMIT,
+    );
+    assert_eq!(piped.status.code(), Some(0));
+    let expected: Vec<String> = String::from_utf8_lossy(&piped.stdout)
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    assert_eq!(expected.len(), 7, "six files and the total");
+    let command = format!(
+        "'{}' {} {}",
+        env!("CARGO_BIN_EXE_pool"),
+        args.join(" "),
+        files.join(" ")
+    );
+    let Some(screen) = futurepool_testkit::terminal::screen_after(&command, &dir, LIMIT) else {
+        return;
+    };
+    let lines: Vec<String> = screen.into_iter().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}

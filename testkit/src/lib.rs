@@ -3,25 +3,36 @@
 //! test that could hang fails in seconds, Python's `threading.Event` and `Semaphore`, and one
 //! local HTTP server ([`http::HttpServer`]) with well-behaved and hostile endpoints, shared by
 //! the CLI tests, the guide's examples and the benchmarks; [`command::output_within`] runs a
-//! program under a deadline.
+//! program under a deadline; [`tools::skip`] reports a test skipped for want of an outside
+//! program (`redis-server`, GNU parallel, tmux); [`terminal::screen_after`] runs a command in
+//! a real terminal (tmux) and reads the screen.
 
 pub mod command;
 pub mod http;
+pub mod terminal;
+pub mod tools;
 
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 /// Runs `body` on a thread and fails the test if it takes longer than `limit`; a panic in the
-/// body is re-raised.
+/// body is re-raised. The body's thread has the test thread's name (the test's, which
+/// [`tools::skip`] reports).
 pub fn watchdog<R: Send + 'static>(
     limit: Duration,
     body: impl FnOnce() -> R + Send + 'static,
 ) -> R {
     let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let _ = tx.send(body());
-    });
+    let mut builder = thread::Builder::new();
+    if let Some(name) = thread::current().name() {
+        builder = builder.name(name.to_string());
+    }
+    let handle = builder
+        .spawn(move || {
+            let _ = tx.send(body());
+        })
+        .expect("watchdog: cannot spawn the test body's thread");
     match rx.recv_timeout(limit) {
         Ok(r) => {
             handle.join().unwrap();
@@ -89,3 +100,8 @@ impl Semaphore {
         *c -= 1;
     }
 }
+
+/// The crate README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,11 +1,20 @@
 //! `cargo xtask <command>`: the project's own tasks, with no dependencies beyond std, anyhow and
 //! serde_json (to read `cargo metadata`).
 //!
+//! * `test [ARGS]` — the README's test command: `cargo test --workspace ARGS` with a
+//!   Redis-compatible server found or installed into `target/` (see `test.rs`).
+//! * `package [--run]` — `cargo package` of every published crate, then their tests built (and
+//!   run, with `--run`) from the unpacked packages alone (see `package.rs`).
 //! * `loom` — the loom model checks of every crate, release mode, bounded preemptions.
 //! * `proptest [--cases N]` — the property tests with more cases than the default run.
-//! * `bench [--quick]` — every comparison against the peers, side by side.
+//! * `bench [--quick]` — every comparison against the peers, side by side; a full run (no
+//!   options) also copies its results to `docs/` and writes `docs/benchmarks.md` from them.
+//! * `bench-doc [RESULTS]` — `docs/benchmarks.md` from a results file (default
+//!   `docs/bench-results.json`).
+//! * `oracle [--seeds N] [--tasks N]` — the process pool's randomized fault campaign against its
+//!   oracle (`backend-procs/tests/oracle.rs`), longer than the test suite's run.
 //! * `msrv` — checks that no locked dependency needs a newer Rust than our `rust-version`.
-//! * `ci` — what `.ci/run` runs: tests, loom, clippy, rustdoc, fmt, the MSRV check.
+//! * `ci` — runs `.ci/run`, the one definition of CI (it may install the optional tools).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,6 +22,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+
+mod benchdoc;
+mod package;
+mod test;
 
 /// The crates that have loom models (their models live under `src/`, cfg `futurepool_loom`).
 const LOOM_CRATES: &[&str] = &["futurepool-core", "futurepool-threads"];
@@ -24,14 +37,24 @@ fn main() -> Result<()> {
         None => ("help", &[][..]),
     };
     match command {
+        "test" => test::test(rest),
+        "package" => package::package(rest),
         "loom" => loom(rest),
         "proptest" => proptest(rest),
         "ci" => ci(),
         "msrv" => msrv(),
         "bench" => bench(rest),
+        "oracle" => oracle(rest),
+        "bench-doc" => {
+            let results = match rest.first() {
+                Some(path) => PathBuf::from(path),
+                None => root().join("docs/bench-results.json"),
+            };
+            benchdoc::write(&results, &root().join("docs/benchmarks.md"))
+        }
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <loom [FILTER] | proptest [--cases N] | bench [--quick] | msrv | ci>"
+                "usage: cargo xtask <test [ARGS] | package [--run] | loom [FILTER] | proptest [--cases N] | bench [--quick] | bench-doc [RESULTS] | oracle [--seeds N] [--tasks N] | msrv | ci>"
             );
             Ok(())
         }
@@ -107,6 +130,43 @@ fn proptest(args: &[String]) -> Result<()> {
     run(&format!("proptests with {cases} cases"), cmd)
 }
 
+/// The process pool's oracle campaign at length: every seed draws a pool and a mix of
+/// crashes, panics, timeouts, kills from outside and cancels; every outcome is checked.
+fn oracle(args: &[String]) -> Result<()> {
+    let (mut seeds, mut tasks) = (200u64, 800u64);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let value = |it: &mut std::slice::Iter<String>| -> Result<u64> {
+            it.next()
+                .with_context(|| format!("{arg} needs a number"))?
+                .parse()
+                .with_context(|| format!("{arg} takes a whole number"))
+        };
+        match arg.as_str() {
+            "--seeds" => seeds = value(&mut it)?,
+            "--tasks" => tasks = value(&mut it)?,
+            other => bail!("unknown oracle option `{other}`"),
+        }
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "futurepool-procs",
+        "--test",
+        "oracle",
+        "--",
+        "--nocapture",
+    ])
+    .env("FUTUREPOOL_ORACLE_SEEDS", seeds.to_string())
+    .env("FUTUREPOOL_ORACLE_TASKS", tasks.to_string())
+    .env("RUST_BACKTRACE", "0");
+    run(
+        &format!("the process pool's oracle, {seeds} seeds x {tasks} tasks"),
+        cmd,
+    )
+}
+
 /// Every comparison against the peers, in release mode (see `bench/`).
 fn bench(args: &[String]) -> Result<()> {
     let mut build = cargo();
@@ -122,7 +182,22 @@ fn bench(args: &[String]) -> Result<()> {
         "--",
     ])
     .args(args);
-    run("benchmarks", cmd)
+    run("benchmarks", cmd)?;
+    if args.is_empty() {
+        let docs = root().join("docs");
+        for (from, to) in [
+            ("results.json", "bench-results.json"),
+            ("chart.svg", "bench-chart.svg"),
+        ] {
+            std::fs::copy(root().join("target/bench").join(from), docs.join(to))
+                .with_context(|| format!("copying target/bench/{from} to docs/{to}"))?;
+        }
+        benchdoc::write(
+            &docs.join("bench-results.json"),
+            &docs.join("benchmarks.md"),
+        )?;
+    }
+    Ok(())
 }
 
 /// A `major.minor[.patch]` version as a comparable triple.
@@ -235,53 +310,9 @@ fn msrv() -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    msrv()?;
-    let mut test = cargo();
-    test.args(["test", "--workspace", "--all-targets"]);
-    run("tests", test)?;
-    let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
-    run("doc tests", doc)?;
-    let mut stream = cargo();
-    stream.args([
-        "test",
-        "-p",
-        "futurepool-core",
-        "--features",
-        "stream",
-        "--test",
-        "runtimes",
-    ]);
-    run("the stream feature on tokio and smol", stream)?;
-    let mut stream_clippy = cargo();
-    stream_clippy.args([
-        "clippy",
-        "-p",
-        "futurepool-core",
-        "--features",
-        "stream",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("clippy with the stream feature", stream_clippy)?;
-    loom(&[])?;
-    let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("clippy", clippy)?;
-    let mut doc = cargo();
-    doc.args(["doc", "--no-deps", "--workspace", "--quiet"])
-        .env("RUSTDOCFLAGS", "-D warnings");
-    run("rustdoc", doc)?;
-    let mut fmt = cargo();
-    fmt.args(["fmt", "--all", "--check"]);
-    run("fmt", fmt)
+    // One definition of CI: `.ci/run` (it also provisions the machine: a PATH without the
+    // optional tools, then those tools). This runs exactly that.
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join(".ci/run")).current_dir(root());
+    run("CI (.ci/run)", cmd)
 }

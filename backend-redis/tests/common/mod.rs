@@ -10,20 +10,22 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futurepool_redis::LocalServer;
+use futurepool_redis::test_support::LocalServer;
 
 /// A `redis-server` owned by one test, with helpers to look inside it.
 pub struct Server(pub LocalServer);
 
 impl Server {
-    /// A server without persistence.
-    pub fn start() -> Server {
-        Server(LocalServer::start().unwrap())
+    /// A server without persistence, or `None` (the test reported as skipped) where no
+    /// server program is installed.
+    pub fn start() -> Option<Server> {
+        started(LocalServer::start())
     }
 
-    /// A server whose every write is fsynced to an append-only file.
-    pub fn with_aof(aof: bool) -> Server {
-        Server(LocalServer::start_with(aof).unwrap())
+    /// A server whose every write is fsynced to an append-only file, or `None` (skipped) where
+    /// no server program is installed.
+    pub fn with_aof(aof: bool) -> Option<Server> {
+        started(LocalServer::start_with(aof))
     }
 
     pub fn url(&self) -> String {
@@ -97,6 +99,20 @@ impl Drop for Frozen {
             // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe { libc::kill(self.pid, libc::SIGCONT) };
         }
+    }
+}
+
+/// The started server; `None` after reporting the test skipped if the server program is not
+/// installed (a failure instead under `FUTUREPOOL_REQUIRE_TOOLS=redis-server`); any other
+/// error fails the test.
+fn started(server: std::io::Result<LocalServer>) -> Option<Server> {
+    match server {
+        Ok(server) => Some(Server(server)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            futurepool_testkit::tools::skip("redis-server", &e.to_string());
+            None
+        }
+        Err(e) => panic!("cannot start the test's server: {e}"),
     }
 }
 

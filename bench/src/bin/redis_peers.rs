@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use futurepool_redis::{AgentOptions, Delivery, LocalServer, MapOptions, RedisPool};
+use futurepool_redis::test_support::LocalServer;
+use futurepool_redis::{AgentOptions, Delivery, MapOptions, RedisPool};
 
 fn noop(_: ()) {}
 

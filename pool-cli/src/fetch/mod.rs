@@ -38,13 +38,13 @@ pub struct Args {
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     input: Option<String>,
     /// Requests in flight at once.
-    #[arg(short = 'j', long, default_value = "8")]
+    #[arg(short = 'j', long, default_value = "8", value_parser = crate::util::parse_count)]
     jobs: NonZeroUsize,
     /// Seconds allowed per request attempt: connect, headers and the whole body.
-    #[arg(long, default_value = "30", value_parser = parse_seconds, value_name = "SECS")]
+    #[arg(long, allow_hyphen_values = true, default_value = "30", value_parser = parse_seconds, value_name = "SECS")]
     timeout: Duration,
     /// Seconds allowed to connect (default: the whole --timeout).
-    #[arg(long, value_parser = parse_seconds, value_name = "SECS")]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_seconds, value_name = "SECS")]
     connect_timeout: Option<Duration>,
     /// Retry a failed request (an error that may pass, or a 5xx) this many times, with
     /// exponential backoff.
@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     max_redirects: usize,
     /// Connections to one host at once (default: the job count).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::util::parse_count)]
     per_host: Option<NonZeroUsize>,
     /// The User-Agent header (default: `pool/VERSION`).
     #[arg(short = 'A', long = "user-agent", value_name = "AGENT")]
@@ -300,7 +300,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             Err(_) => failed += 1,
         }
         if open {
-            if let Err(e) = out.write_all(line(f, args.json).as_bytes()) {
+            let text = line(f, args.json);
+            let written = crate::without_bar(bar.as_ref(), || {
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            });
+            if let Err(e) = written {
                 if e.kind() != io::ErrorKind::BrokenPipe {
                     return Err(e.into());
                 }

@@ -40,14 +40,8 @@ impl fmt::Display for InputError {
     }
 }
 
-impl std::error::Error for InputError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            InputError::Read { err, .. } => Some(err),
-            InputError::Usage(_) => None,
-        }
-    }
-}
+/// No `source()`: the message already ends with the OS error, which `{:#}` would print again.
+impl std::error::Error for InputError {}
 
 /// Where one source's values come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

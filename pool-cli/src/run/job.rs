@@ -1,6 +1,6 @@
 //! One job as the scheduler sees it: what to run ([`JobSpec`]), what came back ([`Finished`]),
-//! and the [`Executor`] interface between them. [`super::local::LocalExecutor`] runs jobs as
-//! local processes; another executor (a remote broker) only has to implement the two methods.
+//! and the [`Runner`] interface between them. [`super::local::LocalRunner`] runs jobs as
+//! local processes; another runner (a remote broker) only has to implement the two methods.
 
 use std::fmt;
 use std::io;
@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::spool::Spool;
 
-/// What to run: everything an executor needs, nothing it must look up.
+/// What to run: everything a runner needs, nothing it must look up.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
     /// Sequence number (`{#}`, the joblog's `Seq`), from 1.
@@ -99,14 +99,14 @@ pub enum Stop {
 }
 
 /// Runs jobs. Called from several worker threads at once.
-pub trait Executor: Send + Sync {
+pub trait Runner: Send + Sync {
     /// Runs one job to its end, blocking the calling thread.
     fn run(&self, job: &JobSpec) -> Result<Finished, JobError>;
 
     /// Stops every running job, and every job started from now on.
     fn stop_running(&self, how: Stop);
 
-    /// Ctrl-Z: suspends every running job (an executor that cannot does nothing).
+    /// Ctrl-Z: suspends every running job (a runner that cannot does nothing).
     fn suspend_running(&self) {}
 
     /// `fg`/`bg` after Ctrl-Z: resumes every running job.

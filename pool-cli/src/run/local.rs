@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::guard::Guard;
-use super::job::{Executor, Finished, JobError, JobSpec, Status, Stop};
+use super::job::{Finished, JobError, JobSpec, Runner, Status, Stop};
 use super::killer::{signal_group, Killer};
 use super::output::Printer;
 use super::spool::{tag_lines, Spool};
@@ -263,7 +263,7 @@ struct Running {
 
 /// Runs jobs as local processes.
 #[derive(Debug)]
-pub struct LocalExecutor {
+pub struct LocalRunner {
     shell: Shell,
     capture: Capture,
     grace: Duration,
@@ -273,9 +273,9 @@ pub struct LocalExecutor {
     guard: Option<&'static Guard>,
 }
 
-impl LocalExecutor {
-    pub fn new(shell: Shell, capture: Capture, grace: Duration) -> LocalExecutor {
-        LocalExecutor {
+impl LocalRunner {
+    pub fn new(shell: Shell, capture: Capture, grace: Duration) -> LocalRunner {
+        LocalRunner {
             shell,
             capture,
             grace,
@@ -286,7 +286,7 @@ impl LocalExecutor {
     }
 
     /// Has `guard` kill the jobs' process groups if this process dies first.
-    pub fn with_guard(mut self, guard: Option<&'static Guard>) -> LocalExecutor {
+    pub fn with_guard(mut self, guard: Option<&'static Guard>) -> LocalRunner {
         self.guard = guard;
         self
     }
@@ -471,7 +471,7 @@ fn wait_exited(pid: u32) -> io::Result<()> {
     }
 }
 
-impl Executor for LocalExecutor {
+impl Runner for LocalRunner {
     fn run(&self, job: &JobSpec) -> Result<Finished, JobError> {
         if self.running().stopping.is_some() {
             return Err(JobError::Stopped);

@@ -6,7 +6,7 @@
 //! * [`input`] — input sources (`:::`, `::::`, linked `:::+`, `-a`, stdin, `-0`, `--colsep`);
 //! * [`template`] — replacement strings and shell quoting;
 //! * [`policy`] — `-j` forms, `--halt` and the exit code rule;
-//! * [`job`] — the [`job::Executor`] interface: what a job is and what comes back;
+//! * [`job`] — the [`job::Runner`] interface: what a job is and what comes back;
 //! * [`local`] — running a job as a local process (shell, process group, timeout, spool);
 //! * [`remote`] — `--broker`: jobs run by `pool worker` agents through Redis;
 //! * [`killer`] — the deadline thread (timeouts, SIGKILL after the grace period);
@@ -42,7 +42,7 @@ pub use remote::DEFAULT_QUEUE;
 
 use crate::util::parse_seconds;
 use input::{Combine, CommandLine, Format, Inputs};
-use local::{Capture, LocalExecutor, Shell};
+use local::{Capture, LocalRunner, Shell};
 use output::Printer;
 use policy::{Halt, Jobs};
 use report::{Joblog, Resume};
@@ -92,10 +92,10 @@ pub struct Args {
     keep_order: bool,
     /// Seconds a job may run; then its whole process group gets SIGTERM, and SIGKILL after
     /// --grace.
-    #[arg(long, value_parser = parse_timeout)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Seconds between SIGTERM and SIGKILL (timeouts, --halt now, Ctrl-C).
-    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1", value_parser = parse_seconds)]
     grace: Duration,
     /// Attempts per failing job in total (GNU parallel's meaning: 3 = at most 3 runs).
     #[arg(long, default_value_t = 0)]
@@ -186,8 +186,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// A usage error found after argument parsing: one line and exit 2, like clap's.
 fn usage(message: impl std::fmt::Display) -> Result<ExitCode> {
-    eprintln!("pool: {message}");
-    eprintln!("pool: try `pool run --help`");
+    eprintln!("pool: {message} (try `pool run --help`)");
     Ok(ExitCode::from(2))
 }
 
@@ -239,7 +238,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Combine::Product
     };
-    let mut inputs = Inputs::open(&command_line.sources, &format, combine)?;
+    // An input file that cannot be opened is the user's to fix before anything runs.
+    let mut inputs = match Inputs::open(&command_line.sources, &format, combine) {
+        Ok(inputs) => inputs,
+        Err(e) => return usage(e),
+    };
     if halt.is_some_and(|h| h.needs_total()) {
         inputs = inputs.collect_all()?;
     }
@@ -294,13 +297,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         Capture::Group
     };
-    let executor: Arc<dyn job::Executor> = match &args.broker {
-        Some(url) => Arc::new(remote::RemoteExecutor::connect(
-            url,
-            &args.queue,
-            args.grace,
-        )?),
-        None => Arc::new(LocalExecutor::new(Shell::from_env(), capture, args.grace)),
+    let runner: Arc<dyn job::Runner> = match &args.broker {
+        Some(url) => Arc::new(remote::RemoteRunner::connect(url, &args.queue, args.grace)?),
+        None => Arc::new(LocalRunner::new(Shell::from_env(), capture, args.grace)),
     };
     let plan = Plan {
         slots,
@@ -314,8 +313,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         output_streamed: args.line_buffer || args.ungroup,
         joblog,
         skip,
-        hold_window: max_possible_jobs().max(slots),
+        park_window: max_possible_jobs().max(slots),
     };
-    let code = scheduler::run(executor, &template, inputs, plan, printer)?;
+    let code = scheduler::run(runner, &template, inputs, plan, printer)?;
     Ok(ExitCode::from(code))
 }

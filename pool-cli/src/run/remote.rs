@@ -2,7 +2,7 @@
 //! (`futurepool-redis`) instead of running here — GNU parallel's `--sshlogin` without ssh.
 //! Everything that decides what runs and what is reported (inputs, placeholders, order,
 //! retries, `--halt`, joblog, exit codes) stays in this process; an agent runs each command
-//! line with the same local executor a local run uses (shell, process group, `--timeout` and
+//! line with the same local runner a local run uses (shell, process group, `--timeout` and
 //! `--grace`) and sends back its status and whole output.
 
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::guard::Guard;
-use super::job::{Executor, Finished, JobError, JobSpec, Status, Stop};
-use super::local::{Capture, LocalExecutor, Shell};
+use super::job::{Finished, JobError, JobSpec, Runner, Status, Stop};
+use super::local::{Capture, LocalRunner, Shell};
 use super::spool::Spool;
 
 /// The queue `pool run --broker` and `pool worker` use unless told otherwise.
@@ -49,7 +49,7 @@ pub struct RemoteDone {
 /// Runs one job on an agent (in a worker process of its local pool): the registered function
 /// behind `pool run --broker`.
 pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
-    static EXECUTORS: OnceLock<Mutex<HashMap<u64, &'static LocalExecutor>>> = OnceLock::new();
+    static RUNNERS: OnceLock<Mutex<HashMap<u64, &'static LocalRunner>>> = OnceLock::new();
     // Stopping a remote job kills this worker process: the guard then kills the job's group.
     static GUARD: OnceLock<Option<Guard>> = OnceLock::new();
     let guard = GUARD
@@ -64,15 +64,15 @@ pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
             }
         })
         .as_ref();
-    // One executor per grace period, for the life of this worker process.
-    let executor = *EXECUTORS
+    // One runner per grace period, for the life of this worker process.
+    let runner = *RUNNERS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry(job.grace_ms)
         .or_insert_with(|| {
             Box::leak(Box::new(
-                LocalExecutor::new(
+                LocalRunner::new(
                     Shell::from_env(),
                     Capture::Group,
                     Duration::from_millis(job.grace_ms),
@@ -87,7 +87,7 @@ pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
         values: Vec::new(),
         timeout: job.timeout_ms.map(Duration::from_millis),
     };
-    let mut finished = executor.run(&spec).map_err(|e| e.to_string())?;
+    let mut finished = runner.run(&spec).map_err(|e| e.to_string())?;
     let start_ns = finished
         .start
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -108,7 +108,7 @@ pub fn run_job(job: RemoteJob) -> Result<RemoteDone, String> {
 futurepool_procs::register!(run_job);
 
 /// Sends jobs to the agents of a queue.
-pub struct RemoteExecutor {
+pub struct RemoteRunner {
     pool: RedisPool,
     grace: Duration,
     /// The futures of the jobs in flight, by sequence number (to kill them on a stop).
@@ -116,22 +116,22 @@ pub struct RemoteExecutor {
     stopping: AtomicBool,
 }
 
-impl std::fmt::Debug for RemoteExecutor {
+impl std::fmt::Debug for RemoteRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteExecutor")
+        f.debug_struct("RemoteRunner")
             .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
 
-impl RemoteExecutor {
+impl RemoteRunner {
     /// Connects to the broker; a stop kills the running jobs' worker processes on the agents.
-    pub fn connect(url: &str, queue: &str, grace: Duration) -> anyhow::Result<RemoteExecutor> {
+    pub fn connect(url: &str, queue: &str, grace: Duration) -> anyhow::Result<RemoteRunner> {
         let pool = RedisPool::builder(url)
             .queue(queue)
             .cancel_kills_running(true)
             .connect()?;
-        Ok(RemoteExecutor {
+        Ok(RemoteRunner {
             pool,
             grace,
             running: Mutex::new(HashMap::new()),
@@ -144,7 +144,7 @@ impl RemoteExecutor {
     }
 }
 
-impl Executor for RemoteExecutor {
+impl Runner for RemoteRunner {
     fn run(&self, job: &JobSpec) -> Result<Finished, JobError> {
         if self.stopping.load(Ordering::Acquire) {
             return Err(JobError::Stopped);

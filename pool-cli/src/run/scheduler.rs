@@ -7,7 +7,7 @@
 //! jobs ended, quietly).
 //!
 //! Jobs run on futurepool's thread pool, one worker per slot, each blocking in
-//! [`Executor::run`]; the worker sends the result back on a channel.
+//! [`Runner::run`]; the worker sends the result back on a channel.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
@@ -22,14 +22,14 @@ use futurepool_threads::ThreadPool;
 use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 
 use super::input::{InputError, Inputs, Values};
-use super::job::{Executor, Finished, JobError, JobSpec, Stop};
+use super::job::{Finished, JobError, JobSpec, Runner, Stop};
 use super::local::tag_of;
 use super::output::Printer;
 use super::policy::{Ending, Halt, Tally, When};
 use super::report::{json_line, write_results, Joblog};
 use super::template::{JobValues, Template};
 
-/// How the scheduler runs the jobs (everything but the executor, inputs and printer).
+/// How the scheduler runs the jobs (everything but the runner, inputs and printer).
 #[derive(Debug)]
 pub struct Plan {
     pub slots: usize,
@@ -41,14 +41,14 @@ pub struct Plan {
     pub tag: bool,
     pub json: bool,
     pub results: Option<PathBuf>,
-    /// The executor prints output itself as it comes (`--line-buffer`, `-u`).
+    /// The runner prints output itself as it comes (`--line-buffer`, `-u`).
     pub output_streamed: bool,
     pub joblog: Option<Joblog>,
     /// Sequence numbers not to run (`--resume`, `--resume-failed`).
     pub skip: HashSet<usize>,
     /// With `-k`: how far past the first unprinted job new jobs may start. Each finished job
-    /// held for its turn keeps its two spool files open, so this bounds open files.
-    pub hold_window: usize,
+    /// parked for its turn keeps its two spool files open, so this bounds open files.
+    pub park_window: usize,
 }
 
 /// What wakes the scheduler.
@@ -63,7 +63,7 @@ enum Event {
     Signal(i32),
 }
 
-/// Sends the job's result when dropped, even if the executor panicked (the scheduler must
+/// Sends the job's result when dropped, even if the runner panicked (the scheduler must
 /// never wait for a job that will not come back).
 struct Reply {
     tx: Sender<Event>,
@@ -111,7 +111,7 @@ enum Stopping {
 }
 
 /// A finished job waiting for its turn to be printed (`-k`), or a hole in the sequence.
-enum Held {
+enum Parked {
     Job(JobSpec, Finished),
     Nothing,
 }
@@ -119,16 +119,16 @@ enum Held {
 struct Scheduler {
     plan: Plan,
     printer: Arc<Printer>,
-    executor: Arc<dyn Executor>,
+    runner: Arc<dyn Runner>,
     tally: Tally,
     stopping: Stopping,
-    held: BTreeMap<usize, Held>,
+    parked: BTreeMap<usize, Parked>,
     next_to_print: usize,
 }
 
 /// Runs every job; returns the exit code.
 pub fn run(
-    executor: Arc<dyn Executor>,
+    runner: Arc<dyn Runner>,
     template: &Template,
     mut inputs: Inputs,
     plan: Plan,
@@ -165,9 +165,9 @@ pub fn run(
         tally: Tally::new(plan.halt, inputs.total()),
         plan,
         printer,
-        executor,
+        runner,
         stopping: Stopping::No,
-        held: BTreeMap::new(),
+        parked: BTreeMap::new(),
         next_to_print: 1,
     };
     let total_known = inputs.total().is_some();
@@ -198,7 +198,7 @@ pub fn run(
         while s.stopping == Stopping::No
             && !exhausted
             && running + requested < s.plan.slots
-            && (!s.plan.keep_order || seq + requested < s.next_to_print + s.plan.hold_window)
+            && (!s.plan.keep_order || seq + requested < s.next_to_print + s.plan.park_window)
         {
             if want_tx.send(()).is_err() {
                 // The reader has ended, after sending its last answer (no more inputs, or an
@@ -235,7 +235,7 @@ pub fn run(
                     s.printer.set_total(seq);
                 }
                 if s.plan.skip.contains(&seq) {
-                    s.hold(seq, Held::Nothing)?;
+                    s.park(seq, Parked::Nothing)?;
                     continue;
                 }
                 let slot = free_slots
@@ -254,19 +254,19 @@ pub fn run(
                     timeout: s.plan.timeout,
                 };
                 s.tally.started();
-                submit(&pool, &s.executor, &tx, spec, 1)?;
+                submit(&pool, &s.runner, &tx, spec, 1)?;
                 running += 1;
             }
             Event::Signal(SIGTSTP) => {
                 // Ctrl-Z: the jobs (in their own process groups, which the terminal does not
                 // reach) stop with us, as GNU parallel does; then we stop.
-                s.executor.suspend_running();
+                s.runner.suspend_running();
                 let _ = rustix::process::kill_process(
                     rustix::process::getpid(),
                     rustix::process::Signal::STOP,
                 );
             }
-            Event::Signal(SIGCONT) => s.executor.resume_running(),
+            Event::Signal(SIGCONT) => s.runner.resume_running(),
             Event::Signal(SIGHUP) => {
                 if s.stopping == Stopping::No {
                     s.stopping = Stopping::Soon;
@@ -279,9 +279,9 @@ pub fn run(
                 interrupts += 1;
                 if interrupts == 1 {
                     s.stopping = Stopping::Interrupted(signal);
-                    s.executor.stop_running(Stop::Signal(signal));
+                    s.runner.stop_running(Stop::Signal(signal));
                 } else {
-                    s.executor.stop_running(Stop::Kill);
+                    s.runner.stop_running(Stop::Kill);
                 }
             }
             Event::Done {
@@ -298,7 +298,7 @@ pub fn run(
                     Err(_) => false,
                 };
                 if retry {
-                    submit(&pool, &s.executor, &tx, spec, attempt + 1)?;
+                    submit(&pool, &s.runner, &tx, spec, attempt + 1)?;
                     continue;
                 }
                 running -= 1;
@@ -308,9 +308,9 @@ pub fn run(
             }
         }
     }
-    // With -k, what is still held follows in order (jobs after a halt, skipped holes).
-    for (_, held) in std::mem::take(&mut s.held) {
-        if let Held::Job(spec, finished) = held {
+    // With -k, what is still parked follows in order (jobs after a halt, skipped holes).
+    for (_, parked) in std::mem::take(&mut s.parked) {
+        if let Parked::Job(spec, finished) = parked {
             s.deliver(spec, finished)?;
         }
     }
@@ -350,12 +350,12 @@ fn ignored_at_start(signal: i32) -> bool {
 
 fn submit(
     pool: &ThreadPool,
-    executor: &Arc<dyn Executor>,
+    runner: &Arc<dyn Runner>,
     tx: &Sender<Event>,
     spec: JobSpec,
     attempt: u32,
 ) -> Result<()> {
-    let executor = executor.clone();
+    let runner = runner.clone();
     let reply = Reply {
         tx: tx.clone(),
         spec: Some(spec),
@@ -363,7 +363,7 @@ fn submit(
         result: None,
     };
     pool.submit(move || {
-        let result = executor.run(reply.spec.as_ref().expect("set until sent"));
+        let result = runner.run(reply.spec.as_ref().expect("set until sent"));
         reply.send(result);
     })?;
     Ok(())
@@ -382,7 +382,7 @@ impl Scheduler {
         let seq = spec.seq;
         let finished = match result {
             Ok(f) => f,
-            Err(JobError::Stopped) => return self.hold(seq, Held::Nothing),
+            Err(JobError::Stopped) => return self.park(seq, Parked::Nothing),
             Err(e) => {
                 self.printer.note(&format!("job {seq}: {e}"));
                 if self.counting() {
@@ -392,7 +392,7 @@ impl Scheduler {
                         signal: 0,
                     });
                 }
-                return self.hold(seq, Held::Nothing);
+                return self.park(seq, Parked::Nothing);
             }
         };
         if self.counting() {
@@ -406,7 +406,7 @@ impl Scheduler {
                 }
                 Some(When::Now) => {
                     self.stopping = Stopping::Halted;
-                    self.executor.stop_running(Stop::Signal(libc::SIGTERM));
+                    self.runner.stop_running(Stop::Signal(libc::SIGTERM));
                     let failed = self.tally.failed_count();
                     self.printer.note(&format!(
                         "halting now after job {seq} ({failed} failed): running jobs killed"
@@ -417,9 +417,9 @@ impl Scheduler {
         } else if let Some(log) = &mut self.plan.joblog {
             // Killed by the halt or a signal: logged, not printed.
             log.write(&spec, &finished)?;
-            return self.hold(seq, Held::Nothing);
+            return self.park(seq, Parked::Nothing);
         }
-        self.hold(seq, Held::Job(spec, finished))
+        self.park(seq, Parked::Job(spec, finished))
     }
 
     /// Whether finished jobs still count (they do not once the run was halted or interrupted
@@ -429,16 +429,16 @@ impl Scheduler {
     }
 
     /// Prints now, or holds until the earlier jobs are printed (`-k`).
-    fn hold(&mut self, seq: usize, held: Held) -> Result<()> {
+    fn park(&mut self, seq: usize, parked: Parked) -> Result<()> {
         if !self.plan.keep_order {
-            if let Held::Job(spec, finished) = held {
+            if let Parked::Job(spec, finished) = parked {
                 self.deliver(spec, finished)?;
             }
             return Ok(());
         }
-        self.held.insert(seq, held);
-        while let Some(held) = self.held.remove(&self.next_to_print) {
-            if let Held::Job(spec, finished) = held {
+        self.parked.insert(seq, parked);
+        while let Some(parked) = self.parked.remove(&self.next_to_print) {
+            if let Parked::Job(spec, finished) = parked {
                 self.deliver(spec, finished)?;
             }
             self.next_to_print += 1;
@@ -470,7 +470,7 @@ impl Scheduler {
         }
         if self.printer.closed() && self.stopping != Stopping::Closed {
             self.stopping = Stopping::Closed;
-            self.executor.stop_running(Stop::Signal(libc::SIGTERM));
+            self.runner.stop_running(Stop::Signal(libc::SIGTERM));
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ impl Spool {
         })
     }
 
-    /// Output that arrived another way (an executor elsewhere), spooled the same way.
+    /// Output that arrived another way (a runner elsewhere), spooled the same way.
     pub fn from_bytes(bytes: &[u8]) -> io::Result<Spool> {
         let mut spool = Spool::temp()?;
         if let Some(f) = &mut spool.file {

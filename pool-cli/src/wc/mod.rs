@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Backend::Threads)]
     backend: Backend,
     /// Workers (default: threads min(32, cores + 4); processes: cores).
-    #[arg(short = 'j', long)]
+    #[arg(short = 'j', long, value_parser = crate::util::parse_count)]
     jobs: Option<NonZeroUsize>,
     /// Print files as they finish instead of in operand and walk order.
     #[arg(long)]
@@ -324,63 +324,71 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                     Ok(outcomes) => outcomes.clone(),
                     Err(e) => vec![Err(e.to_string()); range.len()],
                 };
-                for (k, outcome) in range.clone().zip(outcomes) {
-                    let Entry::Input {
-                        source: Source::File(path),
-                        ..
-                    } = &entries[k]
-                    else {
-                        unreachable!("batches hold files");
-                    };
-                    match outcome {
-                        Ok(c) => {
-                            total += c;
-                            printer.counts(&c, Some(path.as_os_str()))?;
-                        }
-                        Err(why) => {
-                            failed = true;
-                            printer.problem(path.as_os_str(), &why);
+                crate::without_bar(bar.as_ref(), || -> Result<()> {
+                    for (k, outcome) in range.clone().zip(outcomes) {
+                        let Entry::Input {
+                            source: Source::File(path),
+                            ..
+                        } = &entries[k]
+                        else {
+                            unreachable!("batches hold files");
+                        };
+                        match outcome {
+                            Ok(c) => {
+                                total += c;
+                                printer.counts(&c, Some(path.as_os_str()))?;
+                            }
+                            Err(why) => {
+                                failed = true;
+                                printer.problem(path.as_os_str(), &why);
+                            }
                         }
                     }
-                }
+                    printer.settle();
+                    Ok(())
+                })?;
                 if let Some(bar) = &bar {
                     bar.inc(range.len() as u64);
                 }
             }
             Step::Entry(k) => {
-                match &entries[*k] {
-                    Entry::Input {
-                        source: Source::Stdin { named },
-                        ..
-                    } => {
-                        let name = named.then_some(OsStr::new("-"));
-                        match count_reader(&mut io::stdin().lock(), columns.max_line) {
-                            Ok(c) => {
-                                total += c;
-                                printer.counts(&c, name)?;
-                            }
-                            Err(e) => {
-                                failed = true;
-                                printer.problem(OsStr::new("-"), &message(&e));
+                crate::without_bar(bar.as_ref(), || -> Result<()> {
+                    match &entries[*k] {
+                        Entry::Input {
+                            source: Source::Stdin { named },
+                            ..
+                        } => {
+                            let name = named.then_some(OsStr::new("-"));
+                            match count_reader(&mut io::stdin().lock(), columns.max_line) {
+                                Ok(c) => {
+                                    total += c;
+                                    printer.counts(&c, name)?;
+                                }
+                                Err(e) => {
+                                    failed = true;
+                                    printer.problem(OsStr::new("-"), &message(&e));
+                                }
                             }
                         }
+                        Entry::Input {
+                            source: Source::File(_),
+                            ..
+                        } => unreachable!("files are batched"),
+                        Entry::Failed { name, why } => {
+                            failed = true;
+                            printer.problem(name, why);
+                        }
+                        Entry::Invalid { message } => {
+                            failed = true;
+                            printer.message(message);
+                        }
+                        Entry::Skipped { name, what } => {
+                            printer.problem(name, &format!("skipped: {what}, not a regular file"));
+                        }
                     }
-                    Entry::Input {
-                        source: Source::File(_),
-                        ..
-                    } => unreachable!("files are batched"),
-                    Entry::Failed { name, why } => {
-                        failed = true;
-                        printer.problem(name, why);
-                    }
-                    Entry::Invalid { message } => {
-                        failed = true;
-                        printer.message(message);
-                    }
-                    Entry::Skipped { name, what } => {
-                        printer.problem(name, &format!("skipped: {what}, not a regular file"));
-                    }
-                }
+                    printer.settle();
+                    Ok(())
+                })?;
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }

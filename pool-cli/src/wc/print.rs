@@ -65,13 +65,16 @@ pub struct Printer {
     columns: Columns,
     /// Cleared when stdout's reader went away: the rest is counted but not printed.
     open: bool,
+    /// Stdout is a terminal, where the progress bar is drawn too.
+    terminal: bool,
 }
 
 impl Printer {
     pub fn new(json: bool, width: usize, columns: Columns) -> Printer {
         use std::io::IsTerminal;
         let stdout = io::stdout();
-        let out: Box<dyn Write> = if stdout.is_terminal() {
+        let terminal = stdout.is_terminal();
+        let out: Box<dyn Write> = if terminal {
             Box::new(stdout.lock())
         } else {
             Box::new(io::BufWriter::with_capacity(64 * 1024, stdout.lock()))
@@ -82,6 +85,15 @@ impl Printer {
             width,
             columns,
             open: true,
+            terminal,
+        }
+    }
+
+    /// Puts what was written on the terminal now (while the progress bar is off it); output
+    /// into a pipe or file stays buffered.
+    pub fn settle(&mut self) {
+        if self.terminal {
+            self.flush_quietly();
         }
     }
 

@@ -12,36 +12,45 @@
 //! So once a pool's recent tasks were each waited for right after they were submitted and run
 //! by their waiter ([`HOLD_AFTER`] in a row, each within [`PROMPTLY`]), a job submitted to an
 //! empty backlog is *held*: its token is not queued yet. It is queued as soon as anything but
-//! an untimed wait shows interest in the future ([`Help::Start`]: a timed wait, a callback,
+//! an untimed wait shows interest in the future ([`Help::Nudge`]: a timed wait, a callback,
 //! `wait`/`as_completed`, `done()`, a cancel, dropping it), when the next job is submitted,
 //! when the waiter cannot run it, at shutdown, and by the pool's *ticker* thread if the job is
 //! still held at two of its ticks ([`TICK`] apart, while jobs are being held). So a held job
 //! nobody waits for starts at most about two ticks late, once, and the next jobs are not held
-//! ([`Help::Start`] and the ticker both end the run of prompt waiters).
+//! ([`Help::Nudge`] and the ticker both end the run of prompt waiters). The decision itself —
+//! hold or not — is [`policy::HoldPolicy`]'s; this file carries it out.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use futurepool_core::{Future, FutureError, Help, SubmitError};
 
-use crate::dispatch::Job;
+use crate::dispatch::Submission;
 use crate::manager::{lock, Shared};
 
-/// Jobs in a row run by a waiter that came within [`PROMPTLY`] of the submit, before jobs are
-/// held.
-pub(crate) const HOLD_AFTER: usize = 8;
+mod policy;
 
-/// A waiter that blocks on the future this soon after the submit counts as prompt.
-pub(crate) const PROMPTLY: Duration = Duration::from_micros(50);
+pub(crate) use policy::HoldPolicy;
+#[cfg(doc)]
+use policy::{HOLD_AFTER, PROMPTLY};
 
 /// The ticker's period while jobs are being held.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
+/// The hold-back of one pool: the job held, the ticker, the decision.
+#[derive(Default)]
+pub(crate) struct Hold {
+    held: Mutex<Held>,
+    /// Wakes the ticker.
+    tick: Condvar,
+    policy: HoldPolicy,
+}
+
 /// The job whose token is held back, and the ticker.
 #[derive(Default)]
-pub(crate) struct Held {
+struct Held {
     /// The one job held (only a job submitted to an empty backlog is held, and the next
     /// submit queues its token).
     job: Option<u64>,
@@ -58,25 +67,12 @@ pub(crate) struct Held {
 impl Shared {
     /// What a job's future runs on the first interest in it (see the module docs).
     pub(crate) fn help(&self, seq: u64, help: Help, submitted: Instant) {
-        if help == Help::Start {
-            // Another kind of use than submit-then-wait: hold nothing for a while.
-            self.prompt.store(0, Ordering::Relaxed);
+        if help == Help::Nudge {
+            self.hold.policy.interrupted();
             self.release_held(seq);
             return;
         }
-        // A waiter that came late (its job, if held, started late): jobs are no longer held,
-        // until two prompt waiters in a row. (Not back to zero: a waiter preempted once on a
-        // busy machine should not cost a long run of hand-offs to manager threads.)
-        let prompt = submitted.elapsed() < PROMPTLY;
-        let _ = self
-            .prompt
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(if prompt {
-                    (n + 1).min(HOLD_AFTER)
-                } else {
-                    n.saturating_sub(2)
-                })
-            });
+        self.hold.policy.waiter_came(submitted.elapsed());
         let ran = self.run_inline(seq);
         if !ran {
             self.release_held(seq);
@@ -84,13 +80,17 @@ impl Shared {
     }
 
     /// Queues the token for a job just pushed to the backlog — or holds it back, when the
-    /// backlog was empty and recent jobs were run by prompt waiters (`hold`). Queues the
-    /// token of a job held before this one either way. An error (the thread pool refused the
-    /// token) is the submit's: the job was taken back.
-    pub(crate) fn post_or_hold(self: &Arc<Self>, seq: u64, hold: bool) -> Result<(), SubmitError> {
-        let hold = hold && self.prompt.load(Ordering::Relaxed) >= HOLD_AFTER;
+    /// backlog `was_empty` and the [`HoldPolicy`] says so. Queues the token of a job held
+    /// before this one either way. An error (the thread pool refused the token) is the
+    /// submit's: the job was taken back.
+    pub(crate) fn post_or_hold(
+        self: &Arc<Self>,
+        seq: u64,
+        was_empty: bool,
+    ) -> Result<(), SubmitError> {
+        let hold = self.hold.policy.holds(was_empty);
         let (previous, held_now, wake) = {
-            let mut held = lock(&self.held);
+            let mut held = lock(&self.hold.held);
             // Queued under the lock, as every held job's token (see `release_held`).
             let previous = held.job.take().map(|seq| (seq, self.queue_token()));
             if hold && !held.closed && held.ticker.is_none() {
@@ -104,7 +104,7 @@ impl Shared {
             (previous, held_now, held_now && held.ticker_asleep)
         };
         if wake {
-            self.tick.notify_one();
+            self.hold.tick.notify_one();
         }
         if let Some((previous, queued)) = previous {
             self.track_held(previous, queued);
@@ -117,7 +117,7 @@ impl Shared {
 
     /// Forgets the job held back, if it is `seq` (its waiter is running it).
     pub(crate) fn forget_held(&self, seq: u64) {
-        let mut held = lock(&self.held);
+        let mut held = lock(&self.hold.held);
         if held.job == Some(seq) {
             held.job = None;
         }
@@ -125,7 +125,7 @@ impl Shared {
 
     /// Queues the token of job `seq` if it is the one held back.
     fn release_held(&self, seq: u64) {
-        let mut held = lock(&self.held);
+        let mut held = lock(&self.hold.held);
         if held.job != Some(seq) {
             return;
         }
@@ -173,7 +173,7 @@ impl Shared {
         &self,
         seq: u64,
         queued: Option<Result<Future<()>, SubmitError>>,
-    ) -> Result<(), (SubmitError, Box<Job>)> {
+    ) -> Result<(), (SubmitError, Box<Submission>)> {
         let token = match queued {
             None => return Ok(()),
             Some(Ok(token)) => token,
@@ -212,7 +212,7 @@ impl Shared {
     /// holds nothing from now on, and ends the ticker.
     pub(crate) fn close_held(&self, cancelled: bool) {
         let (job, ticker) = {
-            let mut held = lock(&self.held);
+            let mut held = lock(&self.hold.held);
             held.closed = true;
             // Queued under the lock (see `release_held`): a concurrent shutdown's thread pool
             // shutdown comes after.
@@ -222,7 +222,7 @@ impl Shared {
                 .map(|seq| (seq, (!cancelled).then(|| self.queue_token())));
             (job, held.ticker.take())
         };
-        self.tick.notify_all();
+        self.hold.tick.notify_all();
         match job {
             Some((seq, Some(queued))) => self.track_held(seq, queued),
             Some((seq, None)) => {
@@ -250,7 +250,7 @@ fn tick(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let mut held = lock(&shared.held);
+        let mut held = lock(&shared.hold.held);
         if held.closed {
             return;
         }
@@ -259,7 +259,7 @@ fn tick(shared: Weak<Shared>) {
             // Queued under the lock (see `Shared::release_held`).
             let queued = shared.queue_token();
             drop(held);
-            shared.prompt.store(0, Ordering::Relaxed);
+            shared.hold.policy.interrupted();
             shared.track_held(seq, queued);
             seen = None;
             continue;
@@ -269,13 +269,18 @@ fn tick(shared: Weak<Shared>) {
             held.held_lately = false;
             drop(
                 shared
+                    .hold
                     .tick
                     .wait_timeout(held, TICK)
                     .unwrap_or_else(|p| p.into_inner()),
             );
         } else {
             held.ticker_asleep = true;
-            let mut held = shared.tick.wait(held).unwrap_or_else(|p| p.into_inner());
+            let mut held = shared
+                .hold
+                .tick
+                .wait(held)
+                .unwrap_or_else(|p| p.into_inner());
             held.ticker_asleep = false;
         }
     }
