@@ -24,9 +24,11 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::Value;
 
 use crate::keys::{Keys, GROUP};
+use crate::limits;
 use crate::link::{self, Link};
+use crate::rights;
 use crate::scripts;
-use crate::wire::{self, Done, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
+use crate::wire::{self, Done, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 
 /// How long the claimer blocks on the task stream at most (so it notices a stop in time).
 const CLAIM_BLOCK: Duration = Duration::from_millis(500);
@@ -194,6 +196,10 @@ struct Shared {
     recent_run_us: AtomicU64,
     done: Mutex<mpsc::Sender<Report>>,
     stop: AtomicBool,
+    /// Task entries dropped because they did not decode.
+    malformed: AtomicU64,
+    /// The server's `proto-max-bulk-len`, read at start: a larger result fails its task.
+    bulk_limit: u64,
 }
 
 struct InFlight {
@@ -210,7 +216,7 @@ struct Run {
     function: String,
     timeout: Option<Duration>,
     rest: VecDeque<Vec<u8>>,
-    done: Vec<RemoteOutcome>,
+    done: Vec<ItemOutcome>,
     chunk: bool,
     report: Report,
 }
@@ -253,6 +259,16 @@ impl Agent {
         });
         let mut link = Link::new(client.clone(), Duration::ZERO);
         ensure_group(&mut link, &keys).map_err(|e| AgentError::Redis(format!("{shown}: {e}")))?;
+        let lacking = link
+            .run(|c| rights::check_agent(c, &keys))
+            .map_err(|e| AgentError::Redis(format!("{shown}: {}", link::describe(&e))))?;
+        if let Some(why) = lacking {
+            return Err(AgentError::Redis(format!("{shown}: {why}")));
+        }
+        let bulk_limit = link
+            .conn()
+            .map(limits::bulk_limit)
+            .unwrap_or(limits::DEFAULT_BULK_LIMIT);
         let pool = ProcessPool::builder()
             .max_workers(slots)
             .cancel_kills_running(true)
@@ -273,6 +289,8 @@ impl Agent {
             recent_run_us: AtomicU64::new(LONG_RUN.as_micros() as u64),
             done: Mutex::new(tx),
             stop: AtomicBool::new(false),
+            malformed: AtomicU64::new(0),
+            bulk_limit,
         });
         let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
             thread::Builder::new()
@@ -311,6 +329,12 @@ impl Agent {
     /// The agent's name in the consumer group.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// How many task entries this agent dropped because they did not decode (each is logged
+    /// and taken off the stream).
+    pub fn malformed_tasks(&self) -> u64 {
+        self.shared.malformed.load(Ordering::Relaxed)
     }
 
     /// Stops claiming, lets the running tasks finish and report, and returns.
@@ -362,7 +386,7 @@ fn ensure_group(link: &mut Link, keys: &Keys) -> Result<(), String> {
             "{e} (the Redis user lacks a right agents need: see the README's \"Across \
              machines\" section for the agents' ACL)"
         )),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(link::describe(&e)),
     }
 }
 
@@ -425,7 +449,7 @@ impl Shared {
 
     fn claim_loop(self: Arc<Self>) {
         let mut link = Link::new(self.client.clone(), CLAIM_BLOCK);
-        let lease_ms = self.lease.as_millis() as u64;
+        let lease_ms = wire::ttl_ms(self.lease);
         let mut next_reclaim = Instant::now();
         let mut cursor = "0-0".to_string();
         let mut pause = Duration::from_millis(20);
@@ -436,7 +460,7 @@ impl Shared {
             }
             let now = Instant::now();
             let result = if now >= next_reclaim {
-                next_reclaim = now + self.lease / 2;
+                next_reclaim = crate::time::after(now, self.lease / 2);
                 link.run(|c| {
                     redis::cmd("XAUTOCLAIM")
                         .arg(self.keys.tasks())
@@ -452,6 +476,7 @@ impl Shared {
                     cursor = reply.next_stream_id;
                     reply.claimed
                 })
+                .inspect(|_| self.prune(&mut link))
             } else {
                 link.run(|c| {
                     redis::cmd("XREADGROUP")
@@ -497,6 +522,30 @@ impl Shared {
         }
     }
 
+    /// Removes the consumers of agents gone for good (no pending entry, idle for three
+    /// leases), so the group does not keep one per agent ever started.
+    fn prune(&self, link: &mut Link) {
+        let idle = wire::ttl_ms(self.lease.saturating_mul(3));
+        match link.run(|c| {
+            scripts::prune()
+                .key(self.keys.tasks())
+                .arg(&self.name)
+                .arg(idle)
+                .invoke::<i64>(c)
+        }) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "futurepool-redis: agent {} removed {n} consumers of vanished agents",
+                self.name
+            ),
+            Err(e) => log::warn!(
+                "futurepool-redis: agent {} cannot prune consumers: {}",
+                self.name,
+                link::describe(&e)
+            ),
+        }
+    }
+
     /// Delivered entries, each holding a slot: decoded and checked, started by one call of the
     /// start script, then launched (or refused, or skipped).
     fn handle(self: &Arc<Self>, link: &mut Link, entries: Vec<StreamId>) {
@@ -517,7 +566,7 @@ impl Shared {
         let (low, high) = id_range(ready.iter().map(|(entry, _, _)| entry.as_str()));
         let keys = &self.keys;
         let results = link.run_retrying(
-            Some(Instant::now() + self.lease),
+            Some(crate::time::from_now(self.lease)),
             || !self.stopping(),
             |c| {
                 let mut start = scripts::start().key(keys.tasks());
@@ -548,6 +597,23 @@ impl Shared {
                 .into_iter()
                 .map(|r| (r & 3, u32::try_from(r >> 2).unwrap_or(u32::MAX)))
                 .collect(),
+            // A right revoked while running: the tasks fail, naming it, instead of going
+            // round the agents for ever.
+            Err(e) if e.code() == Some("NOPERM") => {
+                log::error!(
+                    "futurepool-redis: agent {} cannot start tasks: {e}",
+                    self.name
+                );
+                for (_, msg, mut report) in ready {
+                    report.outcome = RemoteOutcome::Broken(format!(
+                        "agent {} cannot start task {}: {e} (see the README's \"Across \
+                         machines\" section for the agents' ACL)",
+                        self.name, msg.task
+                    ));
+                    self.report(report);
+                }
+                return;
+            }
             Err(e) => {
                 // Left pending: reclaimed after the lease by whichever agent is alive then.
                 log::warn!(
@@ -575,9 +641,10 @@ impl Shared {
             Some(Value::BulkString(bytes)) => wire::from_bytes::<TaskMsg>(bytes),
             _ => Err("no message field".to_string()),
         };
-        let msg = match msg {
+        let mut msg = match msg {
             Ok(msg) => msg,
             Err(e) => {
+                self.malformed.fetch_add(1, Ordering::Relaxed);
                 log::error!(
                     "futurepool-redis: agent {} dropped entry {}: {e}",
                     self.name,
@@ -598,6 +665,8 @@ impl Shared {
                 return None;
             }
         };
+        // A TTL Redis would refuse would fail the whole batch's finish script.
+        msg.reply_ttl_ms = msg.reply_ttl_ms.clamp(1, wire::MAX_TTL_MS);
         let arg_blob = match &msg.arg {
             Payload::Stored(key) => Some(key.clone()),
             Payload::Inline(_) => None,
@@ -653,7 +722,7 @@ impl Shared {
         let arg = match msg.arg {
             Payload::Inline(bytes) => Ok(bytes),
             Payload::Stored(key) => match link.run_retrying(
-                Some(Instant::now() + self.lease),
+                Some(crate::time::from_now(self.lease)),
                 || !self.stopping(),
                 |c| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(c),
             ) {
@@ -719,8 +788,10 @@ impl Shared {
                 run.report.outcome = if run.chunk {
                     RemoteOutcome::Chunk(done)
                 } else {
-                    done.pop()
-                        .unwrap_or_else(|| RemoteOutcome::Broken("the task had no item".into()))
+                    done.pop().map_or_else(
+                        || RemoteOutcome::Broken("the task had no item".into()),
+                        RemoteOutcome::from,
+                    )
                 };
                 self.report(run.report);
                 return;
@@ -741,10 +812,10 @@ impl Shared {
                     let me = Arc::downgrade(self);
                     future.add_done_callback(move |f| {
                         let outcome = outcome_of(f);
-                        if matches!(outcome, RemoteOutcome::Cancelled) {
+                        if matches!(outcome, ItemOutcome::Cancelled) {
                             // Killed on request: the rest of a chunk is cancelled too.
                             run.done
-                                .extend(run.rest.drain(..).map(|_| RemoteOutcome::Cancelled));
+                                .extend(run.rest.drain(..).map(|_| ItemOutcome::Cancelled));
                         }
                         run.done.push(outcome);
                         if let Some(me) = me.upgrade() {
@@ -756,7 +827,7 @@ impl Shared {
                 }
                 Err(e) => run
                     .done
-                    .push(RemoteOutcome::Broken(format!("agent {}: {e}", self.name))),
+                    .push(ItemOutcome::Broken(format!("agent {}: {e}", self.name))),
             }
         }
     }
@@ -792,6 +863,27 @@ impl Shared {
     /// stored in their own keys first), retrying through Redis outages.
     fn send_reports(&self, link: &mut Link, mut batch: Vec<Report>) {
         let keys = &self.keys;
+        // A result Redis would refuse fails its task instead of wedging the replier (Redis
+        // closes the connection on it, which looks like an outage).
+        for report in &mut batch {
+            let (what, size) = match &report.outcome {
+                RemoteOutcome::Returned(Payload::Inline(bytes)) => ("the result", bytes.len()),
+                chunk @ RemoteOutcome::Chunk(_) => ("the chunk's results", approx_len(chunk)),
+                _ => continue,
+            };
+            if let Some(why) = limits::over(what, size, self.bulk_limit) {
+                log::error!(
+                    "futurepool-redis: agent {}: task {}: {why}",
+                    self.name,
+                    report.task
+                );
+                report.outcome = RemoteOutcome::Broken(format!("task {}: {why}", report.task));
+            }
+        }
+        // Retried through outages, but not for ever: past the reply TTL the client is gone
+        // (or has stopped waiting), and the tasks are redelivered after the lease.
+        let ttl = batch.iter().map(|r| r.reply_ttl_ms).min().unwrap_or(1);
+        let until = Some(crate::time::from_now(Duration::from_millis(ttl)));
         for report in &mut batch {
             let RemoteOutcome::Returned(Payload::Inline(bytes)) = &mut report.outcome else {
                 continue;
@@ -803,7 +895,7 @@ impl Shared {
             let bytes = std::mem::take(bytes);
             let ttl = report.reply_ttl_ms;
             let stored = link.run_retrying(
-                None,
+                until,
                 || true,
                 |c| {
                     redis::cmd("SET")
@@ -856,7 +948,7 @@ impl Shared {
             .filter_map(|report| report.arg_blob.as_deref())
             .collect();
         let sent = link.run_retrying(
-            None,
+            until,
             || true,
             |c| {
                 let mut finish = scripts::finish().key(keys.tasks());
@@ -898,7 +990,8 @@ impl Shared {
     /// Heartbeats and kill requests; ends with the replier.
     fn keep_loop(self: Arc<Self>) {
         let every = self.lease / 3;
-        let mut link = Link::new(self.client.clone(), every);
+        // Its reads block at most 250 ms (below).
+        let mut link = Link::new(self.client.clone(), Duration::from_millis(250));
         let control = self.keys.control(&self.name);
         let mut last = "0-0".to_string();
         let mut next_beat = Instant::now();
@@ -908,7 +1001,7 @@ impl Shared {
             }
             let now = Instant::now();
             if now >= next_beat {
-                next_beat = now + every;
+                next_beat = crate::time::after(now, every);
                 let entries: Vec<String> =
                     self.inflight().values().map(|f| f.entry.clone()).collect();
                 let _ = link.run(|c| {
@@ -916,7 +1009,7 @@ impl Shared {
                     invocation
                         .key(&control)
                         .arg(&self.name)
-                        .arg(self.lease.as_millis() as u64 * 3);
+                        .arg(wire::ttl_ms(self.lease.saturating_mul(3)));
                     for e in &entries {
                         invocation.arg(e);
                     }
@@ -1036,36 +1129,51 @@ fn claim_depth(recent_us: u64) -> usize {
 
 /// About how many bytes an outcome takes in a reply message.
 fn approx_len(outcome: &RemoteOutcome) -> usize {
-    16 + match outcome {
-        RemoteOutcome::Returned(Payload::Inline(bytes)) => bytes.len(),
-        RemoteOutcome::Returned(Payload::Stored(key)) => key.len(),
+    match outcome {
+        RemoteOutcome::Chunk(items) => 16 + items.iter().map(item_len).sum::<usize>(),
+        RemoteOutcome::Returned(Payload::Inline(bytes)) => 16 + bytes.len(),
+        RemoteOutcome::Returned(Payload::Stored(key)) => 16 + key.len(),
         RemoteOutcome::Panicked { message, location } => {
-            message.len() + location.as_ref().map_or(0, String::len)
+            16 + message.len() + location.as_ref().map_or(0, String::len)
         }
         RemoteOutcome::WorkerLost(why) | RemoteOutcome::Codec(why) | RemoteOutcome::Broken(why) => {
+            16 + why.len()
+        }
+        RemoteOutcome::TimedOut | RemoteOutcome::Cancelled => 16,
+    }
+}
+
+/// About how many bytes an item's outcome takes in a reply message.
+fn item_len(item: &ItemOutcome) -> usize {
+    16 + match item {
+        ItemOutcome::Returned(Payload::Inline(bytes)) => bytes.len(),
+        ItemOutcome::Returned(Payload::Stored(key)) => key.len(),
+        ItemOutcome::Panicked { message, location } => {
+            message.len() + location.as_ref().map_or(0, String::len)
+        }
+        ItemOutcome::WorkerLost(why) | ItemOutcome::Codec(why) | ItemOutcome::Broken(why) => {
             why.len()
         }
-        RemoteOutcome::TimedOut | RemoteOutcome::Cancelled => 0,
-        RemoteOutcome::Chunk(items) => items.iter().map(approx_len).sum(),
+        ItemOutcome::TimedOut | ItemOutcome::Cancelled => 0,
     }
 }
 
 /// A finished local future as the client will see it.
-fn outcome_of(future: &Future<Vec<u8>>) -> RemoteOutcome {
+fn outcome_of(future: &Future<Vec<u8>>) -> ItemOutcome {
     match future.result() {
-        Ok(bytes) => RemoteOutcome::Returned(Payload::Inline(bytes.clone())),
-        Err(FutureError::Panicked(p)) => RemoteOutcome::Panicked {
+        Ok(bytes) => ItemOutcome::Returned(Payload::Inline(bytes.clone())),
+        Err(FutureError::Panicked(p)) => ItemOutcome::Panicked {
             message: p.message().to_string(),
             location: p.location().map(str::to_string),
         },
-        Err(FutureError::WorkerLost(why)) => RemoteOutcome::WorkerLost(why.to_string()),
-        Err(FutureError::TimedOut) => RemoteOutcome::TimedOut,
-        Err(FutureError::Cancelled) => RemoteOutcome::Cancelled,
-        Err(FutureError::Codec(why)) => RemoteOutcome::Codec(why.to_string()),
-        Err(FutureError::Broken(why)) => RemoteOutcome::Broken(why.to_string()),
-        Err(FutureError::ShutDown) => RemoteOutcome::Broken("the agent is shutting down".into()),
+        Err(FutureError::WorkerLost(why)) => ItemOutcome::WorkerLost(why.to_string()),
+        Err(FutureError::TimedOut) => ItemOutcome::TimedOut,
+        Err(FutureError::Cancelled) => ItemOutcome::Cancelled,
+        Err(FutureError::Codec(why)) => ItemOutcome::Codec(why.to_string()),
+        Err(FutureError::Broken(why)) => ItemOutcome::Broken(why.to_string()),
+        Err(FutureError::ShutDown) => ItemOutcome::Broken("the agent is shutting down".into()),
         Err(FutureError::Raised(never)) => match *never {},
-        Err(other) => RemoteOutcome::Broken(format!("{other:?}")),
+        Err(other) => ItemOutcome::Broken(format!("{other:?}")),
     }
 }
 

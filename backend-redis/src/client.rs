@@ -1,9 +1,11 @@
 //! [`RedisPool`]: the client side. Submitting adds a task to the queue's stream; one listener
 //! thread per pool reads the pool's own reply stream and completes the futures (outside any
-//! lock), enforces client-side deadlines, keeps the reply stream alive and runs the watchdog
-//! that fails tasks the broker lost.
+//! lock), keeps the reply stream alive and runs the watchdog that fails tasks the broker lost.
+//! In a pool with a deadline, a timer thread that does no I/O fails futures past it
+//! ([`expiry`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,17 +25,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys::Keys;
+use crate::limits;
 use crate::link::{self, Link};
+use crate::rights;
 use crate::scripts;
-use crate::wire::{self, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
+use crate::wire::{self, ItemOutcome, Payload, RemoteOutcome, ReplyMsg, TaskMsg};
 use crate::Delivery;
 
-/// How long the listener blocks on its reply stream at most, so it notices deadlines and
-/// shutdown in time.
+mod expiry;
+
+/// How long the listener blocks on its reply stream at most, so it notices shutdown in time.
 const LISTEN_BLOCK: Duration = Duration::from_millis(200);
 
-/// Configures a [`RedisPool`].
-#[derive(Clone, Debug)]
+/// Configures a [`RedisPool`]. Its `Debug` shows the URL with the password masked.
+#[derive(Clone)]
 pub struct Builder {
     url: String,
     queue: String,
@@ -58,6 +63,24 @@ pub enum ConnectError {
     Redis(String),
     /// An option is out of range (the text says which).
     Option(String),
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("url", &link::shown(&self.url))
+            .field("queue", &self.queue)
+            .field("task_timeout", &self.task_timeout)
+            .field("deadline", &self.deadline)
+            .field("max_attempts", &self.max_attempts)
+            .field("reply_ttl", &self.reply_ttl)
+            .field("payload_ttl", &self.payload_ttl)
+            .field("cancel_kills_running", &self.cancel_kills_running)
+            .field("max_workers", &self.max_workers)
+            .field("watchdog_interval", &self.watchdog_interval)
+            .field("tls_root_certificate", &self.tls_root_certificate.is_some())
+            .finish()
+    }
 }
 
 impl fmt::Display for ConnectError {
@@ -430,20 +453,28 @@ impl Builder {
         let id = link::random_id();
         let reply_key = keys.reply(&id);
         let client_key = keys.client(&id);
-        // Checks the connection, the credentials, and the rights on the queue's keys; the
-        // client key tells agents this client is alive.
+        // Checks the connection, the credentials, and every right the client needs on the
+        // queue's keys; the client key tells agents this client is alive.
+        let lacking = submit
+            .run(|c| rights::check_client(c, &keys))
+            .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
+        if let Some(why) = lacking {
+            return Err(ConnectError::Redis(format!("{shown}: {why}")));
+        }
         submit
             .run(|c| {
-                redis::cmd("PING").query::<()>(c)?;
-                redis::cmd("EXISTS").arg(keys.tasks()).query::<()>(c)?;
                 redis::cmd("SET")
                     .arg(&client_key)
                     .arg(1)
                     .arg("PX")
-                    .arg(millis(self.reply_ttl))
+                    .arg(wire::ttl_ms(self.reply_ttl))
                     .query::<()>(c)
             })
             .map_err(|e| ConnectError::Redis(format!("{shown}: {}", describe(&e))))?;
+        let bulk_limit = submit
+            .conn()
+            .map(limits::bulk_limit)
+            .unwrap_or(limits::DEFAULT_BULK_LIMIT);
         let shared = Arc::new(Shared {
             keys,
             reply_key,
@@ -457,57 +488,61 @@ impl Builder {
             outbox: Mutex::new(Outbox::default()),
             outbox_changed: Condvar::new(),
             recorded: Condvar::new(),
+            timer: Condvar::new(),
+            cleanup: expiry::Cleanup::default(),
             next_seq: AtomicU64::new(1),
+            malformed: AtomicU64::new(0),
+            bulk_limit,
             closing: AtomicBool::new(false),
             options: self,
         });
-        let listener = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("futurepool-redis-listener".into())
-                .spawn(move || shared.listen())
-                .map_err(|e| ConnectError::Redis(format!("cannot start the listener: {e}")))?
-        };
-        let sender = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("futurepool-redis-sender".into())
-                .spawn(move || shared.send_loop())
-        };
-        let sender = match sender {
-            Ok(sender) => sender,
-            Err(e) => {
-                shared.closing.store(true, Ordering::Release);
-                let _ = listener.join();
-                return Err(ConnectError::Redis(format!("cannot start the sender: {e}")));
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut spawn = |name: &str, body: fn(Arc<Shared>)| {
+            let s = shared.clone();
+            match thread::Builder::new()
+                .name(format!("futurepool-redis-{name}"))
+                .spawn(move || body(s))
+            {
+                Ok(handle) => {
+                    threads.push(handle);
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot start the {name} thread: {e}")),
             }
         };
+        let mut started =
+            spawn("listener", Shared::listen).and_then(|()| spawn("sender", Shared::send_loop));
+        if shared.options.deadline.is_some() {
+            started = started
+                .and_then(|()| spawn("timer", Shared::expire_loop))
+                .and_then(|()| spawn("cleaner", Shared::cleanup_loop));
+        }
+        if let Err(e) = started {
+            shared.closing.store(true, Ordering::Release);
+            shared.wake_all();
+            for handle in threads {
+                let _ = handle.join();
+            }
+            return Err(ConnectError::Redis(e));
+        }
         Ok(RedisPool {
             shared,
-            listener: Mutex::new(Some(listener)),
-            sender: Mutex::new(Some(sender)),
+            threads: Mutex::new(threads),
         })
     }
 }
 
 /// A Redis error, with the fix for a missing ACL right.
 fn describe(e: &redis::RedisError) -> String {
-    if e.code() == Some("NOPERM") {
-        format!(
-            "{e} (the Redis user lacks a right futurepool needs: see the README's \"Across \
-             machines\" section for the ACL to give clients and agents)"
-        )
-    } else {
-        e.to_string()
-    }
+    link::describe(e)
 }
 
 /// The executor whose tasks run on agents spread over machines: Python's `Executor` over a
 /// Redis Stream. See the [crate docs](crate) for setting it up.
 pub struct RedisPool {
     shared: Arc<Shared>,
-    listener: Mutex<Option<JoinHandle<()>>>,
-    sender: Mutex<Option<JoinHandle<()>>>,
+    /// The listener, the sender, and in a pool with a deadline the timer and the cleaner.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -526,14 +561,23 @@ struct Shared {
     /// Notified when the last unfinished task of the pool finishes.
     idle: Condvar,
     /// Single submits on their way to the stream: the sender thread adds whatever has queued
-    /// up in one pipelined round trip, so `submit` never waits for Redis.
+    /// up in one round trip, so `submit` never waits for Redis.
     outbox: Mutex<Outbox>,
     /// Notified when the outbox gains tasks (the sender waits) or room (submitters wait), and
     /// when the pool closes.
     outbox_changed: Condvar,
     /// Notified (with `state`) when the sender has recorded stream entry ids.
     recorded: Condvar,
+    /// Notified (with `state`) when the deadline timer has a deadline to wait for again, and
+    /// when the pool closes.
+    timer: Condvar,
+    /// The clean-up of expired futures' tasks, done off the timer's and listener's path.
+    cleanup: expiry::Cleanup,
     next_seq: AtomicU64,
+    /// Reply entries dropped because they did not decode.
+    malformed: AtomicU64,
+    /// The server's `proto-max-bulk-len`, read at connect: a larger argument fails at once.
+    bulk_limit: u64,
     /// Set by `shutdown(wait)` and drop: the listener exits once nothing is unfinished.
     closing: AtomicBool,
     options: Builder,
@@ -559,12 +603,18 @@ struct Outgoing {
 /// The outbox holds at most this many tasks or bytes; `submit` waits for room beyond them.
 const OUTBOX_TASKS: usize = 16_384;
 const OUTBOX_BYTES: usize = 64 << 20;
-/// At most this many tasks go in one pipeline.
+/// At most this many tasks the sender takes from the outbox at once.
 const SEND_BATCH: usize = 1_024;
+/// At most about this many bytes (messages and stored arguments) go in one call of the add
+/// script, all of whose arguments Redis holds at once.
+const ADD_BYTES: usize = 32 << 20;
 
 #[derive(Default)]
 struct State {
     pending: HashMap<u64, Pending>,
+    /// The pending tasks' deadlines, earliest first (an entry whose task is no longer
+    /// pending is skipped when it comes up).
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     shut_down: bool,
 }
 
@@ -973,6 +1023,9 @@ impl RedisPool {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Future::failed(codec_error("the argument", &e))),
         };
+        if let Some(why) = limits::over("the encoded argument", arg.len(), self.shared.bulk_limit) {
+            return Ok(Future::failed(FutureError::Codec(why.into())));
+        }
         let task = NewTask {
             signature,
             arg,
@@ -987,7 +1040,7 @@ impl RedisPool {
     /// Python's `map`: `f` over every input, outcomes in input order. Lazy, with at most
     /// `buffersize` items (default: twice [`Builder::max_workers`]) in flight; `chunksize`
     /// inputs travel as one task (one stream entry each way) and run one after another on one
-    /// agent; each refill adds its tasks to the stream in one pipelined round trip. One
+    /// agent; each refill adds its tasks to the stream in one round trip. One
     /// deadline for the whole iteration (`timeout`); `task_timeout` limits each item's run.
     /// Dropping the iterator cancels the tasks not yet started.
     ///
@@ -1088,12 +1141,7 @@ impl RedisPool {
         }
         if options.wait {
             self.shared.closing.store(true, Ordering::Release);
-            {
-                // Under the outbox's lock, so the sender cannot miss it between its check
-                // and its wait.
-                let _outbox = self.shared.outbox();
-                self.shared.outbox_changed.notify_all();
-            }
+            self.shared.wake_all();
             let mut state = self.shared.lock();
             while !state.pending.is_empty() {
                 state = self
@@ -1103,16 +1151,9 @@ impl RedisPool {
                     .unwrap_or_else(|p| p.into_inner());
             }
             drop(state);
-            let handle = self
-                .listener
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
-            let handle = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle {
+            let threads =
+                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            for handle in threads {
                 let _ = handle.join();
             }
         }
@@ -1142,6 +1183,12 @@ impl RedisPool {
     /// ```
     pub fn unfinished(&self) -> usize {
         self.shared.lock().pending.len()
+    }
+
+    /// How many entries of this pool's reply stream were dropped because they did not decode
+    /// (each is logged): anyone who may write the stream can put bytes there.
+    pub fn malformed_replies(&self) -> u64 {
+        self.shared.malformed.load(Ordering::Relaxed)
     }
 }
 
@@ -1289,6 +1336,21 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes every thread that waits for the pool to close.
+    fn wake_all(&self) {
+        {
+            // Under the outbox's lock, so the sender cannot miss it between its check and
+            // its wait; the same for the timer and the state's lock.
+            let _outbox = self.outbox();
+            self.outbox_changed.notify_all();
+        }
+        {
+            let _state = self.lock();
+            self.timer.notify_all();
+        }
+        self.cleanup.wake();
+    }
+
     fn submit_link(&self) -> MutexGuard<'_, Link> {
         self.submit.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -1338,7 +1400,7 @@ impl Shared {
                 arg,
                 timeout_ms: timeout.map(millis),
                 max_attempts: options.max_attempts,
-                reply_ttl_ms: millis(options.reply_ttl),
+                reply_ttl_ms: wire::ttl_ms(options.reply_ttl),
                 delivery,
                 chunk: chunk.is_some(),
             });
@@ -1385,48 +1447,110 @@ impl Shared {
         if state.shut_down {
             return Err(SubmitError::ShutDown);
         }
+        let was_empty = state.deadlines.is_empty();
         for p in prepared {
             if let Some(pending) = p.pending.take() {
+                if let Some(deadline) = pending.deadline {
+                    state.deadlines.push(Reverse((deadline, p.outgoing.seq)));
+                }
                 state.pending.insert(p.outgoing.seq, pending);
             }
+        }
+        drop(state);
+        if was_empty {
+            // Deadlines only grow (each is its submit plus the pool's one duration): the
+            // timer needs waking only when it has none.
+            self.timer.notify_all();
         }
         Ok(())
     }
 
-    /// Adds tasks to the stream in one pipelined round trip (one more before it for their
-    /// large arguments): their entry ids, in order.
+    /// Adds tasks to the stream, each run of them (up to [`ADD_BYTES`]) in one call of the add
+    /// script, all of a run or none: the entry ids of the tasks added, which are the first ones,
+    /// in order, and why the rest were not. A run Redis refuses is retried for 10 s if the
+    /// error is transient.
     fn add_to_stream(
         &self,
         link: &mut Link,
         batch: &[Outgoing],
+        deadline: Option<Instant>,
+    ) -> (Vec<String>, Option<redis::RedisError>) {
+        // A caller's deadline bounds every attempt, not only the retries.
+        if let Some(deadline) = deadline {
+            link.cap(deadline);
+        }
+        let added = self.add_runs(link, batch, deadline);
+        if deadline.is_some() {
+            link.uncap();
+        }
+        added
+    }
+
+    fn add_runs(
+        &self,
+        link: &mut Link,
+        batch: &[Outgoing],
+        deadline: Option<Instant>,
+    ) -> (Vec<String>, Option<redis::RedisError>) {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|o| {
+                    bytes += o.msg.len() + o.blob.as_ref().map_or(0, |(_, b)| b.len());
+                    bytes <= ADD_BYTES
+                })
+                .count()
+                .max(1);
+            let (run, after) = rest.split_at(n);
+            match self.add_run(link, run, deadline) {
+                Ok(added) if added.len() == run.len() => ids.extend(added),
+                Ok(added) => {
+                    let e = redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "the add script answered",
+                        format!("{} ids for {} tasks", added.len(), run.len()),
+                    ));
+                    return (ids, Some(e));
+                }
+                Err(e) => return (ids, Some(e)),
+            }
+            rest = after;
+        }
+        (ids, None)
+    }
+
+    /// One call of the add script (see `scripts::add`).
+    fn add_run(
+        &self,
+        link: &mut Link,
+        run: &[Outgoing],
+        deadline: Option<Instant>,
     ) -> redis::RedisResult<Vec<String>> {
-        let tasks_key = self.keys.tasks();
-        let payload_ttl = millis(self.options.payload_ttl);
+        let client_ttl = wire::ttl_ms(self.options.reply_ttl);
+        let payload_ttl = wire::ttl_ms(self.options.payload_ttl);
+        let until = crate::time::from_now(Duration::from_secs(10));
         link.run_retrying(
-            Instant::now().checked_add(Duration::from_secs(10)),
+            Some(deadline.map_or(until, |d| d.min(until))),
             || true,
             |c| {
-                if batch.iter().any(|o| o.blob.is_some()) {
-                    let mut pipe = redis::pipe();
-                    for (key, bytes) in batch.iter().filter_map(|o| o.blob.as_ref()) {
-                        pipe.cmd("SET")
-                            .arg(key)
-                            .arg(bytes)
-                            .arg("PX")
-                            .arg(payload_ttl)
-                            .ignore();
-                    }
-                    pipe.query::<()>(c)?;
+                let mut add = scripts::add().key(self.keys.tasks());
+                add.key(&self.client_key);
+                let blobs: Vec<&(String, Vec<u8>)> =
+                    run.iter().filter_map(|o| o.blob.as_ref()).collect();
+                for (key, _) in &blobs {
+                    add.key(key);
                 }
-                let mut pipe = redis::pipe();
-                for o in batch {
-                    pipe.cmd("XADD")
-                        .arg(&tasks_key)
-                        .arg("*")
-                        .arg(wire::FIELD)
-                        .arg(&o.msg);
+                add.arg(client_ttl).arg(payload_ttl).arg(blobs.len());
+                for (_, bytes) in &blobs {
+                    add.arg(bytes);
                 }
-                pipe.query::<Vec<String>>(c)
+                for o in run {
+                    add.arg(&o.msg);
+                }
+                add.invoke::<Vec<String>>(c)
             },
         )
     }
@@ -1470,10 +1594,19 @@ impl Shared {
         }
         // A `cancel()` or kill waiting for these tasks' entry ids stops waiting: there are none.
         self.recorded.notify_all();
+        // Refused (an error reply, or never sent): the task is not in the stream. A connection
+        // that failed mid-request leaves that unknown.
+        let unsure = !(e.is_connection_refusal() || e.code().is_some());
         let why = format!(
-            "cannot add the task to Redis at {}: {}",
+            "cannot add the task to Redis at {}: {}{}",
             self.shown,
-            describe(e)
+            describe(e),
+            if unsure {
+                " (the connection failed mid-request: the task may have been added and may \
+                 still run)"
+            } else {
+                ""
+            }
         );
         for pending in failed {
             pending.sink.fail(FutureError::Broken(why.clone().into()));
@@ -1481,35 +1614,42 @@ impl Shared {
         why
     }
 
-    /// Adds tasks to the stream in one pipelined round trip and returns their futures, in
+    /// Adds tasks to the stream in one round trip and returns their futures, in
     /// order, once Redis has them (`map`'s refills).
+    /// No round trip lasts past `deadline` (the map's), nor past the pool's deadline for
+    /// these tasks: a frozen Redis cannot hold the caller longer.
     fn submit_batch<T, E>(
         self: &Arc<Self>,
         tasks: Vec<NewTask>,
+        deadline: Option<Instant>,
         sink: impl Fn(Promise<T, E>, &NewTask) -> Arc<dyn Sink>,
     ) -> Result<Vec<Future<T, E>>, SubmitError>
     where
         T: Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
+        let deadline = match (deadline, self.options.deadline.map(crate::time::from_now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut prepared = self.prepare(tasks, sink);
         self.list(&mut prepared)?;
         let (futures, batch): (Vec<_>, Vec<_>) =
             prepared.into_iter().map(|p| (p.future, p.outgoing)).unzip();
-        let result = self.add_to_stream(&mut self.submit_link(), &batch);
-        match result {
-            Ok(ids) => {
-                let late = self.record(&batch, ids);
-                if !late.is_empty() {
-                    let mut link = self.submit_link();
-                    for (task, entry, blob) in late {
-                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
-                    }
-                }
-                Ok(futures)
+        let (ids, refused) = self.add_to_stream(&mut self.submit_link(), &batch, deadline);
+        let added = ids.len();
+        let late = self.record(&batch[..added], ids);
+        if !late.is_empty() {
+            let mut link = self.submit_link();
+            for (task, entry, blob) in late {
+                self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
             }
-            Err(e) => Err(SubmitError::Broken(self.unlist(&batch, &e).into())),
         }
+        // The tasks not added fail their own futures (`Broken`); the others go on.
+        if let Some(e) = refused {
+            self.unlist(&batch[added..], &e);
+        }
+        Ok(futures)
     }
 
     /// A single submit: listed at once and handed to the sender thread, which adds it to the
@@ -1583,15 +1723,13 @@ impl Shared {
             if batch.is_empty() {
                 continue;
             }
-            match self.add_to_stream(&mut link, &batch) {
-                Ok(ids) => {
-                    for (task, entry, blob) in self.record(&batch, ids) {
-                        self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
-                    }
-                }
-                Err(e) => {
-                    self.unlist(&batch, &e);
-                }
+            let (ids, refused) = self.add_to_stream(&mut link, &batch, None);
+            let added = ids.len();
+            for (task, entry, blob) in self.record(&batch[..added], ids) {
+                self.cancel_script(&mut link, &task, &entry, blob.as_deref(), true);
+            }
+            if let Some(e) = refused {
+                self.unlist(&batch[added..], &e);
             }
         }
     }
@@ -1605,11 +1743,46 @@ impl Shared {
         blob: Option<&str>,
         kill: bool,
     ) -> Option<i64> {
+        let until = Instant::now().checked_add(Duration::from_secs(5));
+        match self.cancel_until(link, task, entry, blob, kill, until) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::error!(
+                    "futurepool-redis: cannot cancel task {task}: {}",
+                    describe(&e)
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs the cancel script once (see `scripts::cancel` for its answer).
+    fn run_cancel(
+        &self,
+        link: &mut Link,
+        task: &str,
+        entry: &str,
+        blob: Option<&str>,
+        kill: bool,
+    ) -> redis::RedisResult<i64> {
+        self.cancel_until(link, task, entry, blob, kill, Some(Instant::now()))
+    }
+
+    /// Runs the cancel script, retrying transient failures until `until`.
+    fn cancel_until(
+        &self,
+        link: &mut Link,
+        task: &str,
+        entry: &str,
+        blob: Option<&str>,
+        kill: bool,
+        until: Option<Instant>,
+    ) -> redis::RedisResult<i64> {
         let keys = &self.keys;
         let blob = blob.map_or_else(|| keys.blob(task, "arg"), str::to_string);
-        let ttl = millis(self.options.reply_ttl);
-        let result = link.run_retrying(
-            Instant::now().checked_add(Duration::from_secs(5)),
+        let ttl = wire::ttl_ms(self.options.reply_ttl);
+        link.run_retrying(
+            until,
             || true,
             |c| {
                 scripts::cancel()
@@ -1624,17 +1797,7 @@ impl Shared {
                     .arg(ttl)
                     .invoke::<i64>(c)
             },
-        );
-        match result {
-            Ok(n) => Some(n),
-            Err(e) => {
-                log::error!(
-                    "futurepool-redis: cannot cancel task {task}: {}",
-                    describe(&e)
-                );
-                None
-            }
-        }
+        )
     }
 
     /// `cancel()` on a running future with `cancel_kills_running`: ask its agent to kill it;
@@ -1712,32 +1875,18 @@ impl Shared {
     fn listen(self: Arc<Self>) {
         let mut link = Link::new(self.client.clone(), LISTEN_BLOCK);
         let mut last = "0-0".to_string();
-        let ttl = millis(self.options.reply_ttl);
+        let ttl = wire::ttl_ms(self.options.reply_ttl);
         let refresh_every = (self.options.reply_ttl / 3).min(Duration::from_secs(10));
         let mut next_refresh = Instant::now();
-        let mut next_watch = Instant::now() + self.options.watchdog_interval;
+        let mut next_watch = crate::time::from_now(self.options.watchdog_interval);
         let mut pause = Duration::from_millis(20);
         let mut dropped = false;
         loop {
-            let (empty, next_deadline) = {
-                let state = self.lock();
-                // Only a pool with a deadline pays for the scan.
-                let next = if self.options.deadline.is_some() {
-                    state.pending.values().filter_map(|p| p.deadline).min()
-                } else {
-                    None
-                };
-                (state.pending.is_empty(), next)
-            };
+            let empty = self.lock().pending.is_empty();
             if empty && self.closing.load(Ordering::Acquire) {
                 break;
             }
-            let now = Instant::now();
-            let block = next_deadline
-                .map_or(LISTEN_BLOCK, |d| {
-                    d.saturating_duration_since(now).min(LISTEN_BLOCK)
-                })
-                .max(Duration::from_millis(1));
+            let block = LISTEN_BLOCK;
             let read = link.run(|c| {
                 redis::cmd("XREAD")
                     .arg("COUNT")
@@ -1764,10 +1913,7 @@ impl Shared {
                                             self.mark_started(seq);
                                         }
                                     }
-                                    None => log::error!(
-                                        "futurepool-redis: dropped a malformed reply {}",
-                                        entry.id
-                                    ),
+                                    None => self.dropped(&entry.id, "a malformed started list"),
                                 }
                             } else {
                                 let msg = match entry.map.get(wire::FIELD) {
@@ -1778,10 +1924,7 @@ impl Shared {
                                 };
                                 match msg {
                                     Ok(msg) => self.on_reply(&mut link, msg),
-                                    Err(e) => log::error!(
-                                        "futurepool-redis: dropped a reply {}: {e}",
-                                        entry.id
-                                    ),
+                                    Err(e) => self.dropped(&entry.id, &e),
                                 }
                             }
                             last.clone_from(&entry.id);
@@ -1798,6 +1941,21 @@ impl Shared {
                         });
                     }
                 }
+                // A right revoked while running: nothing would ever come back, so every
+                // unfinished future fails, naming it.
+                Err(e) if e.code() == Some("NOPERM") => {
+                    let why = format!(
+                        "cannot read replies from Redis at {}: {}",
+                        self.shown,
+                        describe(&e)
+                    );
+                    log::error!("futurepool-redis: {why}");
+                    for pending in self.take_where(|_| true) {
+                        pending.sink.fail(FutureError::Broken(why.clone().into()));
+                    }
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
                 Err(e) => {
                     log::warn!(
                         "futurepool-redis: reading replies from {}: {}",
@@ -1808,7 +1966,6 @@ impl Shared {
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
-            self.expire_deadlines(&mut link);
             let now = Instant::now();
             if now >= next_refresh {
                 next_refresh = now + refresh_every;
@@ -1828,7 +1985,7 @@ impl Shared {
                 });
             }
             if now >= next_watch {
-                next_watch = now + self.options.watchdog_interval;
+                next_watch = crate::time::after(now, self.options.watchdog_interval);
                 self.watchdog(&mut link);
             }
             if !dropped && self.lock().pending.is_empty() {
@@ -1859,13 +2016,24 @@ impl Shared {
         });
     }
 
+    /// A reply entry that did not decode: logged, counted ([`RedisPool::malformed_replies`])
+    /// and skipped. Its tasks, if any, are failed by the watchdog once Redis no longer has
+    /// them.
+    fn dropped(&self, entry: &str, why: &str) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            "futurepool-redis: dropped reply entry {entry} of {}: {why}",
+            self.reply_key
+        );
+    }
+
     fn on_reply(self: &Arc<Self>, link: &mut Link, msg: ReplyMsg) {
         for done in msg.done {
             // The first result wins; a duplicate (a task that ran twice) finds nothing.
             let Some(pending) = self.take(done.seq) else {
                 continue;
             };
-            let outcome = self.resolve(link, done.outcome);
+            let outcome = self.resolve(link, &pending.task, done.outcome);
             log::trace!(
                 "futurepool-redis: task {} done on agent {} (attempt {})",
                 pending.task,
@@ -1976,26 +2144,35 @@ impl Shared {
     }
 
     /// An agent's outcome as the future's; a stored result is fetched (and deleted).
-    fn resolve(&self, link: &mut Link, outcome: RemoteOutcome) -> Resolved {
-        match outcome {
-            RemoteOutcome::Chunk(items) => Resolved::Many(
+    fn resolve(&self, link: &mut Link, task: &str, outcome: RemoteOutcome) -> Resolved {
+        match outcome.split() {
+            Err(items) => Resolved::Many(
                 items
                     .into_iter()
-                    .map(|item| self.resolve_one(link, item))
+                    .map(|item| self.resolve_one(link, task, item))
                     .collect(),
             ),
-            one => Resolved::One(self.resolve_one(link, one)),
+            Ok(one) => Resolved::One(self.resolve_one(link, task, one)),
         }
     }
 
     fn resolve_one(
         &self,
         link: &mut Link,
-        outcome: RemoteOutcome,
+        task: &str,
+        outcome: ItemOutcome,
     ) -> Result<Vec<u8>, FutureError<Infallible>> {
         match outcome {
-            RemoteOutcome::Returned(Payload::Inline(bytes)) => Ok(bytes),
-            RemoteOutcome::Returned(Payload::Stored(key)) => {
+            ItemOutcome::Returned(Payload::Inline(bytes)) => Ok(bytes),
+            // Only this task's result keys: a reply naming another key is not followed.
+            ItemOutcome::Returned(Payload::Stored(key))
+                if !key.starts_with(&self.keys.blob(task, "result")) =>
+            {
+                Err(FutureError::Broken(
+                    format!("an agent named {key:?} as the result of task {task}").into(),
+                ))
+            }
+            ItemOutcome::Returned(Payload::Stored(key)) => {
                 match link.run_retrying(
                     Instant::now().checked_add(Duration::from_secs(10)),
                     || true,
@@ -2012,34 +2189,17 @@ impl Shared {
                     )),
                 }
             }
-            RemoteOutcome::Panicked { message, location } => {
+            ItemOutcome::Panicked { message, location } => {
                 Err(FutureError::Panicked(match location {
                     Some(l) => Panic::with_location(message, l),
                     None => Panic::new(message),
                 }))
             }
-            RemoteOutcome::WorkerLost(why) => Err(FutureError::WorkerLost(why.into())),
-            RemoteOutcome::TimedOut => Err(FutureError::TimedOut),
-            RemoteOutcome::Cancelled => Err(FutureError::Cancelled),
-            RemoteOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
-            RemoteOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
-            RemoteOutcome::Chunk(_) => Err(FutureError::Broken(
-                "an agent answered with a chunk inside a chunk".into(),
-            )),
-        }
-    }
-
-    /// Fails the futures past their client-side deadline and cancels their tasks.
-    fn expire_deadlines(&self, link: &mut Link) {
-        if self.options.deadline.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        for pending in self.take_where(|p| p.deadline.is_some_and(|d| d <= now)) {
-            pending.sink.fail(FutureError::TimedOut);
-            if let Some(entry) = &pending.entry {
-                self.cancel_script(link, &pending.task, entry, pending.blob.as_deref(), true);
-            }
+            ItemOutcome::WorkerLost(why) => Err(FutureError::WorkerLost(why.into())),
+            ItemOutcome::TimedOut => Err(FutureError::TimedOut),
+            ItemOutcome::Cancelled => Err(FutureError::Cancelled),
+            ItemOutcome::Codec(why) => Err(FutureError::Codec(why.into())),
+            ItemOutcome::Broken(why) => Err(FutureError::Broken(why.into())),
         }
     }
 
@@ -2216,8 +2376,8 @@ pub struct RemoteMap<'a, A, R, I> {
     chunksize: usize,
     chunks_ahead: usize,
     task_timeout: Option<Duration>,
-    /// Chunks in flight (items, future), oldest first (a chunk that failed before it was
-    /// submitted counts as one item).
+    /// Chunks in flight (items, future), oldest first: one outcome per input, whatever
+    /// happens to a chunk.
     window: VecDeque<InFlightChunk<R>>,
     /// The outcomes of the chunk being read.
     current: VecDeque<Outcome<R>>,
@@ -2232,7 +2392,7 @@ where
     R: DeserializeOwned + Send + Sync + 'static,
     I: Iterator<Item = A>,
 {
-    /// Tops the window up in one pipelined round trip, once at least half of it is free.
+    /// Tops the window up in one round trip, once at least half of it is free.
     fn refill(&mut self) {
         let room = self.chunks_ahead.saturating_sub(self.window.len());
         if room == 0 || (room < self.chunks_ahead.div_ceil(2) && !self.window.is_empty()) {
@@ -2246,7 +2406,9 @@ where
         for _ in 0..room {
             let mut items = Vec::with_capacity(self.chunksize);
             let mut encoded = Ok(());
+            let mut drawn = 0;
             for input in inputs.by_ref().take(self.chunksize) {
+                drawn += 1;
                 match codec::encode(&input) {
                     Ok(bytes) => items.push(serde_bytes::ByteBuf::from(bytes)),
                     Err(e) if encoded.is_ok() => encoded = Err(e),
@@ -2257,20 +2419,35 @@ where
                 exhausted = true;
                 break;
             }
-            match encoded {
-                Ok(()) => batch.push(NewTask {
+            let arg = encoded.as_ref().ok().map(|()| wire::to_bytes(&items));
+            let too_large = arg.as_ref().and_then(|arg| {
+                limits::over(
+                    "the encoded chunk of arguments",
+                    arg.len(),
+                    self.pool.shared.bulk_limit,
+                )
+            });
+            match (encoded, arg) {
+                (Ok(()), Some(arg)) if too_large.is_none() => batch.push(NewTask {
                     signature: self.signature,
                     chunk: Some(items.len()),
-                    arg: wire::to_bytes(&items),
+                    arg,
                     timeout: self.task_timeout,
                     delivery: false,
                 }),
-                // Not sent: the chunk fails as one item (use chunksize 1 to keep the other
+                // Not sent: every item of the chunk fails (a smaller chunksize may fit).
+                (Ok(()), _) => {
+                    self.flush(std::mem::take(&mut batch));
+                    let why = too_large.unwrap_or_default();
+                    self.window
+                        .push_back((drawn, Future::failed(FutureError::Codec(why.into()))));
+                }
+                // Not sent: every item of the chunk fails (use chunksize 1 to keep the other
                 // items of a chunk with an unserializable input).
-                Err(e) => {
+                (Err(e), _) => {
                     self.flush(std::mem::take(&mut batch));
                     self.window
-                        .push_back((1, Future::failed(codec_error("the argument", &e))));
+                        .push_back((drawn, Future::failed(codec_error("the argument", &e))));
                 }
             }
         }
@@ -2285,21 +2462,27 @@ where
             return;
         }
         let sizes: Vec<usize> = batch.iter().map(|t| t.chunk.unwrap_or(1)).collect();
-        let submitted = self.pool.shared.submit_batch(batch, |promise, task| {
-            Arc::new(Chunk::<R> {
-                promise,
-                items: task.chunk.unwrap_or(1),
-            })
-        });
+        let submitted = self
+            .pool
+            .shared
+            .submit_batch(batch, self.deadline, |promise, task| {
+                Arc::new(Chunk::<R> {
+                    promise,
+                    items: task.chunk.unwrap_or(1),
+                })
+            });
         match submitted {
             Ok(futures) => {
                 for (future, n) in futures.into_iter().zip(sizes) {
                     self.window.push_back((n, future));
                 }
             }
+            // Every item of the refill fails; the next refill tries again (Redis may be back).
             Err(e) => {
-                self.inputs = None;
-                self.window.push_back((1, Future::failed(e.into())));
+                for n in sizes {
+                    self.window
+                        .push_back((n, Future::failed(FutureError::from(e.clone()))));
+                }
             }
         }
     }
@@ -2330,7 +2513,18 @@ where
             if self.ended {
                 return None;
             }
-            self.refill();
+            // Past the deadline (a refill held by a slow Redis, for example): what is done is
+            // still yielded, nothing more is submitted, and the first not done ends the map.
+            let late = self.deadline.is_some_and(|d| d <= Instant::now());
+            let more = self.inputs.is_some() || !self.window.is_empty();
+            if late && more && !self.window.front().is_some_and(|(_, f)| f.done()) {
+                self.cancel_all();
+                self.ended = true;
+                return Some(Err(FutureError::TimedOut));
+            }
+            if !late {
+                self.refill();
+            }
             let (n, future) = self.window.pop_front()?;
             let done = match self.deadline {
                 None => {
@@ -2348,9 +2542,13 @@ where
             match future.try_into_result() {
                 Ok(Ok(items)) => self.current.extend(items),
                 Ok(Err(e)) => self.current.extend(std::iter::repeat_n(e, n).map(Err)),
-                Err(_) => self.current.push_back(Err(FutureError::Broken(
-                    "the map's chunk was shared".into(),
-                ))),
+                Err(_) => self.current.extend(
+                    std::iter::repeat_n(
+                        FutureError::Broken("the map's chunk was shared".into()),
+                        n,
+                    )
+                    .map(Err),
+                ),
             }
         }
     }

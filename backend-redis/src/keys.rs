@@ -64,6 +64,16 @@ impl Keys {
         format!("{}{agent}", self.control_prefix())
     }
 
+    /// The prefix every key of the queue starts with (`fp:{q}:`).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A key of the queue that never exists: the rights probes run on it.
+    pub(crate) fn probe(&self) -> String {
+        format!("{}probe:absent", self.prefix)
+    }
+
     /// A payload stored out of the stream (over [`crate::wire::BLOB_FROM`] bytes).
     pub(crate) fn blob(&self, task: &str, what: &str) -> String {
         format!("{}blob:{task}:{what}", self.prefix)

@@ -45,10 +45,15 @@
 mod agent;
 mod client;
 mod keys;
+mod limits;
 mod link;
+mod rights;
 mod scripts;
 mod server;
+mod time;
 mod wire;
+#[cfg(test)]
+mod wire_fuzz;
 
 pub use futurepool_core::{
     as_completed, fallible_job, job, wait, AnyFuture, AsCompleted, Awaiting, DoneAsync, Executor,
@@ -90,6 +95,6 @@ pub const CLIENT_ACL: &str = "+ping +exists +pexpire +pttl +xadd +xread +xdel +x
      +xpending +set +getdel +del +hget +hexists +evalsha +script|load";
 
 /// The Redis ACL rights an agent needs (commands only), as for [`CLIENT_ACL`].
-pub const AGENT_ACL: &str = "+ping +xgroup|create +xreadgroup +xautoclaim +xclaim +xack \
-     +xdel +xadd +xread +xpending +exists +pexpire +get +set +del +hset +hget +hdel +evalsha \
-     +script|load";
+pub const AGENT_ACL: &str = "+ping +xgroup|create +xgroup|delconsumer +xinfo|consumers \
+     +xreadgroup +xautoclaim +xclaim +xack +xdel +xadd +xread +xpending +exists +pexpire +get \
+     +set +del +hset +hget +hdel +evalsha +script|load";

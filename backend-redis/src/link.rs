@@ -16,8 +16,14 @@ pub(crate) const READ_MARGIN: Duration = Duration::from_secs(10);
 pub(crate) struct Link {
     client: Client,
     conn: Option<Connection>,
-    /// The longest `BLOCK` this link's commands use, so reads wait long enough.
-    block: Duration,
+    /// How long a connection attempt may take.
+    connect: Duration,
+    /// How long a reply may take (the longest `BLOCK` this link's commands use, plus a margin).
+    read: Duration,
+    /// How long a write may take.
+    write: Duration,
+    /// While set, no connection attempt, write or reply may last past it.
+    cap: Option<Instant>,
 }
 
 impl Link {
@@ -26,16 +32,74 @@ impl Link {
         Link {
             client,
             conn: None,
-            block,
+            connect: CONNECT_TIMEOUT,
+            read: block.saturating_add(READ_MARGIN),
+            write: READ_MARGIN,
+            cap: None,
+        }
+    }
+
+    /// A link whose every connection attempt, write and reply takes at most `timeout` (for
+    /// work that must not wait long on a frozen server).
+    pub(crate) fn bounded(client: Client, timeout: Duration) -> Link {
+        Link {
+            client,
+            conn: None,
+            connect: timeout.min(CONNECT_TIMEOUT),
+            read: timeout,
+            write: timeout,
+            cap: None,
+        }
+    }
+
+    /// The connect, read and write timeouts, within the cap if one is set.
+    fn timeouts(&self) -> (Duration, Duration, Duration) {
+        match self.cap {
+            None => (self.connect, self.read, self.write),
+            Some(cap) => {
+                let left = cap
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                (
+                    self.connect.min(left),
+                    self.read.min(left),
+                    self.write.min(left),
+                )
+            }
+        }
+    }
+
+    /// From now until [`uncap`](Self::uncap), no connection attempt, write or reply lasts past
+    /// `until` (for a caller with a deadline of its own; not for blocking reads).
+    pub(crate) fn cap(&mut self, until: Instant) {
+        self.cap = Some(until);
+        self.apply_timeouts();
+    }
+
+    /// Back to the link's own timeouts.
+    pub(crate) fn uncap(&mut self) {
+        self.cap = None;
+        self.apply_timeouts();
+    }
+
+    fn apply_timeouts(&mut self) {
+        let (_, read, write) = self.timeouts();
+        if let Some(conn) = &self.conn {
+            if conn.set_read_timeout(Some(read)).is_err()
+                || conn.set_write_timeout(Some(write)).is_err()
+            {
+                self.conn = None;
+            }
         }
     }
 
     /// The connection, opening it if needed.
     pub(crate) fn conn(&mut self) -> RedisResult<&mut Connection> {
         if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-            conn.set_read_timeout(Some(self.block + READ_MARGIN))?;
-            conn.set_write_timeout(Some(READ_MARGIN))?;
+            let (connect, read, write) = self.timeouts();
+            let conn = self.client.get_connection_with_timeout(connect)?;
+            conn.set_read_timeout(Some(read))?;
+            conn.set_write_timeout(Some(write))?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("opened above"))
@@ -128,24 +192,80 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
         )
 }
 
+/// A Redis error for a message: with the fix for a missing ACL right, and for a server that
+/// never answered what was tried (the socket's read timeout says only "Resource temporarily
+/// unavailable").
+pub(crate) fn describe(e: &RedisError) -> String {
+    if e.code() == Some("NOPERM") {
+        return format!(
+            "{e} (the Redis user lacks a right futurepool needs: see the README's \"Across \
+             machines\" section for the ACL to give clients and agents)"
+        );
+    }
+    let silent = e.is_timeout()
+        || (e.is_io_error() && e.to_string().contains("Resource temporarily unavailable"));
+    if silent {
+        return format!(
+            "the server accepted the connection but did not answer in time ({e}): is it frozen \
+             or overloaded, and does the URL's scheme match the port (rediss:// needs a TLS \
+             port, redis:// a plaintext one)?"
+        );
+    }
+    if e.is_connection_refusal() {
+        return format!("nothing accepts connections there ({e}): is the server running?");
+    }
+    e.to_string()
+}
+
 /// `true` if the error says the consumer group (or its stream) does not exist: Redis lost its
 /// data (a restart without persistence) or nothing created the group yet.
 pub(crate) fn is_no_group(e: &RedisError) -> bool {
     e.code() == Some("NOGROUP")
 }
 
-/// A Redis URL with its password (if any) masked, for messages.
+/// A Redis URL with its password masked, for messages, logs and `Debug`: the one redaction
+/// every URL shown goes through. Masks the password of the user info (`redis://u:pw@h`) and
+/// the value of a `pass` or `password` query parameter (`redis+unix:///s?user=u&pass=pw`, the
+/// form `LocalServer::url_as` makes), whatever its case.
 pub(crate) fn shown(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (head.find("://"), head.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &head[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
+                Some((user, _)) => format!("{}{user}:***{}", &head[..scheme + 3], &head[at..]),
+                None => head.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => head.to_string(),
+    };
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((query, fragment)) => (query, Some(fragment)),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(fragment) = fragment {
+            out.push('#');
+            out.push_str(fragment);
+        }
     }
+    out
 }
 
 /// A fresh random id (128 bits as hex): not a secret, only unique.
@@ -176,6 +296,19 @@ mod tests {
         assert_eq!(shown("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
         assert_eq!(shown("redis://h:1"), "redis://h:1");
         assert_eq!(shown("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(
+            shown("redis+unix:///tmp/r.sock?user=app&pass=secret"),
+            "redis+unix:///tmp/r.sock?user=app&pass=***"
+        );
+        assert_eq!(
+            shown("redis+unix:///s?pass=secret&db=2&PASSWORD=x#frag"),
+            "redis+unix:///s?pass=***&db=2&PASSWORD=***#frag"
+        );
+        assert_eq!(
+            shown("redis://u:a@b@h/?password=c"),
+            "redis://u:***@h/?password=***"
+        );
+        assert_eq!(shown("redis://h/?db=1"), "redis://h/?db=1");
     }
 
     #[test]

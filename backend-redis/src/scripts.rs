@@ -1,10 +1,34 @@
-//! The Lua scripts that make a step atomic on the server: starting, finishing and cancelling a
-//! task, and an agent's heartbeat. Each runs as one command, so a cancel and a start of the
+//! The Lua scripts that make a step atomic on the server: adding, starting, finishing and
+//! cancelling tasks, and an agent's heartbeat. Each runs as one command, so a cancel and a start of the
 //! same task cannot interleave. Every key a script touches shares the queue's hash tag.
 
 use std::sync::OnceLock;
 
 use redis::Script;
+
+/// Adds a client's tasks to the stream, all or none, and (first) restores its liveness key.
+///
+/// Atomic against Redis refusing part of it: a script's writes can be refused for memory only
+/// before its first write, so either every task is added or none is (a pipeline could add
+/// some, fail the rest, and the client then failed all of them while agents ran the first).
+/// The liveness key is set first in the same call, so an agent never sees one of these tasks
+/// while the key is missing (after Redis restarted without persistence, for example).
+///
+/// KEYS: tasks stream, client key, then the b argument blob keys.
+/// ARGV: client key TTL (ms), blob TTL (ms), b, then the b blobs, then the messages.
+/// Returns the messages' entry ids, in order.
+const ADD: &str = r"
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+local b = tonumber(ARGV[3])
+for i = 1, b do
+  redis.call('SET', KEYS[2 + i], ARGV[3 + i], 'PX', ARGV[2])
+end
+local ids = {}
+for i = 4 + b, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+end
+return ids
+";
 
 /// Starts a batch of delivered tasks, each unless it was cancelled or is no longer this
 /// agent's: one call for all the entries one read delivered (each redis.call inside, and each
@@ -182,6 +206,32 @@ end
 return missing
 ";
 
+/// Removes the consumers of agents gone for good: those other than the caller with no
+/// pending entry (their tasks were reclaimed or finished) that have not read for longer than
+/// a threshold (a live agent reads at least every half second while it has room, and owns
+/// pending entries while it has none).
+///
+/// KEYS: tasks stream. ARGV: the caller's name, idle threshold (ms).
+/// Returns how many consumers were removed.
+const PRUNE: &str = r"
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], 'agents')
+if type(consumers) ~= 'table' or consumers.err then
+  return 0
+end
+local removed = 0
+for _, c in ipairs(consumers) do
+  local f = {}
+  for i = 1, #c, 2 do
+    f[c[i]] = c[i + 1]
+  end
+  if f['name'] ~= ARGV[1] and f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'agents', f['name'])
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 /// Deletes a client's reply stream once it is empty (the client has no task left).
 ///
 /// KEYS: reply stream.
@@ -201,9 +251,11 @@ macro_rules! script {
     };
 }
 
+script!(add, ADD);
 script!(start, START);
 script!(finish, FINISH);
 script!(cancel, CANCEL);
 script!(heartbeat, HEARTBEAT);
 script!(missing, MISSING);
 script!(drop_if_empty, DROP_IF_EMPTY);
+script!(prune, PRUNE);

@@ -75,6 +75,11 @@ impl LocalServer {
         self.dir.join("redis.sock")
     }
 
+    /// The server's process id, while it runs (to freeze it with SIGSTOP in a test, …).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The URL of the default user (`redis+unix://…`).
     pub fn url(&self) -> String {
         format!("redis+unix://{}", self.socket().display())

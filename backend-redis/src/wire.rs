@@ -12,11 +12,20 @@ use serde::{Deserialize, Serialize};
 /// stream entry: streams are not blob stores.
 pub(crate) const BLOB_FROM: usize = 1 << 20;
 
+/// The longest expiry this crate asks Redis for (about 34 years): Redis refuses a `PX` whose
+/// end does not fit its clock, so a longer TTL (`Duration::MAX`) is this.
+pub(crate) const MAX_TTL_MS: u64 = 1 << 40;
+
+/// A TTL in whole milliseconds as Redis takes it: at least 1, at most [`MAX_TTL_MS`].
+pub(crate) fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(MAX_TTL_MS)) as u64
+}
+
 /// The stream field a message travels in.
 pub(crate) const FIELD: &str = "m";
 
 /// An encoded argument or result: in the message, or in a key of its own.
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Payload {
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The key holding the bytes.
@@ -24,7 +33,7 @@ pub(crate) enum Payload {
 }
 
 /// A task on the task stream.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct TaskMsg {
     /// Unique task id: `<client id>:<seq>`.
     pub task: String,
@@ -58,7 +67,7 @@ pub(crate) const STARTED_FIELD: &str = "s";
 
 /// A reply entry's message ([`FIELD`]): the outcomes of tasks of one client that one agent
 /// reported together.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct ReplyMsg {
     /// The agent that sent it.
     pub agent: String,
@@ -66,7 +75,7 @@ pub(crate) struct ReplyMsg {
 }
 
 /// A task ended.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub(crate) struct Done {
     /// The client's number for the task.
     pub seq: u64,
@@ -83,8 +92,13 @@ pub(crate) fn started_seqs(value: &[u8]) -> Option<Vec<u64>> {
         .collect()
 }
 
-/// How a task ended, as its agent saw it.
-#[derive(Serialize, Deserialize, Debug)]
+/// How a task ended, as its agent saw it: one item's outcome, or a chunk's, item by item.
+///
+/// Not recursive: a chunk holds [`ItemOutcome`]s, which cannot hold a chunk, so decoding a
+/// reply written by anyone is bounded in depth (a recursive type let a 400 KB entry nested
+/// 200 000 deep overflow the listener's stack). The variants before `Chunk` are
+/// `ItemOutcome`'s, in the same order, so both encode alike.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RemoteOutcome {
     /// The function's encoded return value (for a fallible function, the encoded `Result`).
     Returned(Payload),
@@ -99,7 +113,56 @@ pub(crate) enum RemoteOutcome {
     /// The agent could not run the task (unknown function, signature mismatch, broken pool).
     Broken(String),
     /// Each item's outcome, for a chunk.
-    Chunk(Vec<RemoteOutcome>),
+    Chunk(Vec<ItemOutcome>),
+}
+
+/// How one item ended (a task's, or one of a chunk's items).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ItemOutcome {
+    Returned(Payload),
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    WorkerLost(String),
+    TimedOut,
+    Cancelled,
+    Codec(String),
+    Broken(String),
+}
+
+impl From<ItemOutcome> for RemoteOutcome {
+    fn from(item: ItemOutcome) -> RemoteOutcome {
+        match item {
+            ItemOutcome::Returned(p) => RemoteOutcome::Returned(p),
+            ItemOutcome::Panicked { message, location } => {
+                RemoteOutcome::Panicked { message, location }
+            }
+            ItemOutcome::WorkerLost(why) => RemoteOutcome::WorkerLost(why),
+            ItemOutcome::TimedOut => RemoteOutcome::TimedOut,
+            ItemOutcome::Cancelled => RemoteOutcome::Cancelled,
+            ItemOutcome::Codec(why) => RemoteOutcome::Codec(why),
+            ItemOutcome::Broken(why) => RemoteOutcome::Broken(why),
+        }
+    }
+}
+
+impl RemoteOutcome {
+    /// One item's outcome, or a chunk's items.
+    pub(crate) fn split(self) -> Result<ItemOutcome, Vec<ItemOutcome>> {
+        Ok(match self {
+            RemoteOutcome::Returned(p) => ItemOutcome::Returned(p),
+            RemoteOutcome::Panicked { message, location } => {
+                ItemOutcome::Panicked { message, location }
+            }
+            RemoteOutcome::WorkerLost(why) => ItemOutcome::WorkerLost(why),
+            RemoteOutcome::TimedOut => ItemOutcome::TimedOut,
+            RemoteOutcome::Cancelled => ItemOutcome::Cancelled,
+            RemoteOutcome::Codec(why) => ItemOutcome::Codec(why),
+            RemoteOutcome::Broken(why) => ItemOutcome::Broken(why),
+            RemoteOutcome::Chunk(items) => return Err(items),
+        })
+    }
 }
 
 /// `value` as bytes, with the process pool's codec (postcard; infallible for these types).

@@ -120,6 +120,18 @@ fn append(path: &str) {
     writeln!(f, "ran").unwrap();
 }
 
+/// Appends its index to the file; returns it.
+fn log_index(arg: (String, u32, Vec<u8>)) -> u32 {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&arg.0)
+        .unwrap();
+    writeln!(f, "{}", arg.1).unwrap();
+    arg.1
+}
+
 /// Never registered: refused at submit.
 fn unregistered(x: u64) -> u64 {
     x
@@ -138,7 +150,8 @@ futurepool_procs::register!(
     logged_run,
     always_kill_agent,
     big,
-    checksum
+    checksum,
+    log_index
 );
 
 const LEASE: Duration = Duration::from_millis(1500);
@@ -1081,5 +1094,703 @@ fn tls_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
         drop(pool);
         drop(agents);
         drop(server);
+    });
+}
+
+/// Issue 22 point 1: anyone with `+xadd` on the queue can write a client's reply stream. An
+/// entry nested 200 000 deep overflowed the listener's stack (the whole client process
+/// aborted); now each bad entry is dropped, logged and counted, and the client goes on.
+#[test]
+fn hostile_reply_entries_are_dropped_and_counted() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let _agents = Agents::start(1, &server.url(), "hostile", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("hostile")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 2).unwrap().result(), Ok(&4));
+        // agent "", one outcome for seq 1: a chunk of one chunk of … 200 000 deep.
+        let mut nested = vec![0x00, 0x01, 0x01, 0x01];
+        for _ in 0..200_000 {
+            nested.extend([0x07, 0x01]);
+        }
+        nested.push(0x03);
+        let reply = format!("fp:{{hostile}}:reply:{}", pool.client_id());
+        let mut conn = server.conn();
+        for (field, bytes) in [("m", nested), ("m", vec![0xff; 40]), ("s", b"1,x".to_vec())] {
+            redis::cmd("XADD")
+                .arg(&reply)
+                .arg("*")
+                .arg(field)
+                .arg(bytes)
+                .query::<String>(&mut conn)
+                .unwrap();
+        }
+        assert!(eventually(Duration::from_secs(30), || pool
+            .malformed_replies()
+            == 3));
+        let fs: Vec<_> = (0..20u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        for (i, f) in fs.iter().enumerate() {
+            assert_eq!(f.result(), Ok(&(i as u64 * i as u64)));
+        }
+    });
+}
+
+/// Submits 20 tasks 50 ms apart on a pool with a 2 s deadline and checks that each future
+/// ends `TimedOut` within its deadline plus 1 s.
+fn twenty_deadlines_kept(pool: &RedisPool, what: &str) {
+    let deadline = Duration::from_secs(2);
+    let submitted: Vec<_> = (0..20u64)
+        .map(|i| {
+            let at = Instant::now();
+            let f = pool.submit(square, i).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            (at, f)
+        })
+        .collect();
+    for (i, (at, f)) in submitted.iter().enumerate() {
+        let by = *at + deadline + Duration::from_secs(1);
+        assert!(
+            f.wait_timeout(by.saturating_duration_since(Instant::now())),
+            "{what}: future {i} still pending {:?} after its submit",
+            at.elapsed()
+        );
+        assert_eq!(f.result(), Err(FutureError::TimedOut), "{what}: future {i}");
+        assert!(
+            at.elapsed() >= deadline,
+            "{what}: future {i} timed out early"
+        );
+    }
+}
+
+/// Issue 22 point 2: with `deadline(2 s)` and Redis frozen (SIGSTOP) or down, every future
+/// ends `TimedOut` within its deadline plus 1 s. The listener used to fail one expired future,
+/// then run its cancel script (retrying for seconds) before the next; and a read from a
+/// frozen server held it for 10 s.
+#[test]
+fn deadlines_are_kept_while_redis_is_frozen_or_down() {
+    watchdog(LIMIT, || {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let pool = RedisPool::builder(server.url())
+            .queue("frozen")
+            .deadline(Duration::from_secs(2))
+            .connect()
+            .unwrap();
+        // Queued in Redis, no agent: the clean-up of these has to wait for Redis too.
+        let early: Vec<_> = (0..5u64).map(|i| pool.submit(square, i).unwrap()).collect();
+        assert!(eventually(Duration::from_secs(10), || {
+            redis::cmd("XLEN")
+                .arg("fp:{frozen}:tasks")
+                .query::<usize>(&mut server.conn())
+                .unwrap()
+                == 5
+        }));
+        {
+            let _frozen = common::Frozen::new(&server, Duration::from_secs(60));
+            twenty_deadlines_kept(&pool, "Redis frozen");
+            for f in &early {
+                assert_eq!(f.result(), Err(FutureError::TimedOut));
+            }
+        }
+        // Thawed: the expired tasks are taken off the queue.
+        assert!(eventually(Duration::from_secs(20), || {
+            redis::cmd("XLEN")
+                .arg("fp:{frozen}:tasks")
+                .query::<usize>(&mut server.conn())
+                .unwrap()
+                == 0
+        }));
+        server.0.kill();
+        twenty_deadlines_kept(&pool, "Redis down");
+        let closing = Instant::now();
+        drop(pool);
+        assert!(
+            closing.elapsed() < Duration::from_secs(15),
+            "the pool took {:?} to close with Redis down",
+            closing.elapsed()
+        );
+    });
+}
+
+/// Issue 22 point 7: `map` yields one outcome per input, in order, whatever Redis does. With
+/// Redis down, a failed refill became one failed item and the rest of the inputs were dropped
+/// (1 outcome for 20 inputs).
+#[test]
+fn map_yields_one_outcome_per_input_while_redis_is_down() {
+    watchdog(LIMIT, || {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let pool = RedisPool::builder(server.url())
+            .queue("map-down")
+            .connect()
+            .unwrap();
+        server.0.kill();
+        let outcomes: Vec<_> = pool
+            .map(square, 0..20u64, MapOptions::new().chunksize(3))
+            .unwrap()
+            .collect();
+        assert_eq!(outcomes.len(), 20);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                Err(FutureError::Broken(why)) => {
+                    assert!(why.contains("cannot add the task"), "item {i}: {why}")
+                }
+                other => panic!("item {i}: expected Broken, got {other:?}"),
+            }
+        }
+    });
+}
+
+/// Issue 22 point 10: every `Duration` option accepts `Duration::MAX` ("never"). The watchdog
+/// interval and the agents' lease panicked a library thread (`Instant + Duration` overflow)
+/// and the task then pended forever; TTLs past what Redis takes were refused.
+#[test]
+fn every_duration_option_accepts_duration_max() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let agent = futurepool_redis::Agent::start(
+            &server.url(),
+            futurepool_redis::AgentOptions::new()
+                .queue("forever")
+                .slots(1)
+                .lease(Duration::MAX),
+        )
+        .unwrap();
+        let pool = RedisPool::builder(server.url())
+            .queue("forever")
+            .task_timeout(Duration::MAX)
+            .deadline(Duration::MAX)
+            .reply_ttl(Duration::MAX)
+            .payload_ttl(Duration::MAX)
+            .watchdog_interval(Duration::MAX)
+            .connect()
+            .unwrap();
+        let within = Duration::from_secs(30);
+        let f = pool.submit(square, 5).unwrap();
+        assert_eq!(f.result_timeout(within), Ok(&25));
+        let g = pool
+            .with_task_timeout(Duration::MAX)
+            .submit(checksum, vec![1u8; 2 << 20])
+            .unwrap();
+        assert_eq!(g.result_timeout(within), Ok(&(2 << 20)));
+        let items: Vec<_> = pool
+            .map(
+                square,
+                0..4u64,
+                MapOptions::new()
+                    .timeout(Duration::MAX)
+                    .task_timeout(Duration::MAX),
+            )
+            .unwrap()
+            .collect();
+        assert_eq!(items, vec![Ok(0), Ok(1), Ok(4), Ok(9)]);
+        drop(pool);
+        agent.stop();
+        assert_eq!(leftovers(&server, "forever"), Vec::<String>::new());
+    });
+}
+
+/// Every log record of this test binary (for tests that check what is logged).
+static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Recorder;
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}", record.level(), record.args());
+        LOGGED.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn record_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Recorder).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+/// Issue 22 point 8: credentials never appear in errors, `Debug` or logs, whatever the URL
+/// form. The `redis+unix://…?user=…&pass=…` form (`LocalServer::url_as`) showed its password
+/// in `ConnectError`, `AgentError` and every listener warning.
+#[test]
+fn passwords_never_appear_in_errors_or_logs() {
+    watchdog(LIMIT, || {
+        record_logs();
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let secret = "hunter2-secret-pw";
+        acl(&server, "owner", futurepool_redis::CLIENT_ACL);
+        acl(&server, "owner", &format!("on >{secret} ~fp:{{creds}}:*"));
+        let mut shown = Vec::new();
+        let wrong = RedisPool::builder(server.url_as("owner", "wrong-secret-pw"))
+            .queue("creds")
+            .connect()
+            .unwrap_err();
+        shown.push(format!("{wrong} {wrong:?}"));
+        let agent = futurepool_redis::Agent::start(
+            &server.url_as("owner", "wrong-secret-pw"),
+            futurepool_redis::AgentOptions::new().queue("creds"),
+        )
+        .unwrap_err();
+        shown.push(format!("{agent} {agent:?}"));
+        let builder = RedisPool::builder(server.url_as("owner", secret)).queue("creds");
+        shown.push(format!("{builder:?}"));
+        let pool = builder.connect().unwrap();
+        shown.push(format!("{pool:?}"));
+        server.0.kill();
+        let f = pool.submit(square, 1).unwrap();
+        shown.push(format!("{:?}", f.result()));
+        assert!(matches!(f.result(), Err(FutureError::Broken(_))));
+        assert!(eventually(Duration::from_secs(30), || LOGGED
+            .lock()
+            .unwrap()
+            .iter()
+            .any(
+                |l| l.contains("reading replies") && l.contains("user=owner")
+            )));
+        drop(pool);
+        shown.extend(LOGGED.lock().unwrap().iter().cloned());
+        for text in &shown {
+            assert!(
+                !text.contains(secret) && !text.contains("wrong-secret-pw"),
+                "a password is shown: {text}"
+            );
+        }
+        assert!(shown[0].contains("pass=***"), "{}", shown[0]);
+    });
+}
+
+/// Issue 22 point 6: limits are enforced before Redis refuses. Past `proto-max-bulk-len` an
+/// argument was re-sent for 10 s and failed with only "Broken pipe", and an agent's result
+/// was retried every second for ever (that future never completed and every later reply of
+/// the agent was stuck behind it).
+#[test]
+fn values_over_the_servers_bulk_limit_fail_at_once_naming_size_and_limit() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let limit = 2u64 << 20;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("proto-max-bulk-len")
+            .arg(limit)
+            .query::<()>(&mut server.conn())
+            .unwrap();
+        let _agents = Agents::start(1, &server.url(), "bulk", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("bulk")
+            .connect()
+            .unwrap();
+        let names_both = |why: &str, size: usize| {
+            assert!(why.contains(&size.to_string()), "{why}");
+            assert!(why.contains(&limit.to_string()), "{why}");
+        };
+        let asked = Instant::now();
+        let arg = vec![7u8; 3 << 20];
+        let f = pool.submit(checksum, arg.clone()).unwrap();
+        match f.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Codec(why)) => names_both(
+                &why,
+                futurepool_procs::__private::codec::encode(&arg)
+                    .unwrap()
+                    .len(),
+            ),
+            other => panic!("expected Codec, got {other:?}"),
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        // A result over the limit fails its future; the agent's later replies still go out.
+        let big_result = pool.submit(big, 3 << 20).unwrap();
+        let later: Vec<_> = (0..12u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        match big_result.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Broken(why)) => names_both(
+                &why,
+                futurepool_procs::__private::codec::encode(&big(3 << 20))
+                    .unwrap()
+                    .len(),
+            ),
+            other => panic!("expected Broken, got {other:?}"),
+        }
+        for (i, f) in later.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(f.result_timeout(Duration::from_secs(30)), Ok(&(i * i)));
+        }
+        // Under the limit, large values still travel (stored in their own keys).
+        let fits = pool.submit(big, 1 << 20).unwrap();
+        assert_eq!(
+            fits.result_timeout(Duration::from_secs(30)).map(Vec::len),
+            Ok(1 << 20)
+        );
+    });
+}
+
+fn info_used_memory(server: &Server) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 22 point 4: a future that says its task was not added was not added. With Redis
+/// running out of memory part-way through a batch (one `map` refill), the whole batch used to
+/// fail `Broken("cannot add the task …")` while the entries before the refusal stayed in the
+/// stream, and agents ran them once memory was back.
+#[test]
+fn a_task_that_says_it_was_not_added_never_runs() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let _agents = Agents::start(1, &server.url(), "oom", 2, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("oom")
+            .connect()
+            .unwrap();
+        assert_eq!(pool.submit(square, 3).unwrap().result(), Ok(&9));
+        // Room for about 20 of the 60 arguments of 100 KiB, for a few seconds.
+        let limit = info_used_memory(&server) + (2 << 20);
+        let mut conn = server.conn();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(limit)
+            .query::<()>(&mut conn)
+            .unwrap();
+        let lift = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory")
+                .arg(0)
+                .query::<()>(&mut conn)
+                .unwrap();
+        });
+        let log = server.scratch("oom.log");
+        let path = log.display().to_string();
+        let inputs: Vec<_> = (0..60u32)
+            .map(|i| (path.clone(), i, vec![0u8; 100 << 10]))
+            .collect();
+        let outcomes: Vec<_> = pool
+            .map(log_index, inputs, MapOptions::new().buffersize(60))
+            .unwrap()
+            .collect();
+        lift.join().unwrap();
+        // Anything added runs within a lease or two of the lift.
+        std::thread::sleep(LEASE * 3);
+        let ran: HashSet<u32> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(outcomes.len(), 60);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match outcome {
+                Ok(n) => assert_eq!(*n as usize, i),
+                Err(FutureError::Broken(why)) => {
+                    assert!(why.contains("cannot add the task"), "{why}");
+                    assert!(
+                        !ran.contains(&(i as u32)),
+                        "task {i} ran, but its future says it was not added: {why}"
+                    );
+                }
+                other => panic!("task {i}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// Issue 22 point 5: tasks submitted right after Redis restarted empty report their results.
+/// The client's liveness key was re-created only on a timer, and agents write no reply for a
+/// client whose key is missing: every future ended `Broken("Redis lost task …")`.
+#[test]
+fn results_come_back_after_redis_restarts_without_persistence() {
+    watchdog(LIMIT, || {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let pool = RedisPool::builder(server.url())
+            .queue("amnesia")
+            .watchdog_interval(Duration::from_millis(300))
+            .connect()
+            .unwrap();
+        // The listener's first round (which refreshes the liveness key) is over.
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(server.keys("fp:{amnesia}:client:*").len() == 1);
+        server.restart();
+        let _agents = Agents::start(1, &server.url(), "amnesia", 2, LEASE);
+        let futures: Vec<_> = (0..50u64)
+            .map(|i| pool.submit(square, i).unwrap())
+            .collect();
+        for (i, f) in futures.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(
+                f.result_timeout(Duration::from_secs(60)),
+                Ok(&(i * i)),
+                "task {i}"
+            );
+        }
+    });
+}
+
+/// The documented ACL without one right.
+fn without(acl: &str, right: &str) -> String {
+    acl.split_whitespace()
+        .filter(|r| *r != right)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Issue 22 point 3: a missing right is an error naming it, at connect and `Agent::start`,
+/// and a right revoked while running fails the futures naming it, never a hang. Without
+/// `+xread` futures pended for ever; without `+evalsha` an agent never started a task.
+#[test]
+fn a_missing_right_is_an_error_naming_it() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        for right in ["+xread", "+evalsha", "+xadd", "+getdel"] {
+            let user = format!("client{}", right.replace(['+', '|'], ""));
+            acl(
+                &server,
+                &user,
+                &without(futurepool_redis::CLIENT_ACL, right),
+            );
+            acl(&server, &user, "on >pw ~fp:{rights}:*");
+            let err = RedisPool::builder(server.url_as(&user, "pw"))
+                .queue("rights")
+                .connect()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(right) && err.contains("CLIENT_ACL"),
+                "{right}: {err}"
+            );
+        }
+        for right in ["+evalsha", "+xautoclaim", "+hset", "+xack"] {
+            let user = format!("agent{}", right.replace(['+', '|'], ""));
+            acl(&server, &user, &without(futurepool_redis::AGENT_ACL, right));
+            acl(&server, &user, "on >pw ~fp:{rights}:*");
+            let err = futurepool_redis::Agent::start(
+                &server.url_as(&user, "pw"),
+                futurepool_redis::AgentOptions::new().queue("rights"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(right) && err.contains("AGENT_ACL"),
+                "{right}: {err}"
+            );
+        }
+        // The key pattern is a right too.
+        acl(&server, "elsewhere", futurepool_redis::CLIENT_ACL);
+        acl(&server, "elsewhere", "on >pw ~fp:{other}:*");
+        let err = RedisPool::builder(server.url_as("elsewhere", "pw"))
+            .queue("rights")
+            .connect()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("~fp:{rights}:*"), "{err}");
+        // Revoked while running: the futures fail, naming the right.
+        acl(&server, "revoked", futurepool_redis::CLIENT_ACL);
+        acl(&server, "revoked", "on >pw ~fp:{rights}:*");
+        let pool = RedisPool::builder(server.url_as("revoked", "pw"))
+            .queue("rights")
+            .connect()
+            .unwrap();
+        let f = pool.submit(square, 2).unwrap();
+        acl(&server, "revoked", "-xread");
+        match f.result_timeout(Duration::from_secs(30)) {
+            Err(FutureError::Broken(why)) => assert!(why.contains("xread"), "{why}"),
+            other => panic!("expected Broken naming xread, got {other:?}"),
+        }
+        acl(&server, "revoked", "+xread");
+        drop(pool);
+    });
+}
+
+/// Issue 22 point 12: an error for a server that never answers says so (and hints at a TLS
+/// scheme against a plaintext port, or the reverse), not only "Resource temporarily
+/// unavailable".
+#[test]
+fn a_server_that_never_answers_gets_an_error_saying_so() {
+    watchdog(LIMIT, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let silent = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    match listener.accept() {
+                        Ok((stream, _)) => held.push(stream),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+        };
+        // rediss:// only with the `tls` feature (without it, it is refused before connecting).
+        let schemes: &[&'static str] = if cfg!(feature = "tls") {
+            &["redis", "rediss"]
+        } else {
+            &["redis"]
+        };
+        let tries: Vec<_> = schemes
+            .iter()
+            .copied()
+            .map(|scheme| {
+                std::thread::spawn(move || {
+                    let url = format!("{scheme}://127.0.0.1:{port}/");
+                    RedisPool::connect(&url).unwrap_err().to_string()
+                })
+            })
+            .chain(std::iter::once(std::thread::spawn(move || {
+                futurepool_redis::Agent::start(
+                    &format!("redis://127.0.0.1:{port}/"),
+                    futurepool_redis::AgentOptions::new(),
+                )
+                .unwrap_err()
+                .to_string()
+            })))
+            .collect();
+        for t in tries {
+            let err = t.join().unwrap();
+            assert!(err.contains("did not answer"), "{err}");
+            assert!(err.contains("rediss:// needs a TLS port"), "{err}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        silent.join().unwrap();
+    });
+}
+
+/// The consumers of a queue's group (agent names).
+fn consumers(server: &Server, queue: &str) -> Vec<String> {
+    let info: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("fp:{{{queue}}}:tasks"))
+        .arg("agents")
+        .query(&mut server.conn())
+        .unwrap_or_default();
+    info.iter()
+        .filter_map(|fields| match fields.get(1) {
+            Some(redis::Value::BulkString(name)) => Some(String::from_utf8_lossy(name).into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 22 point 12: dead agents' consumers are removed once their tasks are reclaimed (12
+/// stayed in the group after 10 kills).
+#[test]
+fn the_consumers_of_killed_agents_are_removed() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let mut agents = Agents::start(3, &server.url(), "prune", 1, LEASE);
+        let pool = RedisPool::builder(server.url())
+            .queue("prune")
+            .connect()
+            .unwrap();
+        // A consumer appears with its first task: three long tasks, one per agent's slot.
+        let fs: Vec<_> = (0..3)
+            .map(|_| pool.submit(sleep_ms, 2000).unwrap())
+            .collect();
+        assert!(eventually(Duration::from_secs(30), || consumers(
+            &server, "prune"
+        )
+        .len()
+            == 3));
+        // Two killed (mid-task, likely): their tasks are reclaimed, then their consumers go.
+        for child in agents.children.iter_mut().take(2) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        for f in &fs {
+            assert_eq!(f.result_timeout(Duration::from_secs(60)), Ok(&2000));
+        }
+        assert!(
+            eventually(Duration::from_secs(30), || consumers(&server, "prune")
+                .len()
+                == 1),
+            "{:?}",
+            consumers(&server, "prune")
+        );
+        assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(&16));
+    });
+}
+
+/// Issue 22 point 2, for `map`: its timeout holds while Redis is frozen. A refill waited for
+/// Redis on the caller's thread (a 10 s read, then retries), far past the map's deadline.
+#[test]
+fn a_map_keeps_its_timeout_while_redis_is_frozen() {
+    watchdog(LIMIT, || {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let pool = RedisPool::builder(server.url())
+            .queue("frozen-map")
+            .connect()
+            .unwrap();
+        let started;
+        let outcomes: Vec<_> = {
+            let _frozen = common::Frozen::new(&server, Duration::from_secs(60));
+            started = Instant::now();
+            pool.map(
+                square,
+                0..5u64,
+                MapOptions::new().timeout(Duration::from_secs(2)),
+            )
+            .unwrap()
+            .collect()
+        };
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "the map took {took:?}");
+        // The refill could not finish before the deadline: each item fails (Broken: maybe
+        // added), or the map ends TimedOut at the first item not done.
+        assert!(!outcomes.is_empty() && outcomes.len() <= 5, "{outcomes:?}");
+        for outcome in &outcomes {
+            assert!(
+                matches!(outcome, Err(FutureError::Broken(_) | FutureError::TimedOut)),
+                "{outcome:?}"
+            );
+        }
+        // Thawed: the pool closes and leaves no key of its own behind.
+        drop(pool);
+        assert!(eventually(Duration::from_secs(20), || {
+            leftovers(&server, "frozen-map").is_empty()
+        }));
     });
 }

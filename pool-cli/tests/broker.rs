@@ -349,3 +349,72 @@ fn a_stopped_remote_job_leaves_no_process_behind() {
         let _ = run.wait();
     });
 }
+
+/// Issue 22 point 9: `pool bench --cluster` ended by SIGTERM (`timeout(1)`, systemd), SIGINT
+/// or SIGHUP stops what it started: its private `redis-server`, its temporary directory and
+/// both agents kept running.
+#[test]
+fn bench_cluster_ended_by_a_signal_stops_its_redis_and_agents() {
+    use std::os::unix::process::CommandExt;
+    watchdog(Duration::from_secs(180), || {
+        for signal in [libc::SIGTERM, libc::SIGHUP] {
+            // Its own process group: everything it starts is in it.
+            let mut bench = Command::new(env!("CARGO_BIN_EXE_pool"))
+                .args([
+                    "bench",
+                    "--cluster",
+                    "--cpu-tasks",
+                    "100000",
+                    "--io-tasks",
+                    "100000",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let pgid = bench.id() as i32;
+            let dir_prefix = format!("futurepool-redis-{pgid}-");
+            let dirs = || -> Vec<std::path::PathBuf> {
+                std::fs::read_dir(std::env::temp_dir())
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&dir_prefix))
+                    .map(|e| e.path())
+                    .collect()
+            };
+            // Up: the bench, its server, two agents (and their workers).
+            let until = std::time::Instant::now() + Duration::from_secs(60);
+            while alive_in_group(pgid).len() < 4 || dirs().is_empty() {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "the cluster never came up"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(pgid, signal) };
+            let status = bench.wait().unwrap();
+            let ended = group_ends(pgid, Duration::from_secs(10));
+            let left = dirs();
+            // Clean up whatever is left, before asserting.
+            // SAFETY: as above; the group is this test's.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            for dir in &left {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            assert!(
+                ended,
+                "signal {signal}: processes left in the bench's group"
+            );
+            assert!(left.is_empty(), "signal {signal}: {left:?} left behind");
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status)
+                    .map_or_else(|| status.code(), |s| Some(128 + s)),
+                Some(128 + signal)
+            );
+        }
+    });
+}

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -64,6 +65,43 @@ impl Server {
     }
 }
 
+/// A server frozen with SIGSTOP: thawed (SIGCONT) on drop, even when the test fails, and by
+/// its own timer after `limit` whatever happens (a hung test must not leave it stopped).
+pub struct Frozen {
+    pid: libc::pid_t,
+    thawed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Frozen {
+    pub fn new(server: &Server, limit: Duration) -> Frozen {
+        let pid = server.0.pid().expect("the server runs") as libc::pid_t;
+        let thawed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let flag = thawed.clone();
+        thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while Instant::now() < until && !flag.load(std::sync::atomic::Ordering::Acquire) {
+                thread::sleep(Duration::from_millis(50));
+            }
+            if !flag.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        });
+        Frozen { pid, thawed }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if !self.thawed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(self.pid, libc::SIGCONT) };
+        }
+    }
+}
+
 /// The started server; `None` after reporting the test skipped if the server program is not
 /// installed (a failure instead under `FUTUREPOOL_REQUIRE_TOOLS=redis-server`); any other
 /// error fails the test.
@@ -113,7 +151,17 @@ impl Agents {
         ca: Option<&std::path::Path>,
     ) -> u32 {
         let ca = ca.map(|p| p.display().to_string()).unwrap_or_default();
-        let child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent. The agent
+        // dies with the thread that started it (the test's body), so a test that hangs and is
+        // ended by its watchdog leaves no agent behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .args([
                 "--exact",
                 "__agent",
