@@ -35,7 +35,7 @@ const CLAIM_BLOCK: Duration = Duration::from_millis(500);
 
 /// While items are short, an agent claims beyond its free slots: about this much work per
 /// slot (by the recent average time of an item in the local pool, queueing included) ...
-const HOLD: Duration = Duration::from_millis(4);
+const CLAIM_AHEAD_WORK: Duration = Duration::from_millis(4);
 /// ... and at most this many tasks per slot.
 const MAX_DEPTH: u64 = 16;
 /// Where the moving average starts (tasks count as long until some have run).
@@ -401,8 +401,8 @@ impl Shared {
 
     /// How many tasks may be claimed now, waiting up to `wait` for room: the free slots,
     /// and while recent items were short, more (they then wait a moment in the local pool's
-    /// queue instead of costing each slot a claim round trip): up to [`HOLD`] ÷ the recent
-    /// average item time per slot, at most [`MAX_DEPTH`]. Long tasks (average ≥ `HOLD`)
+    /// queue instead of costing each slot a claim round trip): up to [`CLAIM_AHEAD_WORK`] ÷ the recent
+    /// average item time per slot, at most [`MAX_DEPTH`]. Long tasks (average ≥ `CLAIM_AHEAD_WORK`)
     /// are never held back from an idle agent that way.
     fn wait_free(&self, wait: Duration) -> usize {
         let room = claim_depth(self.recent_run_us.load(Ordering::Relaxed)) * self.slots;
@@ -1124,7 +1124,7 @@ fn id_range<'a>(ids: impl Iterator<Item = &'a str>) -> (String, String) {
 
 /// How many tasks per slot an agent claims while its items took `recent_us` on average.
 fn claim_depth(recent_us: u64) -> usize {
-    (HOLD.as_micros() as u64 / recent_us.max(1)).clamp(1, MAX_DEPTH) as usize
+    (CLAIM_AHEAD_WORK.as_micros() as u64 / recent_us.max(1)).clamp(1, MAX_DEPTH) as usize
 }
 
 /// About how many bytes an outcome takes in a reply message.
