@@ -546,14 +546,11 @@ pub(crate) struct Recv<'s> {
 }
 
 impl Recv<'_> {
-    fn settle<T>(
-        &self,
-        got: rustix::io::Result<T>,
-        len: impl Fn(&T) -> usize,
-    ) -> Option<Result<Option<T>, ReadError>> {
+    /// A `recv`'s byte count as a read's answer; `None`: interrupted, to be retried.
+    fn settle(&self, got: rustix::io::Result<usize>) -> Option<Result<Option<usize>, ReadError>> {
         Some(match got {
-            Ok(got) if len(&got) == 0 => Err(ReadError::Closed),
-            Ok(got) => Ok(Some(got)),
+            Ok(0) => Err(ReadError::Closed),
+            Ok(n) => Ok(Some(n)),
             Err(Errno::AGAIN) => Ok(None),
             Err(Errno::INTR) if self.retry_interrupted => return None,
             Err(Errno::INTR) => Ok(None),
@@ -567,7 +564,7 @@ impl ByteSource for Recv<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
         loop {
             let got = recv(self.sock, &mut *buf, self.flags).map(|(_, n)| n);
-            if let Some(result) = self.settle(got, |n| *n) {
+            if let Some(result) = self.settle(got) {
                 return result;
             }
         }
@@ -580,7 +577,7 @@ impl ByteSource for Recv<'_> {
         loop {
             // rustix hands back the part of `buf` the read filled, as initialized bytes.
             let got = recv(self.sock, &mut *buf, self.flags).map(|((init, _), _)| init.len());
-            match self.settle(got, |n| *n) {
+            match self.settle(got) {
                 Some(Ok(Some(n))) => {
                     // SAFETY: the read just initialized the first `n` bytes of `buf`.
                     let init =
